@@ -1,0 +1,1 @@
+"""Alert rules, notification channels and delivery."""

@@ -1,0 +1,278 @@
+"""sources.yaml: the user's brands, sources, notifiers, alert rules and model settings.
+
+Loading is strict: unknown keys are refused, `${ENV}` references must resolve, YAML is read with
+the safe loader only, and every problem is reported with its YAML path and line at once.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import regex
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
+
+import sources
+from listener.query import Query, parse_query
+
+DEFAULT_MODEL = "cardiffnlp/twitter-xlm-roberta-base-sentiment"
+DEFAULT_REVISION = "f3e34b6c30bf27b6649f72eca85d0bbe79df1e55"
+CONSOLE = "console"
+_ENV_REF = regex.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+Path_ = tuple[str | int, ...]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Brand(Strict):
+    name: str = Field(min_length=1)
+    query: str | None = Field(
+        default=None, description="keyword query; defaults to the brand name as a phrase"
+    )
+    languages: list[str] = Field(default_factory=list, description="ISO 639-1 codes to keep")
+    competitors: list[str] = Field(default_factory=list, description="names of other brands")
+
+    @field_validator("query")
+    @classmethod
+    def _parses(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_query(value)  # raises QuerySyntaxError (a ValueError) with the column
+        return value
+
+    @cached_property
+    def matcher(self) -> Query:
+        return parse_query(self.query or f'"{self.name}"')
+
+
+class Notifier(Strict):
+    name: str = Field(min_length=1)
+    url: SecretStr = Field(description="an Apprise URL; use ${ENV} so the secret stays out of git")
+
+
+class AlertRule(Strict):
+    name: str | None = None
+    rule: Literal["negative_streak"]
+    brand: str | None = Field(default=None, description="omit to apply the rule to every brand")
+    count: int = Field(default=3, ge=1, description="negatives in a row that fire the alert")
+    notify: list[str] = Field(default_factory=lambda: [CONSOLE])
+
+    @property
+    def id(self) -> str:
+        return self.name or f"{self.rule}:{self.count}"
+
+
+class Sentiment(Strict):
+    backend: Literal["transformers"] = "transformers"
+    model: str = Field(default=DEFAULT_MODEL, description="hub id or local directory")
+    revision: str | None = Field(default=DEFAULT_REVISION, description="pinned hub revision")
+    batch_size: int = Field(default=32, ge=1)
+    max_length: int = Field(default=512, ge=8)
+    device: str = Field(default="auto", description="auto, cpu, cuda, cuda:1 ...")
+    offline: bool = Field(default=False, description="never reach the hub; local files only")
+
+
+def _source_union() -> Any:
+    models = tuple(c.config_model for c in sources.COLLECTORS.values())
+    if len(models) == 1:
+        return models[0]
+    return Annotated[models, Field(discriminator="type")]  # type: ignore[valid-type]
+
+
+class Config(Strict):
+    database: str = Field(default="listener.db", description="SQLite file, relative to this file")
+    brands: list[Brand] = Field(min_length=1)
+    sources: list[_source_union()] = Field(default_factory=list)  # type: ignore[valid-type]
+    notifiers: list[Notifier] = Field(default_factory=list)
+    alerts: list[AlertRule] = Field(default_factory=list)
+    sentiment: Sentiment = Field(default_factory=Sentiment)
+
+    # Set by load_config: where the file was, so relative paths resolve against it.
+    base_dir: Path = Field(default=Path("."), exclude=True)
+
+    def database_path(self) -> Path:
+        path = Path(self.database).expanduser()
+        return path if path.is_absolute() else self.base_dir / path
+
+    def brand(self, name: str) -> Brand:
+        return next(b for b in self.brands if b.name == name)
+
+    def source(self, name: str) -> Any:
+        return next(s for s in self.sources if s.name == name)
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: str
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path or '(top level)'}: {self.message}"
+
+
+class ConfigError(Exception):
+    def __init__(self, file: Path | str, problems: list[Problem]) -> None:
+        self.file = str(file)
+        self.problems = sorted(problems, key=lambda p: p.line or 0)
+        lines = "\n".join(
+            f"{self.file}:{p.line}: {p}" if p.line else f"{self.file}: {p}" for p in self.problems
+        )
+        n = len(problems)
+        super().__init__(f"{lines}\n{n} problem{'s' if n != 1 else ''} in {self.file}")
+
+
+def format_path(path: Path_) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _line_map(node: yaml.Node, path: Path_ = (), lines: dict | None = None) -> dict[Path_, int]:
+    """YAML path -> 1-based line, from the composed node tree (keys point at the key's line)."""
+    lines = {} if lines is None else lines
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            child = (*path, key.value)
+            lines[child] = key.start_mark.line + 1
+            _line_map(value, child, lines)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _line_map(item, (*path, i), lines)
+    return lines
+
+
+def _line_for(lines: dict[Path_, int], path: Path_) -> int | None:
+    for end in range(len(path), -1, -1):
+        if path[:end] in lines:
+            return lines[path[:end]]
+    return None
+
+
+def _expand_env(value: Any, path: Path_, missing: list[tuple[Path_, str]]) -> Any:
+    if isinstance(value, dict):
+        return {k: _expand_env(v, (*path, k), missing) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand_env(v, (*path, i), missing) for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def replace(match: regex.Match) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in os.environ:
+            return os.environ[name]
+        if default is not None:
+            return default
+        missing.append((path, name))
+        return ""
+
+    return _ENV_REF.sub(replace, value)
+
+
+def _read_yaml(text: str, file: str) -> tuple[Any, dict[Path_, int]]:
+    loader = yaml.SafeLoader(text)  # safe: tags that construct Python objects are refused
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            raise ConfigError(file, [Problem("", 1, "file is empty")])
+        data = loader.construct_document(node)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        raise ConfigError(file, [Problem("", line, f"not valid YAML: {exc.problem}")]) from None
+    finally:
+        loader.dispose()
+    return data, _line_map(node)
+
+
+def _cross_check(config: Config) -> list[tuple[Path_, str]]:
+    found: list[tuple[Path_, str]] = []
+    brand_names = [b.name for b in config.brands]
+    for section, names in (
+        ("brands", brand_names),
+        ("sources", [s.name for s in config.sources]),
+        ("notifiers", [n.name for n in config.notifiers]),
+    ):
+        seen: set[str] = set()
+        for i, name in enumerate(names):
+            if name in seen:
+                found.append(((section, i, "name"), f"duplicate name {name!r}"))
+            seen.add(name)
+    for i, brand in enumerate(config.brands):
+        for j, competitor in enumerate(brand.competitors):
+            if competitor not in brand_names:
+                found.append((("brands", i, "competitors", j), f"no brand named {competitor!r}"))
+    for i, source in enumerate(config.sources):
+        if source.brand is not None and source.brand not in brand_names:
+            found.append((("sources", i, "brand"), f"no brand named {source.brand!r}"))
+    channels = {CONSOLE, *(n.name for n in config.notifiers)}
+    for i, rule in enumerate(config.alerts):
+        if rule.brand is not None and rule.brand not in brand_names:
+            found.append((("alerts", i, "brand"), f"no brand named {rule.brand!r}"))
+        for j, channel in enumerate(rule.notify):
+            if channel not in channels:
+                found.append(
+                    (("alerts", i, "notify", j), f"no notifier named {channel!r} (have: "
+                     f"{', '.join(sorted(channels))})")
+                )
+    return found
+
+
+def parse_config(text: str, file: str = "sources.yaml", base_dir: Path | None = None) -> Config:
+    data, lines = _read_yaml(text, file)
+    if not isinstance(data, dict):
+        raise ConfigError(file, [Problem("", 1, "top level must be a mapping of sections")])
+    missing: list[tuple[Path_, str]] = []
+    data = _expand_env(data, (), missing)
+    problems = [
+        Problem(format_path(p), _line_for(lines, p), f"environment variable {name} is not set")
+        for p, name in missing
+    ]
+    try:
+        config = TypeAdapter(Config).validate_python(
+            {**data, "base_dir": base_dir or Path(".")}
+        )
+    except ValidationError as exc:
+        for err in exc.errors(include_input=False, include_url=False):
+            path = tuple(err["loc"])
+            # a discriminated union adds the tag to the path: drop it, it is not a YAML key
+            path = tuple(p for i, p in enumerate(path) if not (i == 2 and path[0] == "sources"
+                         and isinstance(p, str) and p in sources.COLLECTORS))
+            message = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                message = f"unknown key {path[-1]!r}"
+            problems.append(Problem(format_path(path), _line_for(lines, path), message))
+        raise ConfigError(file, problems) from None
+    problems += [
+        Problem(format_path(p), _line_for(lines, p), msg) for p, msg in _cross_check(config)
+    ]
+    if problems:
+        raise ConfigError(file, problems)
+    return config
+
+
+def load_config(path: str | Path) -> Config:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(path, [Problem("", None, "file not found")]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(path, [Problem("", None, f"not UTF-8 text ({exc.reason})")]) from None
+    return parse_config(text, str(path), path.resolve().parent)

@@ -1,0 +1,291 @@
+"""One pass of the monitor: collect due sources -> classify unscored mentions -> alerts.
+
+`listener collect --once`, the scheduler in `listener run` and the tests all call these functions.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import httpx
+
+import sources as collectors
+from alerts.notifiers import Notifier, NotifierError, build_notifier
+from alerts.rules import Alert, negative_streak
+from listener.config import CONSOLE, Config
+from listener.matching import brands_for
+from listener.storage import FetchCounts, MatchedEntry, Store
+from listener.timeutil import utcnow
+from sentiment import Classifier, ModelUnavailable, load_classifier
+from sentiment.preprocess import mention_text
+from sources.base import FetchError, FetchResult, SourceState
+from sources.http import make_client
+
+log = logging.getLogger("listener")
+
+MAX_BACKOFF = timedelta(hours=6)
+MODEL_RETRY = timedelta(minutes=10)
+
+
+@dataclass
+class SourceOutcome:
+    source: str
+    counts: FetchCounts | None = None
+    error: str | None = None
+    not_modified: bool = False
+    seconds: float = 0.0
+
+
+@dataclass
+class PassReport:
+    sources: list[SourceOutcome] = field(default_factory=list)
+    scored: int = 0
+    model_error: str | None = None
+    alerts: list[Alert] = field(default_factory=list)
+    delivered: int = 0
+    delivery_errors: list[str] = field(default_factory=list)
+
+    @property
+    def new(self) -> int:
+        return sum(o.counts.new for o in self.sources if o.counts)
+
+    @property
+    def failed(self) -> int:
+        return sum(1 for o in self.sources if o.error)
+
+
+def next_due_after_failure(
+    now: datetime, interval: timedelta, failures: int, retry_after: timedelta | None,
+    rand: Callable[[], float] = random.random,
+) -> datetime:
+    """Exponential backoff from the source's interval, capped, with jitter so that sources
+    failing together do not retry together; Retry-After is a floor, never shortened."""
+    backoff = min(interval * (2 ** max(failures - 1, 0)), max(MAX_BACKOFF, interval))
+    backoff = backoff * (0.9 + 0.2 * rand())
+    if retry_after is not None:
+        backoff = max(backoff, retry_after)
+    return now + backoff
+
+
+def fetch_source(config: Config, name: str, state: SourceState, client: httpx.Client
+                 ) -> FetchResult:
+    """Network half of a collection: no database access, safe to run in a worker thread."""
+    source = config.source(name)
+    return collectors.get_collector(source.type).fetch(source, state, client)
+
+
+def store_result(
+    config: Config, store: Store, name: str, result: FetchResult | FetchError,
+    started: datetime, seconds: float = 0.0, now: Callable[[], datetime] = utcnow,
+) -> SourceOutcome:
+    """Database half: mentions + run record + new state in one transaction, or the error."""
+    source = config.source(name)
+    finished = now()
+    if isinstance(result, FetchError):
+        failures = store.failures(name) + 1
+        store.record_failure(
+            name, str(result), http_status=result.http_status, started=started,
+            finished=finished, disable=result.disable,
+            next_due=next_due_after_failure(finished, source.interval, failures,
+                                            result.retry_after),
+        )
+        log.warning("%s: %s", name, result)
+        return SourceOutcome(name, error=str(result), seconds=seconds)
+    matched = [
+        MatchedEntry(e, b) for e in result.entries
+        if (b := brands_for(e, source.brand, config.brands))
+    ]
+    counts = store.save_fetch(name, result, matched, started=started, finished=finished,
+                              next_due=finished + source.interval)
+    if result.url_changed_to:
+        log.info("%s: moved permanently, now fetching %s", name, result.url_changed_to)
+    if result.not_modified:
+        log.info("%s: not modified (%.1fs)", name, seconds)
+    else:
+        log.info("%s: %d entries, %d new, %d updated, %d matched no brand (%.1fs)", name,
+                 counts.entries, counts.new, counts.updated, counts.skipped, seconds)
+    return SourceOutcome(name, counts=counts, not_modified=result.not_modified, seconds=seconds)
+
+
+def _timed_fetch(
+    config: Config, name: str, state: SourceState, client: httpx.Client
+) -> tuple[FetchResult | FetchError, datetime, float]:
+    started, start = utcnow(), time.monotonic()
+    try:
+        result: FetchResult | FetchError = fetch_source(config, name, state, client)
+    except FetchError as exc:
+        result = exc
+    except Exception as exc:  # a collector bug must not stop the other sources
+        log.exception("%s: collector crashed", name)
+        result = FetchError(f"collector crashed: {type(exc).__name__}: {exc}")
+    return result, started, time.monotonic() - start
+
+
+def collect_source(
+    config: Config, store: Store, name: str, client: httpx.Client | None = None
+) -> SourceOutcome:
+    state = store.source_state(name)
+    own = client is None
+    client = client or make_client()
+    try:
+        result, started, seconds = _timed_fetch(config, name, state, client)
+    finally:
+        if own:
+            client.close()
+    return store_result(config, store, name, result, started, seconds)
+
+
+def collect_due(
+    config: Config, store: Store, *, now: datetime | None = None, workers: int = 8,
+    client: httpx.Client | None = None,
+) -> list[SourceOutcome]:
+    """Fetch every due source concurrently; store each result on this thread as it arrives."""
+    due = store.due_sources(now)
+    if not due:
+        return []
+    own = client is None
+    client = client or make_client()
+    outcomes: list[SourceOutcome] = []
+    try:
+        states = {name: store.source_state(name) for name in due}
+        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(due)))) as pool:
+            futures = {
+                pool.submit(_timed_fetch, config, name, states[name], client): name
+                for name in due
+            }
+            for future in as_completed(futures):
+                result, started, seconds = future.result()
+                outcomes.append(
+                    store_result(config, store, futures[future], result, started, seconds)
+                )
+    finally:
+        if own:
+            client.close()
+    return outcomes
+
+
+class ClassifierSlot:
+    """Loads the model on first use; after a failure, retries no more often than MODEL_RETRY,
+    so collection never waits on a model that is not there."""
+
+    def __init__(self, config: Config, loader: Callable[..., Classifier] = load_classifier):
+        self.settings = config.sentiment
+        self._loader = loader
+        self._classifier: Classifier | None = None
+        self.error: str | None = None
+        self._failed_at: float | None = None
+
+    def get(self) -> Classifier | None:
+        if self._classifier is not None:
+            return self._classifier
+        if self._failed_at is not None and (
+            time.monotonic() - self._failed_at < MODEL_RETRY.total_seconds()
+        ):
+            return None
+        try:
+            self._classifier = self._loader(self.settings)
+            self.error = None
+            log.info("sentiment model loaded: %s", self.settings.model)
+        except ModelUnavailable as exc:
+            self.error = str(exc)
+            self._failed_at = time.monotonic()
+            log.error("%s", exc)
+        return self._classifier
+
+    @property
+    def model_key(self) -> tuple[str, str | None]:
+        c = self._classifier
+        return (c.name, c.revision) if c else (self.settings.model, self.settings.revision)
+
+
+def classify_pending(store: Store, slot: ClassifierSlot, limit: int | None = None) -> int:
+    """Score mentions that have no score from the current model, batch by batch."""
+    classifier = slot.get()
+    if classifier is None:
+        return 0
+    done = 0
+    batch = slot.settings.batch_size * 4
+    while limit is None or done < limit:
+        pending = store.unscored(classifier.name, classifier.revision, batch)
+        if not pending:
+            break
+        predictions = classifier.classify([mention_text(m.title, m.text) for m in pending])
+        done += store.save_scores(
+            classifier.name, classifier.revision,
+            zip((m.id for m in pending), predictions, strict=True),
+        )
+        log.info("scored %d mentions", done)
+    return done
+
+
+def evaluate_alerts(
+    config: Config, store: Store, model: tuple[str, str | None], now: datetime | None = None
+) -> list[Alert]:
+    """Run every rule for every brand it covers; store new alerts with pending deliveries."""
+    name, revision = model
+    fired: list[Alert] = []
+    for rule in config.alerts:
+        brands = [rule.brand] if rule.brand else [b.name for b in config.brands]
+        for brand in brands:
+            alert = negative_streak(
+                rule.id, brand, rule.count,
+                store.recent_labelled(brand, name, revision, rule.count),
+                store.last_non_negative(brand, name, revision),
+            )
+            if alert and store.add_alert(alert, rule.notify, now):
+                log.warning("alert: %s", alert.title)
+                fired.append(alert)
+    return fired
+
+
+def build_notifiers(config: Config) -> dict[str, Notifier]:
+    channels: dict[str, Notifier] = {CONSOLE: build_notifier(CONSOLE, "console://")}
+    for n in config.notifiers:
+        channels[n.name] = build_notifier(n.name, n.url.get_secret_value())
+    return channels
+
+
+def deliver_pending(store: Store, channels: dict[str, Notifier]) -> tuple[int, list[str]]:
+    """Send each pending delivery once; a failed one stays pending and is retried next pass."""
+    sent, errors = 0, []
+    for d in store.pending_deliveries():
+        notifier = channels.get(d.channel)
+        if notifier is None:
+            continue  # channel removed from config; left pending for when it returns
+        if not store.claim_delivery(d.alert_id, d.channel):
+            continue
+        try:
+            notifier.send(d.title, d.message)
+        except NotifierError as exc:
+            store.finish_delivery(d.alert_id, d.channel, str(exc))
+            errors.append(str(exc))
+            log.error("%s", exc)
+        else:
+            store.finish_delivery(d.alert_id, d.channel, None)
+            sent += 1
+    return sent, errors
+
+
+def process(config: Config, store: Store, slot: ClassifierSlot,
+            channels: dict[str, Notifier], report: PassReport | None = None) -> PassReport:
+    """Everything after collection: classify, evaluate rules, deliver."""
+    report = report or PassReport()
+    report.scored = classify_pending(store, slot)
+    report.model_error = slot.error
+    report.alerts = evaluate_alerts(config, store, slot.model_key)
+    report.delivered, report.delivery_errors = deliver_pending(store, channels)
+    return report
+
+
+def run_pass(config: Config, store: Store, slot: ClassifierSlot | None = None,
+             channels: dict[str, Notifier] | None = None) -> PassReport:
+    store.sync_sources(config.sources)
+    report = PassReport(sources=collect_due(config, store))
+    return process(config, store, slot or ClassifierSlot(config),
+                   channels if channels is not None else build_notifiers(config), report)

@@ -1,0 +1,111 @@
+"""`listener run`: each source on its own schedule, driven by the next due times in the database.
+
+One scheduler per database: two processes scheduling the same file would fetch everything twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from datetime import timedelta
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from listener.config import Config
+from listener.pipeline import ClassifierSlot, build_notifiers, collect_source, process
+from listener.storage import Store
+from listener.timeutil import parse_iso, utcnow
+
+log = logging.getLogger("listener")
+
+
+class Monitor:
+    """Source jobs re-schedule themselves at the due time their fetch stored (interval, backoff
+    or Retry-After), so a restart resumes the same schedule."""
+
+    def __init__(self, config: Config, process_every: timedelta = timedelta(seconds=30)) -> None:
+        self.config = config
+        self.db_path = config.database_path()
+        self.process_every = process_every
+        self.slot = ClassifierSlot(config)
+        self.channels = build_notifiers(config)
+        self.scheduler = BackgroundScheduler(
+            timezone="UTC",
+            job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
+        )
+        self.stopping = threading.Event()
+
+    def _store(self) -> Store:
+        return Store.open(self.db_path)  # a connection per job: sqlite3 objects stay on one thread
+
+    def start(self) -> None:
+        store = self._store()
+        try:
+            store.sync_sources(self.config.sources)
+            interrupted = store.recover_deliveries()
+            if interrupted:
+                log.warning("%d alert deliveries were interrupted mid-send last time; they are "
+                            "marked 'unknown' and not re-sent", interrupted)
+            due = store.next_due()
+        finally:
+            store.close()
+        for name, at in due.items():
+            self._schedule(name, at)
+        self.scheduler.add_job(
+            self._process, "interval", seconds=self.process_every.total_seconds(),
+            id="process", next_run_time=utcnow(),
+        )
+        self.scheduler.start()
+        log.info("watching %d sources; database %s; Ctrl-C to stop", len(due), self.db_path)
+
+    def _schedule(self, name: str, due_at: str | None) -> None:
+        if self.stopping.is_set():
+            return
+        run_at = max(utcnow(), parse_iso(due_at) or utcnow())
+        self.scheduler.add_job(
+            self._collect, "date", run_date=run_at, args=[name], id=f"source:{name}",
+            replace_existing=True,
+        )
+
+    def _collect(self, name: str) -> None:
+        store = self._store()
+        outcome = None
+        try:
+            outcome = collect_source(self.config, store, name)
+            due = store.next_due().get(name)  # None once the source is disabled (410)
+        except Exception:
+            log.exception("%s: collection failed", name)
+            due = (utcnow() + self.config.source(name).interval).isoformat()
+        finally:
+            store.close()
+        if due is not None:
+            self._schedule(name, due)
+        if outcome and outcome.counts and (outcome.counts.new or outcome.counts.updated):
+            # new mentions: score and alert now rather than at the next tick
+            self.scheduler.modify_job("process", next_run_time=utcnow())
+
+    def _process(self) -> None:
+        store = self._store()
+        try:
+            process(self.config, store, self.slot, self.channels)
+        except Exception:
+            log.exception("scoring/alerting pass failed; retrying at the next tick")
+        finally:
+            store.close()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        log.info("stopping: letting running fetches finish and store what they fetched")
+        self.scheduler.shutdown(wait=True)
+
+    def run_until_signal(self) -> None:
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        self.start()
+        try:
+            while not stop.wait(1.0):
+                pass
+        finally:
+            self.stop()

@@ -1,0 +1,141 @@
+"""Database schema as numbered sqlite-utils migrations: applied at start, twice is a no-op.
+
+Never edit a migration that has shipped; add a new one.
+"""
+
+from __future__ import annotations
+
+from sqlite_utils import Database
+from sqlite_utils.db import Table
+from sqlite_utils.migrations import Migrations
+
+migrations = Migrations("listener")
+
+# unicode61 folds case in every script and strips Latin diacritics; we store folded text
+# (textnorm.fold) so Arabic harakat and ё/е never split a match either.
+FTS_TOKENIZER = "unicode61 remove_diacritics 2"
+
+
+def _t(db: Database, name: str) -> Table:
+    return db.table(name)  # type: ignore[return-value]
+
+
+@migrations()
+def m001_initial(db: Database) -> None:
+    _t(db, "sources").create(
+        {
+            "id": str,
+            "type": str,
+            "brand": str,
+            "config_url": str,  # endpoint as configured; a change resets the state below
+            "url": str,  # effective endpoint; a 301 rewrites it
+            "enabled": int,
+            "disabled_reason": str,
+            "etag": str,
+            "last_modified": str,
+            "cursor": str,  # JSON
+            "next_due_at": str,
+            "consecutive_failures": int,
+            "last_error": str,
+            "last_run_at": str,
+            "last_success_at": str,
+            "created_at": str,
+        },
+        pk="id",
+        not_null={"type", "enabled", "consecutive_failures"},
+        defaults={"enabled": 1, "consecutive_failures": 0, "cursor": "{}"},
+    )
+    _t(db, "mentions").create(
+        {
+            "id": int,
+            "source_id": str,
+            "external_id": str,
+            "url": str,
+            "author": str,
+            "title": str,
+            "text": str,
+            "html": str,
+            "language": str,
+            "published_at": str,
+            "fetched_at": str,
+            "updated_at": str,
+            "rating": float,
+            "raw": str,  # JSON, as the source sent it
+            "content_hash": str,
+        },
+        pk="id",
+        not_null={"source_id", "external_id", "fetched_at", "content_hash"},
+        foreign_keys=[("source_id", "sources", "id")],
+    )
+    _t(db, "mentions").create_index(["source_id", "external_id"], unique=True)
+    _t(db, "mentions").create_index(["published_at"])
+    _t(db, "mention_brands").create(
+        {"mention_id": int, "brand": str},
+        pk=("mention_id", "brand"),
+        foreign_keys=[("mention_id", "mentions", "id")],
+    )
+    _t(db, "mention_brands").create_index(["brand", "mention_id"])
+    _t(db, "scores").create(
+        {
+            "mention_id": int,
+            "model": str,
+            "revision": str,
+            "label": str,
+            "score": float,  # p(positive) - p(negative), in [-1, 1]
+            "scores": str,  # JSON {"negative": p, "neutral": p, "positive": p}
+            "scored_at": str,
+        },
+        pk=("mention_id", "model", "revision"),
+        foreign_keys=[("mention_id", "mentions", "id")],
+    )
+    _t(db, "fetch_runs").create(
+        {
+            "id": int,
+            "source_id": str,
+            "started_at": str,
+            "finished_at": str,
+            "status": str,  # ok, not_modified, error
+            "http_status": int,
+            "entries": int,
+            "new": int,
+            "updated": int,
+            "skipped": int,  # entries that matched no brand
+            "error": str,
+        },
+        pk="id",
+        foreign_keys=[("source_id", "sources", "id")],
+    )
+    _t(db, "fetch_runs").create_index(["source_id", "started_at"])
+    _t(db, "alerts").create(
+        {
+            "id": int,
+            "dedupe_key": str,
+            "rule": str,
+            "brand": str,
+            "title": str,
+            "message": str,
+            "evidence": str,  # JSON
+            "mention_ids": str,  # JSON list
+            "created_at": str,
+        },
+        pk="id",
+        not_null={"dedupe_key", "rule"},
+    )
+    _t(db, "alerts").create_index(["dedupe_key"], unique=True)
+    _t(db, "deliveries").create(
+        {
+            "alert_id": int,
+            "channel": str,
+            "status": str,  # pending, sending, sent, unknown
+            "attempts": int,
+            "last_error": str,
+            "updated_at": str,
+            "sent_at": str,
+        },
+        pk=("alert_id", "channel"),
+        foreign_keys=[("alert_id", "alerts", "id")],
+        defaults={"attempts": 0},
+    )
+    db.execute(
+        f"CREATE VIRTUAL TABLE mentions_search USING fts5(title, text, tokenize='{FTS_TOKENIZER}')"
+    )

@@ -1,0 +1,441 @@
+"""All reads and writes of the SQLite file. Each write that belongs together is one transaction."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from listener.schema import migrations
+from listener.textnorm import fold
+from listener.timeutil import iso, utcnow
+from sources.base import Entry, FetchResult, SourceState
+
+_CHUNK = 500  # stays under SQLite's bound-parameter limit
+
+
+def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+@dataclass(frozen=True)
+class FetchCounts:
+    entries: int = 0
+    new: int = 0
+    updated: int = 0
+    skipped: int = 0
+
+
+@dataclass(frozen=True)
+class MatchedEntry:
+    entry: Entry
+    brands: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PendingMention:
+    id: int
+    title: str
+    text: str
+    language: str | None
+
+
+@dataclass(frozen=True)
+class LabelledMention:
+    id: int
+    label: str
+    when: str
+    url: str | None
+    title: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Delivery:
+    alert_id: int
+    channel: str
+    title: str
+    message: str
+    attempts: int
+
+
+class Store:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    @classmethod
+    def open(cls, path: str | Path) -> Store:
+        """Open (creating if needed) and migrate. One Store per thread: sqlite3 connections are
+        not shared across threads."""
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        db = Database(path)
+        db.execute("PRAGMA busy_timeout = 30000")  # wait for a reader/writer instead of failing
+        db.execute("PRAGMA foreign_keys = ON")
+        if str(path) != ":memory:":
+            db.enable_wal()
+        migrations.apply(db)
+        return cls(db)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> dict[str, Any] | None:
+        return next(self.db.query(sql, params), None)
+
+    # ---- sources -------------------------------------------------------------------------
+
+    def sync_sources(self, configured: Iterable[Any], now: datetime | None = None) -> None:
+        """Make the sources table match the config, keeping each source's state and history."""
+        now_s = iso(now or utcnow())
+        seen = []
+        with self.db.atomic():
+            for source in configured:
+                seen.append(source.name)
+                endpoint = source.endpoint()
+                row = self._one("SELECT config_url FROM sources WHERE id = ?", [source.name])
+                if row is None:
+                    self.db["sources"].insert(  # type: ignore[union-attr]
+                        {"id": source.name, "type": source.type, "brand": source.brand,
+                         "config_url": endpoint, "url": endpoint,
+                         "enabled": int(source.enabled), "created_at": now_s}
+                    )
+                    continue
+                changes: dict[str, Any] = {"type": source.type, "brand": source.brand,
+                                           "enabled": int(source.enabled)}
+                if not source.enabled:
+                    changes["disabled_reason"] = "disabled in config"
+                if row["config_url"] != endpoint:
+                    # A new endpoint is a new feed: start over, and re-enable after a 410.
+                    changes |= {"config_url": endpoint, "url": endpoint, "etag": None,
+                                "last_modified": None, "cursor": "{}", "next_due_at": None,
+                                "consecutive_failures": 0, "last_error": None,
+                                "disabled_reason": None}
+                elif source.enabled:
+                    gone = self._one("SELECT disabled_reason FROM sources WHERE id = ?",
+                                     [source.name])
+                    if gone and gone["disabled_reason"] in ("disabled in config",
+                                                            "removed from config"):
+                        changes["disabled_reason"] = None
+                    elif gone and gone["disabled_reason"]:
+                        changes["enabled"] = 0  # stays off after a 410 until its url changes
+                self.db["sources"].update(source.name, changes)  # type: ignore[union-attr]
+            placeholders = ",".join("?" * len(seen)) or "''"
+            self.db.execute(
+                f"UPDATE sources SET enabled = 0, disabled_reason = 'removed from config' "
+                f"WHERE id NOT IN ({placeholders}) AND enabled = 1",
+                seen,
+            )
+
+    def source_state(self, source_id: str) -> SourceState:
+        row = self._one("SELECT * FROM sources WHERE id = ?", [source_id])
+        if row is None:
+            raise KeyError(f"no source {source_id!r} in the database")
+        return SourceState(
+            url=row["url"], etag=row["etag"], last_modified=row["last_modified"],
+            cursor=json.loads(row["cursor"] or "{}"),
+        )
+
+    def due_sources(self, now: datetime | None = None) -> list[str]:
+        rows = self.db.query(
+            "SELECT id FROM sources WHERE enabled = 1 AND (next_due_at IS NULL OR "
+            "next_due_at <= ?) ORDER BY coalesce(next_due_at, ''), id",
+            [iso(now or utcnow())],
+        )
+        return [r["id"] for r in rows]
+
+    def sources(self) -> list[dict[str, Any]]:
+        return list(
+            self.db.query(
+                "SELECT s.*, (SELECT count(*) FROM mentions m WHERE m.source_id = s.id) AS items "
+                "FROM sources s ORDER BY s.id"
+            )
+        )
+
+    def next_due(self) -> dict[str, str | None]:
+        return {
+            r["id"]: r["next_due_at"]
+            for r in self.db.query("SELECT id, next_due_at FROM sources WHERE enabled = 1")
+        }
+
+    # ---- fetches -------------------------------------------------------------------------
+
+    def save_fetch(
+        self,
+        source_id: str,
+        result: FetchResult,
+        matched: Sequence[MatchedEntry],
+        *,
+        started: datetime,
+        finished: datetime,
+        next_due: datetime,
+    ) -> FetchCounts:
+        """Mentions, the run record and the source's new state, in one transaction: a crash
+        before commit leaves the old cursor, so the next fetch gets the same entries again."""
+        fetched_at = iso(finished)
+        with self.db.atomic():
+            new, updated = self._upsert_mentions(source_id, matched, fetched_at)
+            counts = FetchCounts(
+                entries=len(result.entries), new=new, updated=updated,
+                skipped=len(result.entries) - len(matched),
+            )
+            state = result.state
+            self.db["sources"].update(  # type: ignore[union-attr]
+                source_id,
+                {"url": state.url, "etag": state.etag, "last_modified": state.last_modified,
+                 "cursor": json.dumps(state.cursor), "next_due_at": iso(next_due),
+                 "consecutive_failures": 0, "last_error": None, "last_run_at": fetched_at,
+                 "last_success_at": fetched_at},
+            )
+            self.db["fetch_runs"].insert(  # type: ignore[union-attr]
+                {"source_id": source_id, "started_at": iso(started), "finished_at": fetched_at,
+                 "status": "not_modified" if result.not_modified else "ok",
+                 "http_status": result.http_status, "entries": counts.entries, "new": new,
+                 "updated": updated, "skipped": counts.skipped}
+            )
+        return counts
+
+    def _upsert_mentions(
+        self, source_id: str, matched: Sequence[MatchedEntry], fetched_at: str | None
+    ) -> tuple[int, int]:
+        # A feed can repeat an id within one response; the last copy wins.
+        by_id = {m.entry.external_id: m for m in matched}
+        existing: dict[str, tuple[int, str]] = {}
+        for chunk in _chunks(list(by_id)):
+            rows = self.db.execute(
+                f"SELECT external_id, id, content_hash FROM mentions WHERE source_id = ? "
+                f"AND external_id IN ({','.join('?' * len(chunk))})",
+                [source_id, *chunk],
+            )
+            existing.update({ext: (mid, h) for ext, mid, h in rows})
+        fresh = [m for ext, m in by_id.items() if ext not in existing]
+        changed = [
+            (existing[ext][0], m) for ext, m in by_id.items()
+            if ext in existing and existing[ext][1] != m.entry.content_hash
+        ]
+        conn = self.db.conn
+        links: list[tuple[int, str]] = []
+        search: list[tuple[int, str, str]] = []
+        for m in fresh:
+            e = m.entry
+            cur = conn.execute(
+                "INSERT INTO mentions (source_id, external_id, url, author, title, text, html, "
+                "language, published_at, fetched_at, rating, raw, content_hash) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (source_id, e.external_id, e.url, e.author, e.title, e.text, e.html, e.language,
+                 iso(e.published_at), fetched_at, e.rating,
+                 json.dumps(e.raw, ensure_ascii=False, default=str), e.content_hash),
+            )
+            mention_id = cur.lastrowid
+            assert mention_id is not None
+            links += [(mention_id, b) for b in m.brands]
+            search.append((mention_id, fold(e.title), fold(e.text)))
+        for mention_id, m in changed:
+            e = m.entry
+            conn.execute(
+                "UPDATE mentions SET url=?, author=?, title=?, text=?, html=?, language=?, "
+                "published_at=?, updated_at=?, rating=?, raw=?, content_hash=? WHERE id=?",
+                (e.url, e.author, e.title, e.text, e.html, e.language, iso(e.published_at),
+                 fetched_at, e.rating, json.dumps(e.raw, ensure_ascii=False, default=str),
+                 e.content_hash, mention_id),
+            )
+            # The text changed, so its old scores no longer describe it: score it again.
+            conn.execute("DELETE FROM scores WHERE mention_id = ?", (mention_id,))
+            conn.execute("DELETE FROM mentions_search WHERE rowid = ?", (mention_id,))
+            links += [(mention_id, b) for b in m.brands]
+            search.append((mention_id, fold(e.title), fold(e.text)))
+        conn.executemany(
+            "INSERT OR IGNORE INTO mention_brands (mention_id, brand) VALUES (?, ?)", links
+        )
+        conn.executemany(
+            "INSERT INTO mentions_search (rowid, title, text) VALUES (?, ?, ?)", search
+        )
+        return len(fresh), len(changed)
+
+    def record_failure(
+        self,
+        source_id: str,
+        error: str,
+        *,
+        http_status: int | None,
+        started: datetime,
+        finished: datetime,
+        next_due: datetime,
+        disable: bool = False,
+    ) -> int:
+        """Store a failed fetch on that source only. Returns its consecutive failure count."""
+        with self.db.atomic():
+            self.db.execute(
+                "UPDATE sources SET consecutive_failures = consecutive_failures + 1, "
+                "last_error = ?, last_run_at = ?, next_due_at = ?, enabled = ?, "
+                "disabled_reason = CASE WHEN ? THEN ? ELSE disabled_reason END WHERE id = ?",
+                [error, iso(finished), iso(next_due), 0 if disable else 1, disable,
+                 error, source_id],
+            )
+            self.db["fetch_runs"].insert(  # type: ignore[union-attr]
+                {"source_id": source_id, "started_at": iso(started), "finished_at": iso(finished),
+                 "status": "error", "http_status": http_status, "entries": 0, "new": 0,
+                 "updated": 0, "skipped": 0, "error": error}
+            )
+        row = self._one("SELECT consecutive_failures FROM sources WHERE id = ?", [source_id])
+        return int(row["consecutive_failures"]) if row else 0
+
+    def failures(self, source_id: str) -> int:
+        row = self._one("SELECT consecutive_failures FROM sources WHERE id = ?", [source_id])
+        return int(row["consecutive_failures"]) if row else 0
+
+    # ---- mentions and scores ------------------------------------------------------------
+
+    def unscored(self, model: str, revision: str | None, limit: int) -> list[PendingMention]:
+        rows = self.db.query(
+            "SELECT m.id, m.title, m.text, m.language FROM mentions m "
+            "WHERE NOT EXISTS (SELECT 1 FROM scores s WHERE s.mention_id = m.id "
+            "AND s.model = ? AND s.revision = ?) ORDER BY m.id LIMIT ?",
+            [model, revision or "", limit],
+        )
+        return [PendingMention(r["id"], r["title"] or "", r["text"] or "", r["language"])
+                for r in rows]
+
+    def save_scores(
+        self, model: str, revision: str | None, scored: Iterable[tuple[int, Any]],
+        now: datetime | None = None,
+    ) -> int:
+        now_s = iso(now or utcnow())
+        rows = [
+            {"mention_id": mid, "model": model, "revision": revision or "", "label": p.label,
+             "score": p.score, "scores": json.dumps(p.scores), "scored_at": now_s}
+            for mid, p in scored
+        ]
+        with self.db.atomic():
+            self.db["scores"].upsert_all(  # type: ignore[union-attr]
+                rows, pk=("mention_id", "model", "revision")
+            )
+        return len(rows)
+
+    def search(self, query: str, limit: int = 50) -> list[dict[str, Any]]:
+        """Full-text search over title and text (FTS5 syntax, any script)."""
+        return list(
+            self.db.query(
+                "SELECT m.* FROM mentions_search JOIN mentions m ON m.id = mentions_search.rowid "
+                "WHERE mentions_search MATCH ? ORDER BY rank LIMIT ?",
+                [fold(query), limit],
+            )
+        )
+
+    def latest_mentions(
+        self, *, brand: str | None = None, search: str | None = None, limit: int = 20
+    ) -> list[dict[str, Any]]:
+        """Newest mentions with their brands and latest label, optionally filtered."""
+        where, params = [], []
+        if brand:
+            where.append("m.id IN (SELECT mention_id FROM mention_brands WHERE brand = ?)")
+            params.append(brand)
+        if search:
+            where.append("m.id IN (SELECT rowid FROM mentions_search WHERE mentions_search "
+                         "MATCH ?)")
+            params.append(fold(search))
+        sql = (
+            "SELECT m.id, m.source_id, m.url, m.author, m.title, m.text, m.language, "
+            "m.published_at, m.fetched_at, m.rating, "
+            "(SELECT group_concat(brand, ',') FROM mention_brands WHERE mention_id = m.id) "
+            "AS brands, (SELECT label FROM scores WHERE mention_id = m.id "
+            "ORDER BY scored_at DESC LIMIT 1) AS label FROM mentions m "
+            + (f"WHERE {' AND '.join(where)} " if where else "")
+            + "ORDER BY coalesce(m.published_at, m.fetched_at) DESC, m.id DESC LIMIT ?"
+        )
+        return list(self.db.query(sql, [*params, limit]))
+
+    def mention(self, mention_id: int) -> dict[str, Any] | None:
+        return self._one("SELECT * FROM mentions WHERE id = ?", [mention_id])
+
+    def recent_labelled(
+        self, brand: str, model: str, revision: str | None, limit: int
+    ) -> list[LabelledMention]:
+        """A brand's newest scored mentions, newest first, by published (else fetched) time."""
+        return self._labelled(brand, model, revision, limit)
+
+    def _labelled(
+        self, brand: str, model: str, revision: str | None, limit: int, where: str = ""
+    ) -> list[LabelledMention]:
+        rows = self.db.query(
+            "SELECT m.id, s.label, coalesce(m.published_at, m.fetched_at) AS at, m.url, "
+            "m.title, m.text FROM mentions m "
+            "JOIN mention_brands b ON b.mention_id = m.id AND b.brand = ? "
+            "JOIN scores s ON s.mention_id = m.id AND s.model = ? AND s.revision = ? "
+            f"WHERE 1 {where} ORDER BY at DESC, m.id DESC LIMIT ?",
+            [brand, model, revision or "", limit],
+        )
+        return [LabelledMention(r["id"], r["label"], r["at"], r["url"], r["title"] or "",
+                                r["text"] or "") for r in rows]
+
+    def last_non_negative(
+        self, brand: str, model: str, revision: str | None
+    ) -> LabelledMention | None:
+        rows = self._labelled(brand, model, revision, 1, "AND s.label != 'negative'")
+        return rows[0] if rows else None
+
+    # ---- alerts and deliveries ----------------------------------------------------------
+
+    def add_alert(self, alert: Any, channels: Sequence[str], now: datetime | None = None) -> bool:
+        """Store an alert and one pending delivery per channel, unless its dedupe key exists."""
+        with self.db.atomic():
+            cur = self.db.execute(
+                "INSERT OR IGNORE INTO alerts (dedupe_key, rule, brand, title, message, evidence, "
+                "mention_ids, created_at) VALUES (?,?,?,?,?,?,?,?)",
+                [alert.dedupe_key, alert.rule, alert.brand, alert.title, alert.message,
+                 json.dumps(alert.evidence, ensure_ascii=False), json.dumps(alert.mention_ids),
+                 iso(now or utcnow())],
+            )
+            if cur.rowcount == 0:
+                return False
+            self.db["deliveries"].insert_all(  # type: ignore[union-attr]
+                {"alert_id": cur.lastrowid, "channel": c, "status": "pending",
+                 "updated_at": iso(now or utcnow())}
+                for c in channels
+            )
+        return True
+
+    def pending_deliveries(self) -> list[Delivery]:
+        rows = self.db.query(
+            "SELECT d.alert_id, d.channel, d.attempts, a.title, a.message FROM deliveries d "
+            "JOIN alerts a ON a.id = d.alert_id WHERE d.status = 'pending' ORDER BY d.alert_id"
+        )
+        return [Delivery(r["alert_id"], r["channel"], r["title"], r["message"], r["attempts"])
+                for r in rows]
+
+    def claim_delivery(self, alert_id: int, channel: str) -> bool:
+        """Mark a delivery as being sent, committed before sending: a crash mid-send leaves it
+        'sending', which recover_deliveries turns to 'unknown', never to a second send."""
+        cur = self.db.execute(
+            "UPDATE deliveries SET status = 'sending', attempts = attempts + 1, updated_at = ? "
+            "WHERE alert_id = ? AND channel = ? AND status = 'pending'",
+            [iso(utcnow()), alert_id, channel],
+        )
+        return cur.rowcount == 1
+
+    def finish_delivery(self, alert_id: int, channel: str, error: str | None) -> None:
+        now = iso(utcnow())
+        self.db.execute(
+            "UPDATE deliveries SET status = ?, last_error = ?, updated_at = ?, "
+            "sent_at = CASE WHEN ? IS NULL THEN ? ELSE sent_at END "
+            "WHERE alert_id = ? AND channel = ?",
+            ["pending" if error else "sent", error, now, error, now, alert_id, channel],
+        )
+
+    def recover_deliveries(self) -> int:
+        return self.db.execute(
+            "UPDATE deliveries SET status = 'unknown', last_error = 'interrupted while sending' "
+            "WHERE status = 'sending'"
+        ).rowcount
+
+    def alerts(self, limit: int = 50) -> list[dict[str, Any]]:
+        return list(self.db.query(
+            "SELECT a.*, (SELECT group_concat(d.channel || ':' || d.status, ', ') "
+            "FROM deliveries d WHERE d.alert_id = a.id) AS deliveries "
+            "FROM alerts a ORDER BY a.id DESC LIMIT ?", [limit]))

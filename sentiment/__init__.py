@@ -1,0 +1,37 @@
+"""Sentiment classifiers behind one protocol, registered by backend name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sentiment.base import Classifier, ModelUnavailable, Prediction
+
+BACKENDS: dict[str, Callable[..., Classifier]] = {}
+
+
+def register(name: str) -> Callable[[Callable[..., Classifier]], Callable[..., Classifier]]:
+    def inner(factory: Callable[..., Classifier]) -> Callable[..., Classifier]:
+        BACKENDS[name] = factory
+        return factory
+
+    return inner
+
+
+@register("transformers")
+def _transformers(settings: Any) -> Classifier:
+    from sentiment.transformers_classifier import TransformersClassifier
+
+    return TransformersClassifier(
+        settings.model, settings.revision, device=settings.device,
+        batch_size=settings.batch_size, max_length=settings.max_length,
+        offline=settings.offline,
+    )
+
+
+def load_classifier(settings: Any) -> Classifier:
+    """Build the configured classifier; raises ModelUnavailable with a how-to-fix message."""
+    return BACKENDS[settings.backend](settings)
+
+
+__all__ = ["BACKENDS", "Classifier", "ModelUnavailable", "Prediction", "load_classifier"]

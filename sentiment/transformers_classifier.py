@@ -1,0 +1,117 @@
+"""A Hugging Face sequence-classification model, loaded by hub id (pinned revision) or directory."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from sentiment.base import ModelUnavailable, Prediction, label_map, prediction_from_probs
+from sentiment.preprocess import for_tweet_model
+
+HUB_PROBE_TIMEOUT_S = 5.0
+
+
+def _hub_reachable() -> bool:
+    """huggingface_hub retries for about a minute when offline; a quick probe fails fast."""
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    parts = urlsplit(endpoint)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname or "", port), HUB_PROBE_TIMEOUT_S):
+            return True
+    except OSError:
+        return False
+
+
+def _offline_env() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+
+
+class TransformersClassifier:
+    def __init__(
+        self,
+        model: str,
+        revision: str | None = None,
+        *,
+        device: str = "auto",
+        batch_size: int = 32,
+        max_length: int = 512,
+        offline: bool = False,
+    ) -> None:
+        self.name = model
+        self.batch_size = batch_size
+        self.max_length = max_length
+        local = Path(model).expanduser().is_dir()
+        # A local directory has no hub revision; store "local" so its scores stay distinct.
+        self.revision = "local" if local else revision
+        try:
+            import torch
+            from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        except ImportError as exc:  # pragma: no cover - both are dependencies
+            raise ModelUnavailable(f"transformers/torch are not installed: {exc}") from None
+        self._torch = torch
+        kwargs: dict[str, Any] = {} if local else {"revision": revision}
+        where = str(Path(model).expanduser()) if local else model
+        try:
+            self.tokenizer, self.model = self._load(
+                AutoTokenizer, AutoModelForSequenceClassification, where, kwargs, local, offline
+            )
+        except ModelUnavailable:
+            raise
+        except Exception as exc:  # transformers raises OSError, ValueError, EnvironmentError...
+            raise ModelUnavailable(self._help(f"{type(exc).__name__}: {exc}")) from None
+        self.device = self._pick_device(device)
+        self.model.to(self.device).eval()
+        self.labels = label_map(self.model.config.id2label)
+        self.tweet_style = "twitter" in model.lower() or "tweet" in model.lower()
+
+    def _load(self, tok_cls: Any, model_cls: Any, where: str, kwargs: dict[str, Any],
+              local: bool, offline: bool) -> tuple[Any, Any]:
+        if local:
+            return tok_cls.from_pretrained(where), model_cls.from_pretrained(where)
+        try:  # the local Hugging Face cache first: no network needed once downloaded
+            return (tok_cls.from_pretrained(where, local_files_only=True, **kwargs),
+                    model_cls.from_pretrained(where, local_files_only=True, **kwargs))
+        except OSError:
+            if offline or _offline_env():
+                raise ModelUnavailable(self._help("not in the local cache and offline")) from None
+        if not _hub_reachable():
+            raise ModelUnavailable(self._help("the Hugging Face Hub cannot be reached")) from None
+        return tok_cls.from_pretrained(where, **kwargs), model_cls.from_pretrained(where, **kwargs)
+
+    def _help(self, reason: str) -> str:
+        rev = f" (revision {self.revision})" if self.revision else ""
+        return (
+            f"sentiment model {self.name!r}{rev} could not be loaded: {reason}. "
+            "Mentions are still collected and wait unscored. To provide the model, download it "
+            "on a connected machine (huggingface-cli download MODEL --revision REV --local-dir "
+            "DIR), copy DIR here and set sentiment.model to that directory in sources.yaml."
+        )
+
+    def _pick_device(self, device: str) -> Any:
+        torch = self._torch
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        return torch.device(device)
+
+    def classify(self, texts: Sequence[str]) -> list[Prediction]:
+        torch = self._torch
+        prepared = [for_tweet_model(t) if self.tweet_style else t for t in texts]
+        # Longest first and in length order, so each batch pads to similar lengths.
+        order = sorted(range(len(prepared)), key=lambda i: len(prepared[i]), reverse=True)
+        out: list[Prediction | None] = [None] * len(prepared)
+        with torch.inference_mode():
+            for start in range(0, len(order), self.batch_size):
+                idx = order[start : start + self.batch_size]
+                enc = self.tokenizer(
+                    [prepared[i] or " " for i in idx], padding=True, truncation=True,
+                    max_length=self.max_length, return_tensors="pt",
+                ).to(self.device)
+                probs = torch.softmax(self.model(**enc).logits.float(), dim=-1).cpu().tolist()
+                for i, p in zip(idx, probs, strict=True):
+                    out[i] = prediction_from_probs(p, self.labels)
+        return [p for p in out if p is not None]

@@ -1,0 +1,40 @@
+"""Collectors, one module per source type, registered by type name.
+
+A new source type is one new module here that defines a `SourceConfig` subclass and a collector
+class, decorated with `@register`, and is imported below.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from sources.base import Collector, Entry, FetchError, FetchResult, SourceConfig, SourceState
+
+COLLECTORS: dict[str, type[Collector]] = {}
+
+
+_C = TypeVar("_C", bound=type)
+
+
+def register(cls: _C) -> _C:
+    COLLECTORS[cls.type] = cls
+    return cls
+
+
+def get_collector(type_name: str) -> Collector:
+    return COLLECTORS[type_name]()
+
+
+from sources import rss  # noqa: E402,F401  (registers itself)
+
+__all__ = [
+    "COLLECTORS",
+    "Collector",
+    "Entry",
+    "FetchError",
+    "FetchResult",
+    "SourceConfig",
+    "SourceState",
+    "get_collector",
+    "register",
+]
