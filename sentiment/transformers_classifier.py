@@ -64,6 +64,9 @@ class TransformersClassifier:
             raise
         except Exception as exc:  # transformers raises OSError, ValueError, EnvironmentError...
             raise ModelUnavailable(self._help(f"{type(exc).__name__}: {exc}")) from None
+        # Never past what the model can take; tokenizers without a limit report a huge number.
+        limit = getattr(self.tokenizer, "model_max_length", None) or max_length
+        self.max_length = min(max_length, limit) if limit < 100_000 else max_length
         self.device = self._pick_device(device)
         self.model.to(self.device).eval()
         self.labels = label_map(self.model.config.id2label)

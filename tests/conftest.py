@@ -1,0 +1,57 @@
+"""Shared fixtures. Tests never touch the network: pytest-socket (pyproject addopts) allows
+loopback only, and the Hugging Face Hub is put in offline mode before anything imports it."""
+
+from __future__ import annotations
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+import textwrap  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from listener.config import Config, parse_config  # noqa: E402
+from listener.storage import Store  # noqa: E402
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def feed_bytes(name: str) -> bytes:
+    return (FIXTURES / "feeds" / name).read_bytes()
+
+
+@pytest.fixture
+def make_config(tmp_path: Path) -> Callable[[str], Config]:
+    """Config from a YAML snippet; the database goes to tmp_path."""
+
+    def make(yaml_text: str) -> Config:
+        text = textwrap.dedent(yaml_text)
+        if "database:" not in text:
+            text = f"database: {tmp_path / 'listener.db'}\n" + text
+        return parse_config(text, "sources.yaml", tmp_path)
+
+    return make
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = Store.open(tmp_path / "listener.db")
+    yield s
+    s.close()
+
+
+def rss(items: list[dict[str, str]], title: str = "Test feed") -> bytes:
+    """A minimal RSS 2.0 document (hand-made fixture)."""
+    body = "".join(
+        "<item>" + "".join(f"<{k}>{v}</{k}>" for k, v in item.items()) + "</item>"
+        for item in items
+    )
+    return (
+        f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+        f"<title>{title}</title><link>http://example.com/</link>{body}</channel></rss>"
+    ).encode()
