@@ -189,3 +189,7 @@ def alerts_cmd(ctx: Context, limit: int) -> None:
 
 def main() -> None:
     cli(prog_name="listener")
+
+
+if __name__ == "__main__":
+    main()

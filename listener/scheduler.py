@@ -35,6 +35,9 @@ class Monitor:
             job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
         )
         self.stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._processing = False
+        self._again = False
 
     def _store(self) -> Store:
         return Store.open(self.db_path)  # a connection per job: sqlite3 objects stay on one thread
@@ -82,15 +85,33 @@ class Monitor:
         if due is not None:
             self._schedule(name, due)
         if outcome and outcome.counts and (outcome.counts.new or outcome.counts.updated):
-            # new mentions: score and alert now rather than at the next tick
+            self._process_soon()
+
+    def _process_soon(self) -> None:
+        """New mentions: score and alert now rather than at the next tick."""
+        with self._lock:
+            if self._processing:
+                self._again = True  # the running pass goes round once more
+                return
+        if not self.stopping.is_set():
             self.scheduler.modify_job("process", next_run_time=utcnow())
 
     def _process(self) -> None:
+        with self._lock:
+            self._processing, self._again = True, False
         store = self._store()
         try:
-            process(self.config, store, self.slot, self.channels)
+            while True:
+                process(self.config, store, self.slot, self.channels)
+                with self._lock:
+                    if not self._again or self.stopping.is_set():
+                        self._processing = False
+                        return
+                    self._again = False
         except Exception:
             log.exception("scoring/alerting pass failed; retrying at the next tick")
+            with self._lock:
+                self._processing = False
         finally:
             store.close()
 

@@ -10,9 +10,9 @@ from bs4 import BeautifulSoup
 # Arabic harakat, tanween, shadda, sukun, superscript alef, and tatweel: written optionally,
 # so "جدًا" and "جدا" must be the same word for matching and search.
 _ARABIC_MARKS = regex.compile(r"[\u0610-\u061A\u064B-\u065F\u0670\u06D6-\u06ED\u0640]")
-_ALEF_VARIANTS = str.maketrans({"أ": "ا", "إ": "ا", "آ": "ا", "ٱ": "ا"})
-# Russian writes "ё" as "е" most of the time; treat them as one letter when searching.
-_YO = str.maketrans({"ё": "е"})
+# Alef with hamza/madda written as bare alef; Russian "ё" written as "е" most of the time.
+# (str.replace, not str.translate: translate with a dict runs per character in Python.)
+_SAME_LETTER = (("أ", "ا"), ("إ", "ا"), ("آ", "ا"), ("ٱ", "ا"), ("ё", "е"))
 _WORD = regex.compile(r"[\p{L}\p{M}\p{N}]+(?:['’][\p{L}\p{M}\p{N}]+)*")
 _SPACE = regex.compile(r"\s+")
 _DROP_TAGS = ("script", "style", "noscript", "template", "iframe", "object")
@@ -22,7 +22,9 @@ def fold(text: str) -> str:
     """Case-fold and remove spelling variation that should never split a match."""
     text = unicodedata.normalize("NFKC", text).casefold()
     text = _ARABIC_MARKS.sub("", text)
-    return text.translate(_ALEF_VARIANTS).translate(_YO)
+    for variant, letter in _SAME_LETTER:
+        text = text.replace(variant, letter)
+    return text
 
 
 def words(text: str) -> list[str]:

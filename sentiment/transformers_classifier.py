@@ -13,6 +13,9 @@ from sentiment.base import ModelUnavailable, Prediction, label_map, prediction_f
 from sentiment.preprocess import for_tweet_model
 
 HUB_PROBE_TIMEOUT_S = 5.0
+# No text, no opinion: scored neutral without asking the model (emoji-only text does go to the
+# model: tweet-trained models read 😡 and 😍 well).
+EMPTY = Prediction("neutral", {"negative": 0.0, "neutral": 1.0, "positive": 0.0}, 0.0)
 
 
 def _hub_reachable() -> bool:
@@ -51,6 +54,9 @@ class TransformersClassifier:
         try:
             import torch
             from transformers import AutoModelForSequenceClassification, AutoTokenizer
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()  # our log lines, not progress bars, in `run`
         except ImportError as exc:  # pragma: no cover - both are dependencies
             raise ModelUnavailable(f"transformers/torch are not installed: {exc}") from None
         self._torch = torch
@@ -103,15 +109,16 @@ class TransformersClassifier:
 
     def classify(self, texts: Sequence[str]) -> list[Prediction]:
         torch = self._torch
-        prepared = [for_tweet_model(t) if self.tweet_style else t for t in texts]
+        prepared = [for_tweet_model(t) if self.tweet_style else t.strip() for t in texts]
+        out: list[Prediction | None] = [EMPTY if not t else None for t in prepared]
         # Longest first and in length order, so each batch pads to similar lengths.
-        order = sorted(range(len(prepared)), key=lambda i: len(prepared[i]), reverse=True)
-        out: list[Prediction | None] = [None] * len(prepared)
+        order = sorted((i for i, t in enumerate(prepared) if t),
+                       key=lambda i: len(prepared[i]), reverse=True)
         with torch.inference_mode():
             for start in range(0, len(order), self.batch_size):
                 idx = order[start : start + self.batch_size]
                 enc = self.tokenizer(
-                    [prepared[i] or " " for i in idx], padding=True, truncation=True,
+                    [prepared[i] for i in idx], padding=True, truncation=True,
                     max_length=self.max_length, return_tensors="pt",
                 ).to(self.device)
                 probs = torch.softmax(self.model(**enc).logits.float(), dim=-1).cpu().tolist()

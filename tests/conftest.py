@@ -9,14 +9,14 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
-import textwrap  # noqa: E402
-from collections.abc import Callable, Iterator  # noqa: E402
-from pathlib import Path  # noqa: E402
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
-import pytest  # noqa: E402
+import pytest
 
-from listener.config import Config, parse_config  # noqa: E402
-from listener.storage import Store  # noqa: E402
+from listener.config import Config, parse_config
+from listener.storage import Store
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

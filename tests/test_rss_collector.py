@@ -176,6 +176,7 @@ def test_410_disables_the_source_with_a_clear_message(setup, store, httpserver):
     httpserver.expect_request("/feed.xml").respond_with_data("gone", status=410)
     config = setup()
     [outcome] = collect(config, store)
+    assert "HTTP 410 Gone" in outcome.error
     row = source_row(store)
     assert row["enabled"] == 0
     assert "410" in row["disabled_reason"] and "disabled" in row["disabled_reason"]

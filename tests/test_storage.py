@@ -5,6 +5,8 @@ import sys
 import textwrap
 from datetime import timedelta
 
+import pytest
+
 from listener.pipeline import collect_due
 from listener.schema import migrations
 from listener.storage import Store
@@ -52,10 +54,8 @@ def test_crash_between_fetch_and_commit_keeps_the_old_cursor(make_config, store,
         raise RuntimeError("power cut")
 
     monkeypatch.setattr(Store, "_upsert_mentions", crash)
-    try:
+    with pytest.raises(RuntimeError, match="power cut"):
         collect_due(config, store, now=LATER)
-    except RuntimeError:
-        pass
     assert store.db["mentions"].count == 0
     assert store.db["sources"].get("feed")["etag"] == '"old"'
     assert store.db["fetch_runs"].count == 0
@@ -77,7 +77,9 @@ def test_process_killed_mid_transaction_loses_nothing_stored(tmp_path, make_conf
     script = textwrap.dedent(f"""
         import os, signal
         from listener.config import load_config
-        from listener.pipeline import collect_due
+        import pytest
+
+from listener.pipeline import collect_due
         from listener.storage import Store
         original = Store._upsert_mentions
         def die(self, *a, **k):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-WORDS = "good bad service price acme слабо добре hyvä huono جيد سيء".split()
+WORDS = ["good", "bad", "service", "price", "acme", "слабо", "добре", "hyvä", "huono", "جيد", "سيء"]
 
 
 def build_tiny_model(
@@ -18,13 +18,16 @@ def build_tiny_model(
     max_len: int = 32,
 ) -> Path:
     import torch
-    from tokenizers import Tokenizer, models, pre_tokenizers
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
     from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
 
     id2label = id2label or {0: "Negative", 1: "Neutral", 2: "Positive"}
     vocab = {t: i for i, t in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", *WORDS])}
     tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
+    )
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
         sep_token="[SEP]", model_max_length=max_len,
