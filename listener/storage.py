@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -86,6 +87,26 @@ class Store:
     def close(self) -> None:
         self.db.close()
 
+    @contextmanager
+    def _write(self) -> Iterator[None]:
+        """A write transaction that takes the write lock up front (BEGIN IMMEDIATE).
+
+        A deferred BEGIN that reads and then writes cannot wait for another writer: SQLite
+        answers "database is locked" at once instead of using the busy timeout."""
+        conn = self.db.conn
+        if conn.in_transaction:
+            with self.db.atomic():  # nested: a savepoint
+                yield
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
     def _one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> dict[str, Any] | None:
         return next(self.db.query(sql, params), None)
 
@@ -95,7 +116,7 @@ class Store:
         """Make the sources table match the config, keeping each source's state and history."""
         now_s = iso(now or utcnow())
         seen = []
-        with self.db.atomic():
+        with self._write():
             for source in configured:
                 seen.append(source.name)
                 endpoint = source.endpoint()
@@ -179,7 +200,7 @@ class Store:
         """Mentions, the run record and the source's new state, in one transaction: a crash
         before commit leaves the old cursor, so the next fetch gets the same entries again."""
         fetched_at = iso(finished)
-        with self.db.atomic():
+        with self._write():
             new, updated = self._upsert_mentions(source_id, matched, fetched_at)
             counts = FetchCounts(
                 entries=len(result.entries), new=new, updated=updated,
@@ -270,7 +291,7 @@ class Store:
         disable: bool = False,
     ) -> int:
         """Store a failed fetch on that source only. Returns its consecutive failure count."""
-        with self.db.atomic():
+        with self._write():
             self.db.execute(
                 "UPDATE sources SET consecutive_failures = consecutive_failures + 1, "
                 "last_error = ?, last_run_at = ?, next_due_at = ?, enabled = ?, "
@@ -312,7 +333,7 @@ class Store:
              "score": p.score, "scores": json.dumps(p.scores), "scored_at": now_s}
             for mid, p in scored
         ]
-        with self.db.atomic():
+        with self._write():
             self.db["scores"].upsert_all(  # type: ignore[union-attr]
                 rows, pk=("mention_id", "model", "revision")
             )
@@ -384,7 +405,7 @@ class Store:
 
     def add_alert(self, alert: Any, channels: Sequence[str], now: datetime | None = None) -> bool:
         """Store an alert and one pending delivery per channel, unless its dedupe key exists."""
-        with self.db.atomic():
+        with self._write():
             cur = self.db.execute(
                 "INSERT OR IGNORE INTO alerts (dedupe_key, rule, brand, title, message, evidence, "
                 "mention_ids, created_at) VALUES (?,?,?,?,?,?,?,?)",

@@ -77,9 +77,7 @@ def test_process_killed_mid_transaction_loses_nothing_stored(tmp_path, make_conf
     script = textwrap.dedent(f"""
         import os, signal
         from listener.config import load_config
-        import pytest
-
-from listener.pipeline import collect_due
+        from listener.pipeline import collect_due
         from listener.storage import Store
         original = Store._upsert_mentions
         def die(self, *a, **k):
