@@ -51,7 +51,7 @@ def negative_streak(
         rule="negative_streak",
         brand=brand,
         dedupe_key=f"{rule_id}:{brand}:after:{after}",
-        title=f"{brand}: {count} negative mentions in a row",
+        title=f"{brand}: {count} negative mention{'s' if count != 1 else ''} in a row",
         message="\n".join(_snippet(m) for m in streak),
         mention_ids=[m.id for m in streak],
         evidence={"count": count, "from": streak[-1].when, "to": streak[0].when,

@@ -68,7 +68,7 @@ def cli(ctx: click.Context, config_path: Path, db: Path | None, verbose: int) ->
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(message)s",
                         datefmt="%H:%M:%S", stream=sys.stderr)
     if verbose < 2:  # library chatter (HTTP requests, model loading) only at -vv
-        for noisy in ("httpx", "httpcore", "apscheduler", "transformers", "urllib3"):
+        for noisy in ("httpx", "httpcore", "apscheduler", "transformers", "urllib3", "apprise"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
     ctx.obj = Context(config_path, db)
 

@@ -167,4 +167,4 @@ def test_console_channel_prints_the_alert(make_config, store, capsys):
     assert store.add_alert(alert, ["console"], utcnow() - timedelta(seconds=1))
     assert not store.add_alert(alert, ["console"])  # same key: refused
     assert deliver_pending(store, build_notifiers(config)) == (1, [])
-    assert "A: 1 negative mentions in a row" in capsys.readouterr().out
+    assert "A: 1 negative mention in a row" in capsys.readouterr().out
