@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import sys
@@ -185,6 +186,134 @@ def alerts_cmd(ctx: Context, limit: int) -> None:
     finally:
         store.close()
     _print_table(rows, ["id", "created_at", "brand", "rule", "title", "deliveries"])
+
+
+LABEL_CHOICES = click.Choice(["negative", "neutral", "positive"])
+
+
+@cli.command()
+@click.argument("mention_id", type=int)
+@click.argument("label", type=LABEL_CHOICES)
+@click.option("--by", help="Who made the correction.")
+@click.option("--note", help="Why, for whoever reads the training data.")
+@pass_ctx
+def label(ctx: Context, mention_id: int, label: str, by: str | None, note: str | None) -> None:
+    """Correct a mention's sentiment: overrides the model, kept as training data."""
+    store = ctx.store()
+    try:
+        store.add_correction(mention_id, label, by, note)
+        row = store.mention(mention_id)
+    except KeyError as exc:
+        raise click.ClickException(str(exc.args[0])) from None
+    finally:
+        store.close()
+    assert row is not None
+    snippet = " ".join(f"{row['title'] or ''} {row['text'] or ''}".split())[:80]
+    click.echo(f"{mention_id} is now {label}: {snippet}")
+
+
+@cli.command()
+@click.option("--corrections", is_flag=True,
+              help="Export human corrections with their texts (training data).")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl",
+              show_default=True)
+@click.option("-o", "--output", type=click.File("w", encoding="utf-8"), default="-",
+              help="File to write; default standard output.")
+@pass_ctx
+def export(ctx: Context, corrections: bool, fmt: str, output: Any) -> None:
+    """Export data; with --corrections, the human-labelled mentions."""
+    if not corrections:
+        raise click.UsageError("only --corrections is available so far")
+    store = ctx.store()
+    try:
+        write_rows(store.corrections(), fmt, output)
+    finally:
+        store.close()
+
+
+def write_rows(rows: Any, fmt: str, output: Any) -> None:
+    """Stream rows as JSON Lines or CSV without holding them in memory."""
+    writer = None
+    for row in rows:
+        if fmt == "jsonl":
+            output.write(json.dumps(row, ensure_ascii=False) + "\n")
+            continue
+        if writer is None:
+            writer = csv.DictWriter(output, fieldnames=list(row))
+            writer.writeheader()
+        writer.writerow(row)
+
+
+@cli.command()
+@click.option("--model", required=True, help="Hub id or local directory of the other model.")
+@click.option("--revision", help="Pinned hub revision.")
+@click.option("--limit", type=int, help="Score at most this many mentions.")
+@pass_ctx
+def rescore(ctx: Context, model: str, revision: str | None, limit: int | None) -> None:
+    """Score stored mentions with another model, keeping every model's scores."""
+    from listener.pipeline import score_unscored
+    from sentiment import ModelUnavailable, load_classifier
+
+    settings = ctx.config.sentiment.model_copy(update={"model": model, "revision": revision})
+    try:
+        classifier = load_classifier(settings)
+    except ModelUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
+    store = ctx.store()
+    try:
+        done = score_unscored(store, classifier, settings.review_below,
+                              settings.batch_size * 4, limit)
+    finally:
+        store.close()
+    click.echo(f"scored {done} mentions with {classifier.name} ({classifier.revision})")
+
+
+@cli.group()
+def model() -> None:
+    """Inspect or fetch the sentiment model."""
+
+
+@model.command("info")
+@pass_ctx
+def model_info(ctx: Context) -> None:
+    """Load the configured model and show its name, revision, labels, device and dtype."""
+    from sentiment import ModelUnavailable, load_classifier
+
+    try:
+        clf: Any = load_classifier(ctx.config.sentiment)
+    except ModelUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
+    raw = clf.model.config.id2label
+    click.echo(f"model:      {clf.name}")
+    click.echo(f"revision:   {clf.revision}")
+    click.echo("labels:     " + ", ".join(f"{raw[i]} -> {n}" for i, n in enumerate(clf.labels)))
+    click.echo(f"device:     {clf.device}")
+    click.echo(f"dtype:      {clf.dtype}")
+    click.echo(f"max tokens: {clf.max_length}")
+
+
+@model.command("download")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--model", "model_id", help="Hub id; default: sentiment.model from the config.")
+@click.option("--revision", help="Default: sentiment.revision from the config.")
+@pass_ctx
+def model_download(ctx: Context, directory: Path, model_id: str | None,
+                   revision: str | None) -> None:
+    """Download a model to DIRECTORY, for machines with no network (set sentiment.model)."""
+    from sentiment.transformers_classifier import hub_reachable
+
+    settings = ctx.config.sentiment
+    model_id = model_id or settings.model
+    revision = revision or (settings.revision if model_id == settings.model else None)
+    if not hub_reachable():
+        raise click.ClickException(
+            f"cannot reach the Hugging Face Hub to download {model_id!r}; run this on a "
+            "machine with network access and copy the directory over")
+    from huggingface_hub import snapshot_download
+
+    path = snapshot_download(model_id, revision=revision, local_dir=directory)
+    click.echo(f"downloaded {model_id} ({revision or 'main'}) to {path}; set "
+               f"`sentiment.model: {path}` in sources.yaml")
 
 
 def main() -> None:

@@ -26,6 +26,7 @@ from pydantic import (
 
 import sources
 from listener.query import Query, parse_query
+from sentiment.language import DEFAULT_LANGUAGES, valid_code
 
 DEFAULT_MODEL = "cardiffnlp/twitter-xlm-roberta-base-sentiment"
 DEFAULT_REVISION = "f3e34b6c30bf27b6649f72eca85d0bbe79df1e55"
@@ -84,6 +85,30 @@ class Sentiment(Strict):
     max_length: int = Field(default=512, ge=8)
     device: str = Field(default="auto", description="auto, cpu, cuda, cuda:1 ...")
     offline: bool = Field(default=False, description="never reach the hub; local files only")
+    quantize: bool = Field(default=False, description="int8 dynamic quantisation on CPU")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        default="auto", description="on CUDA; auto = bfloat16. CPU always runs float32/int8")
+    threads: int | None = Field(default=None, ge=1, description="CPU threads; default: all")
+    review_below: float = Field(
+        default=0.5, ge=0, le=1,
+        description="mark a mention 'needs review' when its top probability is below this")
+
+
+class LanguageSettings(Strict):
+    detect: list[str] = Field(default_factory=lambda: list(DEFAULT_LANGUAGES),
+                              description="ISO 639-1 codes the detector chooses among")
+    accuracy: Literal["low", "high"] = Field(
+        default="low", description="high: better on very short texts, ~850 MB more memory")
+    min_distance: float = Field(default=0.1, ge=0, le=0.99,
+                                description="how clearly a language must win; else unknown")
+
+    @field_validator("detect")
+    @classmethod
+    def _codes(cls, value: list[str]) -> list[str]:
+        bad = [c for c in value if not valid_code(c)]
+        if bad:
+            raise ValueError(f"not ISO 639-1 language codes lingua knows: {', '.join(bad)}")
+        return [c.lower() for c in value]
 
 
 def _source_union() -> Any:
@@ -100,6 +125,7 @@ class Config(Strict):
     notifiers: list[Notifier] = Field(default_factory=list)
     alerts: list[AlertRule] = Field(default_factory=list)
     sentiment: Sentiment = Field(default_factory=Sentiment)
+    language: LanguageSettings = Field(default_factory=LanguageSettings)
 
     # Set by load_config: where the file was, so relative paths resolve against it.
     base_dir: Path = Field(default=Path("."), exclude=True)

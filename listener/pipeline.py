@@ -12,6 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 import httpx
 
@@ -23,14 +24,17 @@ from listener.matching import brands_for
 from listener.storage import FetchCounts, MatchedEntry, Store
 from listener.timeutil import utcnow
 from sentiment import Classifier, ModelUnavailable, load_classifier
+from sentiment.fusion import verdict
+from sentiment.language import LanguageDetector
 from sentiment.preprocess import mention_text
-from sources.base import FetchError, FetchResult, SourceState
+from sources.base import Entry, FetchError, FetchResult, SourceState
 from sources.http import make_client
 
 log = logging.getLogger("listener")
 
 MAX_BACKOFF = timedelta(hours=6)
 MODEL_RETRY = timedelta(minutes=10)
+DETECT_CHARS = 2000  # enough to tell a language; keeps detection cheap on long posts
 
 
 @dataclass
@@ -97,6 +101,7 @@ def store_result(
         )
         log.warning("%s: %s", name, result)
         return SourceOutcome(name, error=str(result), seconds=seconds)
+    fill_languages(result.entries, config)
     matched = [
         MatchedEntry(e, b) for e in result.entries
         if (b := brands_for(e, source.brand, config.brands))
@@ -111,6 +116,28 @@ def store_result(
         log.info("%s: %d entries, %d new, %d updated, %d matched no brand (%.1fs)", name,
                  counts.entries, counts.new, counts.updated, counts.skipped, seconds)
     return SourceOutcome(name, counts=counts, not_modified=result.not_modified, seconds=seconds)
+
+
+@lru_cache(maxsize=4)
+def _detector(codes: tuple[str, ...], accuracy: str, min_distance: float) -> LanguageDetector:
+    return LanguageDetector(codes, accuracy=accuracy, min_distance=min_distance)
+
+
+def fill_languages(entries: list[Entry], config: Config) -> None:
+    """The source's hint wins; the rest are detected offline (None when unclear)."""
+    missing = []
+    for e in entries:
+        if e.language:
+            e.language_source = "hint"
+        else:
+            missing.append(e)
+    if not missing:
+        return
+    settings = config.language
+    detector = _detector(tuple(settings.detect), settings.accuracy, settings.min_distance)
+    for e, code in zip(missing, detector.detect(
+        [f"{e.title}\n{e.text}"[:DETECT_CHARS] for e in missing]), strict=True):
+        e.language, e.language_source = code, ("detected" if code else None)
 
 
 def _timed_fetch(
@@ -209,18 +236,27 @@ def classify_pending(store: Store, slot: ClassifierSlot, limit: int | None = Non
     classifier = slot.get()
     if classifier is None:
         return 0
+    return score_unscored(store, classifier, slot.settings.review_below,
+                          slot.settings.batch_size * 4, limit)
+
+
+def score_unscored(store: Store, classifier: Classifier, review_below: float, chunk: int,
+                   limit: int | None = None) -> int:
+    """Score, in chunks, every mention this classifier (name + revision) has not scored yet.
+    Each chunk is committed on its own, so an interrupted run keeps what it scored."""
     done = 0
-    batch = slot.settings.batch_size * 4
     while limit is None or done < limit:
-        pending = store.unscored(classifier.name, classifier.revision, batch)
+        size = chunk if limit is None else min(chunk, limit - done)
+        pending = store.unscored(classifier.name, classifier.revision, size)
         if not pending:
             break
         predictions = classifier.classify([mention_text(m.title, m.text) for m in pending])
         done += store.save_scores(
             classifier.name, classifier.revision,
-            zip((m.id for m in pending), predictions, strict=True),
+            [(m.id, p, verdict(p, m.rating, review_below))
+             for m, p in zip(pending, predictions, strict=True)],
         )
-        log.info("scored %d mentions", done)
+        log.info("scored %d mentions with %s", done, classifier.name)
     return done
 
 

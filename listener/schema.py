@@ -139,3 +139,15 @@ def m001_initial(db: Database) -> None:
     db.execute(
         f"CREATE VIRTUAL TABLE mentions_search USING fts5(title, text, tokenize='{FTS_TOKENIZER}')"
     )
+
+
+@migrations()
+def m002_language_fusion_corrections(db: Database) -> None:
+    _t(db, "mentions").add_column("language_source", str)  # hint | detected
+    _t(db, "scores").add_column("text_label", str)  # the model's label before rating fusion
+    _t(db, "scores").add_column("needs_review", int)  # top probability under the threshold
+    _t(db, "corrections").create(
+        {"mention_id": int, "label": str, "by": str, "note": str, "created_at": str},
+        pk="mention_id",
+        foreign_keys=[("mention_id", "mentions", "id")],
+    )

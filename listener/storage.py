@@ -45,6 +45,7 @@ class PendingMention:
     title: str
     text: str
     language: str | None
+    rating: float | None = None
 
 
 @dataclass(frozen=True)
@@ -247,10 +248,10 @@ class Store:
             e = m.entry
             cur = conn.execute(
                 "INSERT INTO mentions (source_id, external_id, url, author, title, text, html, "
-                "language, published_at, fetched_at, rating, raw, content_hash) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "language, language_source, published_at, fetched_at, rating, raw, "
+                "content_hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (source_id, e.external_id, e.url, e.author, e.title, e.text, e.html, e.language,
-                 iso(e.published_at), fetched_at, e.rating,
+                 e.language_source, iso(e.published_at), fetched_at, e.rating,
                  json.dumps(e.raw, ensure_ascii=False, default=str), e.content_hash),
             )
             mention_id = cur.lastrowid
@@ -261,8 +262,10 @@ class Store:
             e = m.entry
             conn.execute(
                 "UPDATE mentions SET url=?, author=?, title=?, text=?, html=?, language=?, "
-                "published_at=?, updated_at=?, rating=?, raw=?, content_hash=? WHERE id=?",
-                (e.url, e.author, e.title, e.text, e.html, e.language, iso(e.published_at),
+                "language_source=?, published_at=?, updated_at=?, rating=?, raw=?, "
+                "content_hash=? WHERE id=?",
+                (e.url, e.author, e.title, e.text, e.html, e.language, e.language_source,
+                 iso(e.published_at),
                  fetched_at, e.rating, json.dumps(e.raw, ensure_ascii=False, default=str),
                  e.content_hash, mention_id),
             )
@@ -315,23 +318,26 @@ class Store:
 
     def unscored(self, model: str, revision: str | None, limit: int) -> list[PendingMention]:
         rows = self.db.query(
-            "SELECT m.id, m.title, m.text, m.language FROM mentions m "
+            "SELECT m.id, m.title, m.text, m.language, m.rating FROM mentions m "
             "WHERE NOT EXISTS (SELECT 1 FROM scores s WHERE s.mention_id = m.id "
             "AND s.model = ? AND s.revision = ?) ORDER BY m.id LIMIT ?",
             [model, revision or "", limit],
         )
-        return [PendingMention(r["id"], r["title"] or "", r["text"] or "", r["language"])
-                for r in rows]
+        return [PendingMention(r["id"], r["title"] or "", r["text"] or "", r["language"],
+                               r["rating"]) for r in rows]
 
     def save_scores(
-        self, model: str, revision: str | None, scored: Iterable[tuple[int, Any]],
+        self, model: str, revision: str | None, scored: Iterable[tuple[int, Any, Any]],
         now: datetime | None = None,
     ) -> int:
+        """Rows of (mention id, Prediction, Verdict or None: the text label is final)."""
         now_s = iso(now or utcnow())
         rows = [
-            {"mention_id": mid, "model": model, "revision": revision or "", "label": p.label,
+            {"mention_id": mid, "model": model, "revision": revision or "",
+             "label": v.label if v else p.label, "text_label": p.label,
+             "needs_review": int(v.needs_review) if v else 0,
              "score": p.score, "scores": json.dumps(p.scores), "scored_at": now_s}
-            for mid, p in scored
+            for mid, p, v in scored
         ]
         with self._write():
             self.db["scores"].upsert_all(  # type: ignore[union-attr]
@@ -365,12 +371,35 @@ class Store:
             "SELECT m.id, m.source_id, m.url, m.author, m.title, m.text, m.language, "
             "m.published_at, m.fetched_at, m.rating, "
             "(SELECT group_concat(brand, ',') FROM mention_brands WHERE mention_id = m.id) "
-            "AS brands, (SELECT label FROM scores WHERE mention_id = m.id "
-            "ORDER BY scored_at DESC LIMIT 1) AS label FROM mentions m "
+            "AS brands, coalesce((SELECT label FROM corrections WHERE mention_id = m.id), "
+            "(SELECT label FROM scores WHERE mention_id = m.id ORDER BY scored_at DESC LIMIT 1)"
+            ") AS label, (SELECT needs_review FROM scores WHERE mention_id = m.id "
+            "ORDER BY scored_at DESC LIMIT 1) AS needs_review FROM mentions m "
             + (f"WHERE {' AND '.join(where)} " if where else "")
             + "ORDER BY coalesce(m.published_at, m.fetched_at) DESC, m.id DESC LIMIT ?"
         )
         return list(self.db.query(sql, [*params, limit]))
+
+    def add_correction(self, mention_id: int, label: str, by: str | None = None,
+                       note: str | None = None, now: datetime | None = None) -> None:
+        """A human's label: overrides every model's for alerts and views, kept as training
+        data. Correcting again replaces the earlier correction."""
+        if self.mention(mention_id) is None:
+            raise KeyError(f"no mention with id {mention_id}")
+        with self._write():
+            self.db["corrections"].upsert(  # type: ignore[union-attr]
+                {"mention_id": mention_id, "label": label, "by": by, "note": note,
+                 "created_at": iso(now or utcnow())}, pk="mention_id")
+
+    def corrections(self) -> Iterator[dict[str, Any]]:
+        """Corrected mentions with their text and every model's label, oldest first."""
+        return self.db.query(
+            "SELECT c.mention_id, m.language, m.rating, m.title, m.text, c.label, "
+            "(SELECT group_concat(s.model || '@' || s.revision || '=' || s.label, ' ') "
+            "FROM scores s WHERE s.mention_id = m.id) AS model_labels, c.by, c.note, "
+            "c.created_at FROM corrections c JOIN mentions m ON m.id = c.mention_id "
+            "ORDER BY c.created_at, c.mention_id"
+        )
 
     def mention(self, mention_id: int) -> dict[str, Any] | None:
         return self._one("SELECT * FROM mentions WHERE id = ?", [mention_id])
@@ -384,12 +413,15 @@ class Store:
     def _labelled(
         self, brand: str, model: str, revision: str | None, limit: int, where: str = ""
     ) -> list[LabelledMention]:
+        # A human correction overrides the model's label.
         rows = self.db.query(
-            "SELECT m.id, s.label, coalesce(m.published_at, m.fetched_at) AS at, m.url, "
-            "m.title, m.text FROM mentions m "
-            "JOIN mention_brands b ON b.mention_id = m.id AND b.brand = ? "
-            "JOIN scores s ON s.mention_id = m.id AND s.model = ? AND s.revision = ? "
-            f"WHERE 1 {where} ORDER BY at DESC, m.id DESC LIMIT ?",
+            "SELECT m.id, coalesce(c.label, s.label) AS label, "
+            "coalesce(m.published_at, m.fetched_at) AS at, m.url, m.title, m.text "
+            "FROM mentions m JOIN mention_brands b ON b.mention_id = m.id AND b.brand = ? "
+            "LEFT JOIN scores s ON s.mention_id = m.id AND s.model = ? AND s.revision = ? "
+            "LEFT JOIN corrections c ON c.mention_id = m.id "
+            f"WHERE coalesce(c.label, s.label) IS NOT NULL {where} "
+            "ORDER BY at DESC, m.id DESC LIMIT ?",
             [brand, model, revision or "", limit],
         )
         return [LabelledMention(r["id"], r["label"], r["at"], r["url"], r["title"] or "",
@@ -398,7 +430,8 @@ class Store:
     def last_non_negative(
         self, brand: str, model: str, revision: str | None
     ) -> LabelledMention | None:
-        rows = self._labelled(brand, model, revision, 1, "AND s.label != 'negative'")
+        rows = self._labelled(brand, model, revision, 1,
+                             "AND coalesce(c.label, s.label) != 'negative'")
         return rows[0] if rows else None
 
     # ---- alerts and deliveries ----------------------------------------------------------

@@ -25,7 +25,8 @@ def _transformers(settings: Any) -> Classifier:
     return TransformersClassifier(
         settings.model, settings.revision, device=settings.device,
         batch_size=settings.batch_size, max_length=settings.max_length,
-        offline=settings.offline,
+        offline=settings.offline, quantize=settings.quantize, dtype=settings.dtype,
+        threads=settings.threads,
     )
 
 

@@ -63,6 +63,7 @@ class Entry:
     content_hash: str
     rating: float | None = None
     raw: dict[str, Any] = field(default_factory=dict)
+    language_source: str | None = None  # hint (from the source) | detected
 
 
 @dataclass

@@ -11,6 +11,7 @@ from werkzeug import Request, Response
 
 from listener.pipeline import collect_due
 from listener.timeutil import parse_iso, utcnow
+from sentiment.base import Prediction
 from sources.http import make_client
 from tests.conftest import feed_bytes, rss
 
@@ -214,8 +215,7 @@ def test_edited_entry_updates_its_row_and_is_not_new(setup, store, httpserver):
         lambda r: Response(next(versions), content_type="application/rss+xml"))
     config = setup()
     [first] = collect(config, store)
-    store.save_scores("m", "r", [(2, type("P", (), {"label": "positive", "score": 1.0,
-                                                    "scores": {}})())])
+    store.save_scores("m", "r", [(2, Prediction("positive", {"positive": 1.0}, 1.0), None)])
     [second] = collect(config, store)
     assert (first.counts.new, second.counts.new, second.counts.updated) == (2, 0, 1)
     rows = mention_rows(store)
