@@ -87,8 +87,12 @@ class Sentiment(Strict):
     offline: bool = Field(default=False, description="never reach the hub; local files only")
     quantize: bool = Field(default=False, description="int8 dynamic quantisation on CPU")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
-        default="auto", description="on CUDA; auto = bfloat16. CPU always runs float32/int8")
+        default="auto",
+        description="auto: bfloat16 on CUDA and on CPUs with native bf16, else float32")
     threads: int | None = Field(default=None, ge=1, description="CPU threads; default: all")
+    max_tokens: int | None = Field(
+        default=None, ge=16,
+        description="padded tokens per forward pass; default 4096 on CPU, 262144 on GPU")
     review_below: float = Field(
         default=0.5, ge=0, le=1,
         description="mark a mention 'needs review' when its top probability is below this")

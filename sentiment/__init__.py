@@ -26,7 +26,7 @@ def _transformers(settings: Any) -> Classifier:
         settings.model, settings.revision, device=settings.device,
         batch_size=settings.batch_size, max_length=settings.max_length,
         offline=settings.offline, quantize=settings.quantize, dtype=settings.dtype,
-        threads=settings.threads,
+        threads=settings.threads, max_tokens=settings.max_tokens,
     )
 
 

@@ -53,6 +53,7 @@ class TransformersClassifier:
         quantize: bool = False,
         dtype: str = "auto",
         threads: int | None = None,
+        max_tokens: int | None = None,
     ) -> None:
         self.name = model
         self.batch_size = batch_size
@@ -85,20 +86,20 @@ class TransformersClassifier:
         self.tweet_style = "twitter" in model.lower() or "tweet" in model.lower()
         self.pad_id = self.tokenizer.pad_token_id or 0
         self.device = self._pick_device(device)
+        # Padded tokens per forward pass: small on CPU (cache-sized), large on a GPU.
+        self.max_tokens = max_tokens or (4096 if self.device.type == "cpu" else 262_144)
         self.quantized = False
         if self.device.type == "cpu":
             torch.set_num_threads(threads or os.cpu_count() or 1)
-            if quantize:
-                with warnings.catch_warnings():  # torch deprecates the API, not the kernels
-                    warnings.simplefilter("ignore")
-                    self.model = torch.ao.quantization.quantize_dynamic(
-                        self.model, {torch.nn.Linear}, dtype=torch.qint8
-                    )
-                self.quantized = True
+        if self.device.type == "cpu" and quantize:
+            with warnings.catch_warnings():  # torch deprecates the API, not the kernels
+                warnings.simplefilter("ignore")
+                self.model = torch.ao.quantization.quantize_dynamic(
+                    self.model, {torch.nn.Linear}, dtype=torch.qint8
+                )
+            self.quantized = True
         else:
-            wanted = {"auto": torch.bfloat16, "bfloat16": torch.bfloat16,
-                      "float16": torch.float16, "float32": torch.float32}[dtype]
-            self.model.to(dtype=wanted)
+            self.model.to(dtype=self._pick_dtype(dtype))
         self.model.to(self.device).eval()
 
     @property
@@ -128,6 +129,18 @@ class TransformersClassifier:
             "sentiment.model to that directory in sources.yaml."
         )
 
+    def _pick_dtype(self, dtype: str) -> Any:
+        """auto: bf16 on CUDA, and on CPUs with native bf16 (AVX512-BF16, AMX), where it runs
+        about twice as fast as fp32; fp32 elsewhere."""
+        torch = self._torch
+        if dtype != "auto":
+            return getattr(torch, dtype)
+        if self.device.type == "cuda":
+            return torch.bfloat16
+        native = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)() or getattr(
+            torch.cpu, "_is_amx_tile_supported", lambda: False)()
+        return torch.bfloat16 if native else torch.float32
+
     def _pick_device(self, device: str) -> Any:
         torch = self._torch
         if device == "auto":
@@ -136,6 +149,24 @@ class TransformersClassifier:
 
     def prepare(self, texts: Sequence[str]) -> list[str]:
         return [for_tweet_model(t) if self.tweet_style else t.strip() for t in texts]
+
+    def _batches(self, order: list[int], lengths: list[int]) -> list[list[int]]:
+        """Cut length-sorted texts into batches of at most batch_size texts and max_tokens
+        padded tokens, and never pad a text to more than twice its length: a 512-token
+        article does not drag shorter posts to its width."""
+        batches: list[list[int]] = []
+        current: list[int] = []
+        for k in order:
+            width = lengths[current[0]] if current else lengths[k]
+            if current and (len(current) >= self.batch_size
+                            or (len(current) + 1) * width > self.max_tokens
+                            or lengths[k] * 2 < width):
+                batches.append(current)
+                current = []
+            current.append(k)
+        if current:
+            batches.append(current)
+        return batches
 
     def classify(self, texts: Sequence[str]) -> list[Prediction]:
         torch = self._torch
@@ -148,11 +179,9 @@ class TransformersClassifier:
             [prepared[i] for i in todo], truncation=True, max_length=self.max_length,
             padding=False, return_attention_mask=False,
         )["input_ids"]
-        # Sort by token length: each batch pads to its own longest text, not the corpus's.
         order = sorted(range(len(todo)), key=lambda k: len(ids[k]), reverse=True)
         with torch.inference_mode():
-            for start in range(0, len(order), self.batch_size):
-                batch = order[start : start + self.batch_size]
+            for batch in self._batches(order, [len(x) for x in ids]):
                 width = len(ids[batch[0]])
                 input_ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
                 mask = torch.zeros((len(batch), width), dtype=torch.long)
