@@ -154,6 +154,21 @@ def _timed_fetch(
     return result, started, time.monotonic() - start
 
 
+def _store_safely(config: Config, store: Store, name: str, result: FetchResult | FetchError,
+                  started: datetime, seconds: float) -> SourceOutcome:
+    """A source whose result cannot be stored (a bad entry, a full disk) fails alone: its
+    transaction rolled back, its old cursor kept, the other sources still stored."""
+    try:
+        return store_result(config, store, name, result, started, seconds)
+    except Exception as exc:
+        log.exception("%s: could not store the fetch", name)
+        error = FetchError(f"could not store the fetch: {type(exc).__name__}: {exc}")
+        try:
+            return store_result(config, store, name, error, started, seconds)
+        except Exception:
+            return SourceOutcome(name, error=str(error), seconds=seconds)
+
+
 def collect_source(
     config: Config, store: Store, name: str, client: httpx.Client | None = None
 ) -> SourceOutcome:
@@ -165,7 +180,7 @@ def collect_source(
     finally:
         if own:
             client.close()
-    return store_result(config, store, name, result, started, seconds)
+    return _store_safely(config, store, name, result, started, seconds)
 
 
 def collect_due(
@@ -188,9 +203,8 @@ def collect_due(
             }
             for future in as_completed(futures):
                 result, started, seconds = future.result()
-                outcomes.append(
-                    store_result(config, store, futures[future], result, started, seconds)
-                )
+                outcomes.append(_store_safely(config, store, futures[future], result,
+                                              started, seconds))
     finally:
         if own:
             client.close()

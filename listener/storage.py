@@ -292,8 +292,8 @@ class Store:
         finished: datetime,
         next_due: datetime,
         disable: bool = False,
-    ) -> int:
-        """Store a failed fetch on that source only. Returns its consecutive failure count."""
+    ) -> None:
+        """Store a failed fetch on that source only."""
         with self._write():
             self.db.execute(
                 "UPDATE sources SET consecutive_failures = consecutive_failures + 1, "
@@ -307,8 +307,6 @@ class Store:
                  "status": "error", "http_status": http_status, "entries": 0, "new": 0,
                  "updated": 0, "skipped": 0, "error": error}
             )
-        row = self._one("SELECT consecutive_failures FROM sources WHERE id = ?", [source_id])
-        return int(row["consecutive_failures"]) if row else 0
 
     def failures(self, source_id: str) -> int:
         row = self._one("SELECT consecutive_failures FROM sources WHERE id = ?", [source_id])

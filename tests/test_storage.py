@@ -5,8 +5,6 @@ import sys
 import textwrap
 from datetime import timedelta
 
-import pytest
-
 from listener.pipeline import collect_due
 from listener.schema import migrations
 from listener.storage import Store
@@ -54,11 +52,11 @@ def test_crash_between_fetch_and_commit_keeps_the_old_cursor(make_config, store,
         raise RuntimeError("power cut")
 
     monkeypatch.setattr(Store, "_upsert_mentions", crash)
-    with pytest.raises(RuntimeError, match="power cut"):
-        collect_due(config, store, now=LATER)
+    [outcome] = collect_due(config, store, now=LATER)
+    assert "power cut" in outcome.error  # an error on that source, not a crash of the pass
     assert store.db["mentions"].count == 0
     assert store.db["sources"].get("feed")["etag"] == '"old"'
-    assert store.db["fetch_runs"].count == 0
+    assert [r["status"] for r in store.db["fetch_runs"].rows] == ["error"]
     monkeypatch.setattr(Store, "_upsert_mentions", original)
     [outcome] = collect_due(config, store, now=LATER)
     assert outcome.counts.new == 5
@@ -118,3 +116,28 @@ def test_full_text_search_in_cyrillic_and_arabic(store, make_config):
     assert [m["text"] for m in store.search("جدا")] == [texts[1]]
     assert [m["text"] for m in store.search("karkkainen")] == [texts[2]]
     assert [m["text"] for m in store.search("kärkkäinen")] == [texts[2]]
+
+
+def test_a_source_that_cannot_be_stored_does_not_stop_the_others(make_config, store,
+                                                                  httpserver, monkeypatch):
+    _serve_feed(httpserver)
+    url = httpserver.url_for("/feed.xml")
+    config = make_config(f"""
+        brands: [{{name: Acme}}]
+        sources:
+          - {{name: bad, type: rss, url: '{url}?bad', brand: Acme}}
+          - {{name: good, type: rss, url: '{url}', brand: Acme}}
+    """)
+    store.sync_sources(config.sources)
+    original = Store._upsert_mentions
+
+    def crash_on_bad(self, source_id, *args, **kwargs):
+        if source_id == "bad":
+            raise ValueError("unstorable entry")
+        return original(self, source_id, *args, **kwargs)
+
+    monkeypatch.setattr(Store, "_upsert_mentions", crash_on_bad)
+    outcomes = {o.source: o for o in collect_due(config, store, now=LATER)}
+    assert "unstorable entry" in outcomes["bad"].error
+    assert outcomes["good"].counts.new == 5
+    assert store.db["sources"].get("bad")["consecutive_failures"] == 1
