@@ -171,7 +171,8 @@ def mentions(ctx: Context, brand: str | None, query: str | None, limit: int,
         return
     for r in rows:
         snippet = " ".join(f"{r['title'] or ''} {r['text'] or ''}".split())[:100]
-        click.echo(f"{r['id']:>6} {r['label'] or '-':<8} {r['brands'] or '':<12} "
+        label = (r["label"] or "-") + ("?" if r["needs_review"] else "")
+        click.echo(f"{r['id']:>6} {label:<9} {r['brands'] or '':<12} "
                    f"{(r['published_at'] or r['fetched_at'])[:16]}  {snippet}")
 
 

@@ -93,6 +93,10 @@ class Sentiment(Strict):
     max_tokens: int | None = Field(
         default=None, ge=16,
         description="padded tokens per forward pass; default 4096 on CPU, 262144 on GPU")
+    long_texts: Literal["truncate", "chunks"] = Field(
+        default="truncate",
+        description="beyond max_length tokens: keep the start, or average over windows")
+    max_chunks: int = Field(default=8, ge=1, description="windows per text with chunks")
     review_below: float = Field(
         default=0.5, ge=0, le=1,
         description="mark a mention 'needs review' when its top probability is below this")

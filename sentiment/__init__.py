@@ -27,6 +27,7 @@ def _transformers(settings: Any) -> Classifier:
         batch_size=settings.batch_size, max_length=settings.max_length,
         offline=settings.offline, quantize=settings.quantize, dtype=settings.dtype,
         threads=settings.threads, max_tokens=settings.max_tokens,
+        long_texts=settings.long_texts, max_chunks=settings.max_chunks,
     )
 
 

@@ -54,9 +54,13 @@ class TransformersClassifier:
         dtype: str = "auto",
         threads: int | None = None,
         max_tokens: int | None = None,
+        long_texts: str = "truncate",
+        max_chunks: int = 8,
     ) -> None:
         self.name = model
         self.batch_size = batch_size
+        self.chunks = long_texts == "chunks"
+        self.max_chunks = max_chunks
         local = Path(model).expanduser().is_dir()
         # A local directory has no hub revision; store "local" so its scores stay distinct.
         self.revision = "local" if local else revision
@@ -168,30 +172,49 @@ class TransformersClassifier:
             batches.append(current)
         return batches
 
+    def _encode(self, texts: list[str]) -> list[tuple[int, list[int]]]:
+        """(text index, token ids) pieces: one per text, truncated to max_length, or with
+        long_texts="chunks" consecutive windows of it (at most max_chunks per text)."""
+        if not self.chunks:
+            ids = self.tokenizer(texts, truncation=True, max_length=self.max_length,
+                                 padding=False, return_attention_mask=False)["input_ids"]
+            return list(enumerate(ids))
+        enc = self.tokenizer(texts, truncation=True, max_length=self.max_length,
+                             return_overflowing_tokens=True, return_attention_mask=False)
+        pieces, per_text = [], [0] * len(texts)
+        for owner, ids in zip(enc["overflow_to_sample_mapping"], enc["input_ids"], strict=True):
+            if per_text[owner] < self.max_chunks:
+                per_text[owner] += 1
+                pieces.append((owner, ids))
+        return pieces
+
     def classify(self, texts: Sequence[str]) -> list[Prediction]:
         torch = self._torch
         prepared = self.prepare(texts)
-        out: list[Prediction | None] = [EMPTY if not t else None for t in prepared]
         todo = [i for i, t in enumerate(prepared) if t]
-        if not todo:
-            return [p for p in out if p is not None]
-        ids = self.tokenizer(
-            [prepared[i] for i in todo], truncation=True, max_length=self.max_length,
-            padding=False, return_attention_mask=False,
-        )["input_ids"]
-        order = sorted(range(len(todo)), key=lambda k: len(ids[k]), reverse=True)
+        pieces = self._encode([prepared[i] for i in todo]) if todo else []
+        lengths = [len(ids) for _, ids in pieces]
+        # Sort by token length, so that each batch pads only to its own longest text.
+        order = sorted(range(len(pieces)), key=lambda k: lengths[k], reverse=True)
+        sums = [[0.0] * len(self.labels) for _ in todo]
+        weights = [0] * len(todo)
         with torch.inference_mode():
-            for batch in self._batches(order, [len(x) for x in ids]):
-                width = len(ids[batch[0]])
+            for batch in self._batches(order, lengths):
+                width = lengths[batch[0]]
                 input_ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
                 mask = torch.zeros((len(batch), width), dtype=torch.long)
                 for row, k in enumerate(batch):
-                    n = len(ids[k])
-                    input_ids[row, :n] = torch.tensor(ids[k])
-                    mask[row, :n] = 1
+                    input_ids[row, : lengths[k]] = torch.tensor(pieces[k][1])
+                    mask[row, : lengths[k]] = 1
                 logits = self.model(input_ids=input_ids.to(self.device),
                                     attention_mask=mask.to(self.device)).logits
                 probs = torch.softmax(logits.float(), dim=-1).cpu().tolist()
                 for k, p in zip(batch, probs, strict=True):
-                    out[todo[k]] = prediction_from_probs(p, self.labels)
-        return [p for p in out if p is not None]
+                    owner = pieces[k][0]  # chunks of one text: average weighted by length
+                    weights[owner] += lengths[k]
+                    sums[owner] = [a + b * lengths[k] for a, b in zip(sums[owner], p,
+                                                                      strict=True)]
+        out = [EMPTY] * len(prepared)
+        for j, i in enumerate(todo):
+            out[i] = prediction_from_probs([v / weights[j] for v in sums[j]], self.labels)
+        return out

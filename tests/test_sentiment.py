@@ -88,3 +88,19 @@ def test_empty_text_is_neutral_without_the_model(tmp_path):
     empty, emoji = clf.classify(["   ", "😡"])
     assert empty.label == "neutral" and empty.scores["neutral"] == 1.0
     assert emoji.label == "negative"  # emoji-only text is scored by the model
+
+
+def test_long_texts_can_be_scored_by_chunks(tmp_path):
+    path = build_tiny_model(tmp_path / "tiny", max_len=16)
+    truncating = load_classifier(Sentiment(model=str(path), dtype="float32"))
+    chunking = load_classifier(Sentiment(model=str(path), dtype="float32", long_texts="chunks",
+                                         max_chunks=3))
+    pieces = chunking._encode(["good " * 100, "bad"])
+    assert [owner for owner, _ in pieces] == [0, 0, 0, 1]  # capped at max_chunks
+    assert all(len(ids) <= 16 for _, ids in pieces)
+    long_text = "good service " * 3 + "bad price " * 30
+    [head] = truncating.classify([long_text])
+    [whole] = chunking.classify([long_text])
+    assert head.scores != whole.scores  # the rest of the text now counts
+    short = "good service"
+    assert truncating.classify([short]) == chunking.classify([short])
