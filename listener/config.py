@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import regex
 import yaml
@@ -123,7 +123,7 @@ def _source_union() -> Any:
     models = tuple(c.config_model for c in sources.COLLECTORS.values())
     if len(models) == 1:
         return models[0]
-    return Annotated[models, Field(discriminator="type")]  # type: ignore[valid-type]
+    return Annotated[Union[models], Field(discriminator="type")]  # type: ignore[valid-type]  # noqa: UP007
 
 
 class Config(Strict):
@@ -291,6 +291,10 @@ def parse_config(text: str, file: str = "sources.yaml", base_dir: Path | None = 
             message = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
                 message = f"unknown key {path[-1]!r}"
+            elif err["type"] == "union_tag_invalid":
+                path = (*path, "type")
+                message = (f"unknown source type {err['ctx']['tag']!r} (have: "
+                           f"{', '.join(sources.COLLECTORS)})")
             problems.append(Problem(format_path(path), _line_for(lines, path), message))
         raise ConfigError(file, problems) from None
     problems += [

@@ -151,3 +151,8 @@ def m002_language_fusion_corrections(db: Database) -> None:
         pk="mention_id",
         foreign_keys=[("mention_id", "mentions", "id")],
     )
+
+
+@migrations()
+def m003_reach(db: Database) -> None:
+    _t(db, "mentions").add_column("reach", int)  # author's followers, karma...: for ranking

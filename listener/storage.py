@@ -248,10 +248,10 @@ class Store:
             e = m.entry
             cur = conn.execute(
                 "INSERT INTO mentions (source_id, external_id, url, author, title, text, html, "
-                "language, language_source, published_at, fetched_at, rating, raw, "
-                "content_hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "language, language_source, published_at, fetched_at, rating, reach, raw, "
+                "content_hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (source_id, e.external_id, e.url, e.author, e.title, e.text, e.html, e.language,
-                 e.language_source, iso(e.published_at), fetched_at, e.rating,
+                 e.language_source, iso(e.published_at), fetched_at, e.rating, e.reach,
                  json.dumps(e.raw, ensure_ascii=False, default=str), e.content_hash),
             )
             mention_id = cur.lastrowid
@@ -262,12 +262,11 @@ class Store:
             e = m.entry
             conn.execute(
                 "UPDATE mentions SET url=?, author=?, title=?, text=?, html=?, language=?, "
-                "language_source=?, published_at=?, updated_at=?, rating=?, raw=?, "
+                "language_source=?, published_at=?, updated_at=?, rating=?, reach=?, raw=?, "
                 "content_hash=? WHERE id=?",
                 (e.url, e.author, e.title, e.text, e.html, e.language, e.language_source,
-                 iso(e.published_at),
-                 fetched_at, e.rating, json.dumps(e.raw, ensure_ascii=False, default=str),
-                 e.content_hash, mention_id),
+                 iso(e.published_at), fetched_at, e.rating, e.reach,
+                 json.dumps(e.raw, ensure_ascii=False, default=str), e.content_hash, mention_id),
             )
             # The text changed, so its old scores no longer describe it: score it again.
             conn.execute("DELETE FROM scores WHERE mention_id = ?", (mention_id,))

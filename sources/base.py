@@ -64,6 +64,7 @@ class Entry:
     rating: float | None = None
     raw: dict[str, Any] = field(default_factory=dict)
     language_source: str | None = None  # hint (from the source) | detected
+    reach: int | None = None  # the author's audience: followers, karma...
 
 
 @dataclass

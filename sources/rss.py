@@ -76,7 +76,7 @@ def _rating(entry: Any) -> float | None:
         return None
 
 
-def _content_hash(*parts: object) -> str:
+def content_hash(*parts: object) -> str:
     return hashlib.sha256(json.dumps(parts, ensure_ascii=False).encode()).hexdigest()
 
 
@@ -87,8 +87,8 @@ def normalise_entry(entry: Any, feed_language: str | None = None) -> Entry:
     link = unwrap_redirect(entry.get("link"))
     author = entry.get("author") or None
     rating = _rating(entry)
-    content_hash = _content_hash(title, html, link, author, rating)
-    external_id = entry.get("id") or link or f"sha256:{content_hash}"
+    digest = content_hash(title, html, link, author, rating)
+    external_id = entry.get("id") or link or f"sha256:{digest}"
     raw = {k: v for k, v in entry.items() if not k.endswith("_parsed")}
     return Entry(
         external_id=external_id,
@@ -99,7 +99,7 @@ def normalise_entry(entry: Any, feed_language: str | None = None) -> Entry:
         html=html,
         language=_language(entry, feed_language),
         published_at=_published(entry),
-        content_hash=content_hash,
+        content_hash=digest,
         rating=rating,
         raw=raw,
     )

@@ -1,0 +1,170 @@
+"""The X collector replaying real tweepy cassettes and hand-made ones (fields, paging, errors)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from datetime import timedelta
+
+import pytest
+
+from listener.pipeline import collect_due
+from listener.timeutil import parse_iso, utcnow
+from tests.cassettes import CASSETTES, SENT, replay, write_cassette
+
+LATER = utcnow() + timedelta(days=1)
+SEARCH = "https://api.twitter.com/2/tweets/search/recent"
+
+
+@pytest.fixture(autouse=True)
+def token(monkeypatch):
+    monkeypatch.setenv("X_BEARER_TOKEN", "test-token")
+
+
+def setup(make_config, store, **keys):
+    keys = keys or {"query": "Tweepy", "max_pages": 1}
+    source = json.dumps({"name": "x", "type": "x", "brand": "Tweepy", **keys})
+    config = make_config(f"brands: [{{name: Tweepy}}]\nsources: [{source}]\n")
+    store.sync_sources(config.sources)
+    return config
+
+
+def mentions(store):
+    return list(store.db.query("SELECT * FROM mentions ORDER BY external_id DESC"))
+
+
+def cursor(store):
+    return json.loads(store.db["sources"].get("x")["cursor"])
+
+
+def test_recent_search_from_a_real_cassette(make_config, store):
+    config = setup(make_config, store)
+    with replay(CASSETTES / "x" / "test_client_search_recent_tweets.yaml", allow_repeats=True):
+        [first] = collect_due(config, store, now=LATER)
+        [second] = collect_due(config, store, now=LATER)
+    assert first.error is None and first.counts.new == 10
+    assert second.counts.new == 0  # the since_id run returns nothing new; nothing stored twice
+    assert "since_id=1578516068309794817" in SENT[-1].uri
+    rows = mentions(store)
+    assert rows[0]["external_id"] == "1578516068309794817"
+    assert rows[0]["text"] == "2022-10-07 22:42:12.637103 tweepy"
+    assert rows[0]["url"] == "https://x.com/i/web/status/1578516068309794817"
+    assert cursor(store)["since_id"] == "1578516068309794817"
+    assert cursor(store)["reads"] == {utcnow().strftime("%Y-%m"): 20}
+
+
+def test_user_mentions_from_a_real_cassette(make_config, store):
+    config = setup(make_config, store, mentions_of="783214", max_pages=1)
+    with replay(CASSETTES / "x" / "test_client_get_users_mentions.yaml"):
+        [outcome] = collect_due(config, store, now=LATER)
+    assert outcome.counts.new == 10
+    assert "respond to my ticket" in mentions(store)[0]["text"]
+
+
+def _tweet(i: int, author: str = "1", lang: str = "en", **extra):
+    return {"id": str(i), "text": f"tweepy post {i}", "author_id": author, "lang": lang,
+            "created_at": f"2026-11-20T10:00:{i % 60:02d}.000Z", **extra}
+
+
+def test_paging_fields_and_retweets_folded(make_config, store, tmp_path):
+    """Hand-made cassette (X API v2 response format): two pages, expansions, a retweet."""
+    users = [{"id": "1", "username": "anna", "name": "Anna",
+              "public_metrics": {"followers_count": 1200}},
+             {"id": "2", "username": "boris", "name": "Boris",
+              "public_metrics": {"followers_count": 5}}]
+    page1 = {"data": [_tweet(105, lang="fi"),
+                      _tweet(104, author="2", text="RT @anna: tweepy post 90",
+                             referenced_tweets=[{"type": "retweeted", "id": "90"}])],
+             "includes": {"users": users, "tweets": [_tweet(90, lang="ru")]},
+             "meta": {"newest_id": "105", "oldest_id": "104", "result_count": 2,
+                      "next_token": "page2"}}
+    page2 = {"data": [_tweet(103, author="2", lang="und")], "includes": {"users": users},
+             "meta": {"newest_id": "103", "oldest_id": "103", "result_count": 1}}
+    path = write_cassette(tmp_path / "paging.yaml", [
+        {"uri": f"{SEARCH}?query=Tweepy&next_token=page2", "status": 200, "body": page2},
+        {"uri": f"{SEARCH}?query=Tweepy", "status": 200, "body": page1},
+    ])
+    config = setup(make_config, store, query="Tweepy")
+    with replay(path) as cassette:
+        [outcome] = collect_due(config, store, now=LATER)
+    assert cassette.all_played and outcome.counts.new == 3
+    sent = SENT[0]
+    assert "since_id" not in sent.uri and "start_time" in sent.uri  # first run: 7-day window
+    assert "tweet.fields" in sent.uri and "expansions" in sent.uri
+    assert "next_token=page2" in SENT[-1].uri
+    rows = {r["external_id"]: r for r in mentions(store)}
+    assert set(rows) == {"105", "103", "90"}  # the retweet itself is not stored
+    assert (rows["105"]["author"], rows["105"]["language"], rows["105"]["reach"]) == (
+        "anna", "fi", 1200)
+    assert rows["105"]["published_at"] == "2026-11-20T10:00:45+00:00"
+    assert rows["105"]["url"] == "https://x.com/anna/status/105"
+    assert rows["103"]["language_source"] != "hint"  # 'und' is no hint
+    assert json.loads(rows["90"]["raw"])["retweets_seen"] == 1
+    assert cursor(store)["since_id"] == "105"
+
+
+def test_429_pushes_next_due_to_the_rate_limit_reset_and_keeps_the_cursor(make_config, store,
+                                                                          tmp_path):
+    reset = int(time.time()) + 900
+    path = write_cassette(tmp_path / "429.yaml", [
+        {"uri": f"{SEARCH}?query=Tweepy", "status": 429,
+         "headers": {"x-rate-limit-reset": str(reset)},
+         "body": {"title": "Too Many Requests", "status": 429}}])
+    config = setup(make_config, store)
+    with replay(path):
+        [outcome] = collect_due(config, store, now=LATER)
+    assert "429" in outcome.error
+    due = parse_iso(store.db["sources"].get("x")["next_due_at"])
+    assert due.timestamp() >= reset - 2
+    assert cursor(store) == {}
+
+
+@pytest.mark.parametrize(("status", "body", "words"), [
+    (403, {"client_id": "1", "required_enrollment": "Appropriate Level of API Access",
+           "reason": "client-not-enrolled", "title": "Client Forbidden", "type":
+           "https://api.twitter.com/2/problems/client-forbidden",
+           "errors": [{"code": 453, "message": "You currently have access to a subset of X "
+                       "API V2 endpoints"}]}, "access tier"),
+    (401, {"title": "Unauthorized", "type": "about:blank", "status": 401,
+           "detail": "Unauthorized"}, "token was refused"),
+])
+def test_no_access_disables_the_source_with_a_message(make_config, store, tmp_path, status,
+                                                      body, words):
+    path = write_cassette(tmp_path / "denied.yaml",
+                          [{"uri": f"{SEARCH}?query=Tweepy", "status": status, "body": body}])
+    config = setup(make_config, store)
+    with replay(path):
+        [outcome] = collect_due(config, store, now=LATER)
+    assert f"HTTP {status}" in outcome.error
+    row = store.db["sources"].get("x")
+    assert row["enabled"] == 0 and words in row["disabled_reason"]
+
+
+def test_monthly_read_budget_stops_before_it_is_spent(make_config, store):
+    config = setup(make_config, store, query="Tweepy", max_pages=1,
+                   monthly_read_budget=25, max_results=10)
+    with replay(CASSETTES / "x" / "test_client_search_recent_tweets.yaml", allow_repeats=True):
+        collect_due(config, store, now=LATER)  # 10 read
+        collect_due(config, store, now=LATER)  # 20 read
+        [third] = collect_due(config, store, now=LATER)  # another 10 would pass 25
+    assert "monthly read budget used (20 of 25 posts)" in third.error
+    assert cursor(store)["reads"][utcnow().strftime("%Y-%m")] == 20
+
+
+def test_missing_token_names_the_variable(make_config, store, monkeypatch):
+    monkeypatch.delenv("X_BEARER_TOKEN")
+    config = setup(make_config, store)
+    [outcome] = collect_due(config, store, now=LATER)
+    assert "set the environment variable X_BEARER_TOKEN" in outcome.error
+
+
+def test_the_bearer_token_is_never_logged_or_stored(make_config, store, caplog, monkeypatch):
+    monkeypatch.setenv("X_BEARER_TOKEN", "SECRET-xyz")
+    caplog.set_level(logging.DEBUG)
+    config = setup(make_config, store)
+    with replay(CASSETTES / "x" / "test_client_search_recent_tweets.yaml"):
+        collect_due(config, store, now=LATER)
+    assert "SECRET-xyz" not in caplog.text
+    dump = "\n".join(store.db.iterdump())
+    assert "SECRET-xyz" not in dump and "tweepy" in dump
