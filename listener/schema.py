@@ -154,5 +154,6 @@ def m002_language_fusion_corrections(db: Database) -> None:
 
 
 @migrations()
-def m003_reach(db: Database) -> None:
+def m003_reach_removed(db: Database) -> None:
     _t(db, "mentions").add_column("reach", int)  # author's followers, karma...: for ranking
+    _t(db, "mentions").add_column("removed_at", str)  # deleted/removed at the source

@@ -239,19 +239,26 @@ class Store:
         fresh = [m for ext, m in by_id.items() if ext not in existing]
         changed = [
             (existing[ext][0], m) for ext, m in by_id.items()
-            if ext in existing and existing[ext][1] != m.entry.content_hash
+            if ext in existing and existing[ext][1] != m.entry.content_hash and not m.entry.removed
         ]
         conn = self.db.conn
+        # Removed at the source since we stored it: keep what was said, flag it.
+        conn.executemany(
+            "UPDATE mentions SET removed_at = ? WHERE id = ? AND removed_at IS NULL",
+            [(fetched_at, existing[ext][0]) for ext, m in by_id.items()
+             if ext in existing and m.entry.removed],
+        )
         links: list[tuple[int, str]] = []
         search: list[tuple[int, str, str]] = []
         for m in fresh:
             e = m.entry
             cur = conn.execute(
                 "INSERT INTO mentions (source_id, external_id, url, author, title, text, html, "
-                "language, language_source, published_at, fetched_at, rating, reach, raw, "
-                "content_hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "language, language_source, published_at, fetched_at, rating, reach, removed_at, "
+                "raw, content_hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (source_id, e.external_id, e.url, e.author, e.title, e.text, e.html, e.language,
                  e.language_source, iso(e.published_at), fetched_at, e.rating, e.reach,
+                 fetched_at if e.removed else None,
                  json.dumps(e.raw, ensure_ascii=False, default=str), e.content_hash),
             )
             mention_id = cur.lastrowid

@@ -65,6 +65,7 @@ class Entry:
     raw: dict[str, Any] = field(default_factory=dict)
     language_source: str | None = None  # hint (from the source) | detected
     reach: int | None = None  # the author's audience: followers, karma...
+    removed: bool = False  # deleted/removed at the source: kept as first seen, flagged
 
 
 @dataclass
