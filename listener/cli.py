@@ -15,6 +15,7 @@ import click
 from listener import __version__
 from listener.config import Config, ConfigError, load_config
 from listener.storage import Store
+from listener.timeutil import utcnow
 
 
 class Context:
@@ -141,14 +142,17 @@ def sources_cmd(ctx: Context, as_json: bool) -> None:
         rows = store.sources()
     finally:
         store.close()
+    month = utcnow().strftime("%Y-%m")
     for r in rows:
         r["state"] = "ok" if r["enabled"] and not r["last_error"] else (
             "failing" if r["enabled"] else f"off: {r['disabled_reason']}")
+        # X bills per post read: show this month's reads (kept in the source's cursor)
+        r["reads"] = json.loads(r["cursor"] or "{}").get("reads", {}).get(month)
     if as_json:
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
-    _print_table(rows, ["id", "type", "brand", "state", "items", "last_run_at", "next_due_at",
-                        "consecutive_failures", "last_error"])
+    _print_table(rows, ["id", "type", "brand", "state", "items", "reads", "last_run_at",
+                        "next_due_at", "consecutive_failures", "last_error"])
 
 
 @cli.command()

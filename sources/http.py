@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from datetime import timedelta
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 import httpx
 
@@ -118,3 +120,12 @@ def _raise_for_status(response: httpx.Response, url: str) -> None:
             disable=True,
         )
     raise FetchError(f"{url}: HTTP {status} {reason}", http_status=status)
+
+
+def get_json(client: httpx.Client, url: str) -> Any:
+    """GET a JSON API with the same limits and errors as feeds."""
+    response = conditional_get(client, url)
+    try:
+        return json.loads(response.body)
+    except ValueError as exc:
+        raise FetchError(f"{url}: response is not JSON ({exc})") from None

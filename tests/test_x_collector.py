@@ -168,3 +168,20 @@ def test_the_bearer_token_is_never_logged_or_stored(make_config, store, caplog, 
     assert "SECRET-xyz" not in caplog.text
     dump = "\n".join(store.db.iterdump())
     assert "SECRET-xyz" not in dump and "tweepy" in dump
+
+
+def test_listener_sources_shows_reads_used(tmp_path):
+    from click.testing import CliRunner
+
+    from listener.cli import cli
+
+    (tmp_path / "sources.yaml").write_text(
+        "brands: [{name: Tweepy}]\n"
+        "sources: [{name: x, type: x, query: Tweepy, max_pages: 1, brand: Tweepy,\n"
+        "           monthly_read_budget: 1000}]\n"
+        "sentiment: {model: ./no-model, offline: true}\n")
+    run = CliRunner().invoke
+    with replay(CASSETTES / "x" / "test_client_search_recent_tweets.yaml"):
+        assert run(cli, ["-c", str(tmp_path / "sources.yaml"), "collect", "--once"]).exit_code == 0
+    out = run(cli, ["-c", str(tmp_path / "sources.yaml"), "sources", "--json"]).output
+    assert json.loads(out)[0]["reads"] == 10
