@@ -6,6 +6,7 @@ hand-made ones written by `write_cassette` (marked as such in the test that make
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,10 +40,25 @@ _vcr.register_matcher("query_subset", _query_subset)
 _vcr.register_matcher("capture", _capture)
 
 
+PLACEHOLDER_TOKENS = {"", "test-token"}
+
+
+def record_mode(env: dict[str, str]) -> str:
+    """Replay only, unless LISTENER_RECORD=1 and a real credential is present: recording with
+    a placeholder token would store a useless 401 as a 'real' response."""
+    if env.get("LISTENER_RECORD") != "1":
+        return "none"
+    if env.get("X_BEARER_TOKEN", "") in PLACEHOLDER_TOKENS:
+        raise RuntimeError("recording refused: set a real X_BEARER_TOKEN to record cassettes")
+    return "new_episodes"
+
+
 @contextmanager
 def replay(path: Path, allow_repeats: bool = False) -> Iterator[Any]:
     SENT.clear()
-    with _vcr.use_cassette(str(path), allow_playback_repeats=allow_repeats) as cassette:
+    mode = record_mode(dict(os.environ))
+    with _vcr.use_cassette(str(path), allow_playback_repeats=allow_repeats,
+                           record_mode=mode) as cassette:
         yield cassette
     assert cassette.play_count > 0, f"{path.name} played nothing"
 

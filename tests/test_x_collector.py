@@ -185,3 +185,16 @@ def test_listener_sources_shows_reads_used(tmp_path):
         assert run(cli, ["-c", str(tmp_path / "sources.yaml"), "collect", "--once"]).exit_code == 0
     out = run(cli, ["-c", str(tmp_path / "sources.yaml"), "sources", "--json"]).output
     assert json.loads(out)[0]["reads"] == 10
+
+
+def test_cassette_discipline(tmp_path):
+    """Recording needs a real token; a cassette that plays nothing fails its test."""
+    from tests.cassettes import record_mode
+
+    assert record_mode({}) == "none"
+    with pytest.raises(RuntimeError, match="recording refused"):
+        record_mode({"LISTENER_RECORD": "1", "X_BEARER_TOKEN": "test-token"})
+    path = write_cassette(tmp_path / "unused.yaml", [
+        {"uri": f"{SEARCH}?query=Tweepy", "status": 200, "body": {"data": []}}])
+    with pytest.raises(AssertionError, match="played nothing"), replay(path):
+        pass
