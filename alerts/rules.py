@@ -1,59 +1,207 @@
-"""Alert rules: pure functions of stored data and time. They decide; they never send or store."""
+"""Alert rules: pure functions of stored facts and time. They decide; they never send or store.
+
+Each returns Alerts whose `dedupe_key` names exactly what they are about (a streak, a window, a
+mention), so storing the same alert twice is refused and a retry or a crash never re-alerts.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
-from listener.storage import LabelledMention
+from alerts.render import human, snippet
+from listener.storage import LabelCounts, LabelledMention
+from listener.timeutil import iso
 
-SNIPPET_CHARS = 160
+EXAMPLES = 5
 
 
 @dataclass(frozen=True)
 class Alert:
     rule: str
-    brand: str
+    brand: str | None
     dedupe_key: str  # one alert per key, ever: the store refuses a second
     title: str
     message: str
     mention_ids: list[int]
     evidence: dict[str, Any] = field(default_factory=dict)
+    rule_id: str = ""
+    scope: str = ""  # what the cooldown counts per: a brand or a source
 
 
-def _snippet(m: LabelledMention) -> str:
-    text = " ".join(f"{m.title} {m.text}".split())
-    text = text if len(text) <= SNIPPET_CHARS else text[: SNIPPET_CHARS - 1] + "…"
-    return f"- {text}" + (f"\n  {m.url}" if m.url else "")
+def _lines(mentions: Sequence[LabelledMention]) -> str:
+    out = []
+    for m in mentions[:EXAMPLES]:
+        stars = f"{m.rating:g}★ " if m.rating is not None else ""
+        who = f" — {snippet('', m.author, 40)}" if m.author else ""
+        out.append(f"- {stars}{snippet(m.title, m.text)}{who}" + (f"\n  {m.url}" if m.url
+                                                                    else ""))
+    return "\n".join(out)
 
 
-def negative_streak(
-    rule_id: str,
-    brand: str,
-    count: int,
-    newest: Sequence[LabelledMention],
-    last_break: LabelledMention | None,
-) -> Alert | None:
-    """Fires when the brand's `count` newest scored mentions are all negative.
+def _bucket(now: datetime, size: timedelta) -> str:
+    """The window a time falls in: a spike alerts once per window, not once per pass."""
+    seconds = int(size.total_seconds())
+    return iso(datetime.fromtimestamp(int(now.timestamp()) // seconds * seconds, now.tzinfo))
 
-    `newest` is newest first; `last_break` is the newest non-negative mention, if any. The streak
-    is named after it, so a streak that keeps growing fires once, and a new streak (after a
-    non-negative mention broke the last one) fires again.
-    """
+
+def in_cooldown(last_alert: datetime | None, cooldown: timedelta, now: datetime) -> bool:
+    return last_alert is not None and now - last_alert < cooldown
+
+
+def negative_streak(rule_id: str, brand: str, count: int, newest: Sequence[LabelledMention],
+                    last_break: LabelledMention | None, scope: str | None = None) -> Alert | None:
+    """Fires when the `count` newest labelled mentions are all negative. The streak is named
+    after the newest non-negative mention before it, so a streak that keeps growing fires
+    once, and a new streak fires again."""
     if count < 1 or len(newest) < count:
         return None
     streak = list(newest[:count])
     if any(m.label != "negative" for m in streak):
         return None
     after = last_break.id if last_break else 0
+    plural = "s" if count != 1 else ""
+    where = f" on {scope}" if scope else ""
     return Alert(
-        rule="negative_streak",
-        brand=brand,
-        dedupe_key=f"{rule_id}:{brand}:after:{after}",
-        title=f"{brand}: {count} negative mention{'s' if count != 1 else ''} in a row",
-        message="\n".join(_snippet(m) for m in streak),
-        mention_ids=[m.id for m in streak],
+        rule="negative_streak", brand=brand, rule_id=rule_id, scope=scope or brand,
+        dedupe_key=f"{rule_id}:{scope or brand}:after:{after}",
+        title=f"{brand}: {count} negative mention{plural} in a row{where}",
+        message=_lines(streak), mention_ids=[m.id for m in streak],
         evidence={"count": count, "from": streak[-1].when, "to": streak[0].when,
-                  "after_mention_id": after or None},
+                  "after_mention_id": after or None, "source": scope},
     )
+
+
+def negative_share_spike(rule: Any, brand: str, window: LabelCounts, baseline: LabelCounts,
+                         examples: Sequence[LabelledMention], now: datetime) -> Alert | None:
+    """The share of negatives in the recent window against the brand's own baseline. A small
+    window (under min_sample) never fires: one angry post is not '100 % negative'."""
+    if window.total < rule.min_sample:
+        return None
+    share = window.negative / window.total
+    usual = baseline.negative / baseline.total if baseline.total else 0.0
+    if share < rule.factor * usual or share - usual < rule.min_increase:
+        return None
+    return Alert(
+        rule=rule.rule, brand=brand, rule_id=rule.id, scope=brand,
+        dedupe_key=f"{rule.id}:{brand}:{_bucket(now, rule.window)}",
+        title=(f"{brand}: {share:.0%} negative in the last {human(rule.window)} "
+               f"(usually {usual:.0%})"),
+        message=(f"{window.negative} of {window.total} scored mentions negative in the last "
+                 f"{human(rule.window)}; {baseline.negative} of {baseline.total} in the "
+                 f"{human(rule.baseline)} before.\n" + _lines(examples)),
+        mention_ids=[m.id for m in examples],
+        evidence={"window": human(rule.window), "baseline": human(rule.baseline),
+                  "window_negative": window.negative, "window_total": window.total,
+                  "baseline_negative": baseline.negative, "baseline_total": baseline.total,
+                  "share": round(share, 4), "usual_share": round(usual, 4)},
+    )
+
+
+def volume_spike(rule: Any, brand: str, count: int, baseline_count: int,
+                 examples: Sequence[LabelledMention], now: datetime) -> Alert | None:
+    expected = baseline_count * (rule.window / rule.baseline)
+    if count < rule.min_sample or count < rule.factor * expected:
+        return None
+    return Alert(
+        rule=rule.rule, brand=brand, rule_id=rule.id, scope=brand,
+        dedupe_key=f"{rule.id}:{brand}:{_bucket(now, rule.window)}",
+        title=(f"{brand}: {count} mentions in the last {human(rule.window)} "
+               f"(usually {expected:.1f})"),
+        message=(f"{count} mentions in the last {human(rule.window)} against {baseline_count} "
+                 f"in the {human(rule.baseline)} before.\n" + _lines(examples)),
+        mention_ids=[m.id for m in examples],
+        evidence={"window": human(rule.window), "baseline": human(rule.baseline),
+                  "count": count, "baseline_count": baseline_count,
+                  "expected": round(expected, 2)},
+    )
+
+
+def silence(rule: Any, source: str, last_mention_at: datetime | None, baseline_count: int,
+            now: datetime) -> Alert | None:
+    """A source that used to yield mentions and has gone quiet for far longer than usual: a
+    dead collector must not look like good news."""
+    if last_mention_at is None or baseline_count < rule.min_history:
+        return None
+    usual_gap = rule.baseline / baseline_count
+    quiet = now - last_mention_at
+    if quiet <= max(rule.factor * usual_gap, rule.min_silence):
+        return None
+    return Alert(
+        rule=rule.rule, brand=rule.brand, rule_id=rule.id, scope=source,
+        dedupe_key=f"{rule.id}:{source}:{iso(last_mention_at)}",
+        title=(f"{source}: no new mentions for {human(quiet)} (usually one every "
+               f"{human(usual_gap)})"),
+        message=(f"The source {source} yielded {baseline_count} mentions in the "
+                 f"{human(rule.baseline)} before {iso(last_mention_at)} and none since. "
+                 "Check `listener sources` for fetch errors."),
+        mention_ids=[],
+        evidence={"source": source, "last_mention_at": iso(last_mention_at),
+                  "baseline_count": baseline_count, "usual_gap_s": usual_gap.total_seconds(),
+                  "quiet_s": quiet.total_seconds()},
+    )
+
+
+def _per_mention(rule: Any, brand: str, mentions: Sequence[LabelledMention], title: str
+                 ) -> list[Alert]:
+    return [
+        Alert(rule=rule.rule, brand=brand, rule_id=rule.id, scope=brand,
+              dedupe_key=f"{rule.id}:{m.id}", title=title.format(m=m, brand=brand),
+              message=_lines([m]), mention_ids=[m.id],
+              evidence={"rating": m.rating, "reach": m.reach, "at": m.when})
+        for m in mentions
+    ]
+
+
+def low_ratings(rule: Any, brand: str, reviews: Sequence[LabelledMention]) -> list[Alert]:
+    low = [m for m in reviews if m.rating is not None and m.rating <= rule.max_stars]
+    return _per_mention(rule, brand, low, "{brand}: {m.rating:g}★ review")
+
+
+def high_reach_negatives(rule: Any, brand: str, mentions: Sequence[LabelledMention]
+                         ) -> list[Alert]:
+    loud = [m for m in mentions if m.label == "negative" and (m.reach or 0) >= rule.min_reach]
+    return _per_mention(rule, brand, loud, "{brand}: negative mention with reach {m.reach:,}")
+
+
+def rating_drop(rule: Any, brand: str, window: tuple[float | None, int],
+                baseline: tuple[float | None, int], examples: Sequence[LabelledMention],
+                now: datetime) -> Alert | None:
+    (avg, n), (usual, base_n) = window, baseline
+    if avg is None or usual is None or n < rule.min_sample or base_n < rule.min_sample:
+        return None
+    if usual - avg < rule.drop:
+        return None
+    return Alert(
+        rule=rule.rule, brand=brand, rule_id=rule.id, scope=brand,
+        dedupe_key=f"{rule.id}:{brand}:{_bucket(now, rule.window)}",
+        title=(f"{brand}: average rating {avg:.1f}★ in the last {human(rule.window)} "
+               f"(usually {usual:.1f}★)"),
+        message=(f"{n} ratings averaging {avg:.2f} against {base_n} averaging {usual:.2f} in "
+                 f"the {human(rule.baseline)} before.\n" + _lines(examples)),
+        mention_ids=[m.id for m in examples],
+        evidence={"window": human(rule.window), "baseline": human(rule.baseline),
+                  "average": round(avg, 3), "count": n, "usual_average": round(usual, 3),
+                  "baseline_count": base_n},
+    )
+
+
+def overdue_items(rule: Any, items: Sequence[dict[str, Any]], now: datetime) -> list[Alert]:
+    """Inbox items past their due time and still open: one alert per item."""
+    out = []
+    for item in items:
+        late = now - datetime.fromisoformat(item["due_at"])
+        what = "reply" if item["kind"] == "reply" else "thank-you"
+        out.append(Alert(
+            rule=rule.rule, brand=item["brand"], rule_id=rule.id, scope=item["brand"] or "",
+            dedupe_key=f"{rule.id}:{item['mention_id']}",
+            title=f"{item['brand']}: {what} overdue by {human(late)}",
+            message=f"- {snippet(item['title'] or '', item['text'] or '')}"
+                    + (f"\n  {item['url']}" if item["url"] else "")
+                    + f"\n  `listener inbox show {item['mention_id']}`",
+            mention_ids=[item["mention_id"]],
+            evidence={"due_at": item["due_at"], "kind": item["kind"],
+                      "assignee": item["assignee"]}))
+    return out

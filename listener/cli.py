@@ -7,15 +7,17 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import click
 
+from alerts.render import human
 from listener import __version__
 from listener.config import Config, ConfigError, load_config
 from listener.storage import Store
-from listener.timeutil import utcnow
+from listener.timeutil import parse_iso, utcnow
 
 
 class Context:
@@ -180,17 +182,156 @@ def mentions(ctx: Context, brand: str | None, query: str | None, limit: int,
                    f"{(r['published_at'] or r['fetched_at'])[:16]}  {snippet}")
 
 
-@cli.command("alerts")
+@cli.group("alerts", invoke_without_command=True)
 @click.option("--limit", default=20, show_default=True)
-@pass_ctx
-def alerts_cmd(ctx: Context, limit: int) -> None:
+@click.pass_context
+def alerts_cmd(click_ctx: click.Context, limit: int) -> None:
     """List fired alerts and where they were delivered."""
+    if click_ctx.invoked_subcommand:
+        return
+    ctx: Context = click_ctx.obj
     store = ctx.store()
     try:
         rows = store.alerts(limit)
     finally:
         store.close()
-    _print_table(rows, ["id", "created_at", "brand", "rule", "title", "deliveries"])
+    _print_table(rows, ["id", "created_at", "scope", "rule_id", "title", "deliveries"])
+
+
+@alerts_cmd.command("test")
+@pass_ctx
+def alerts_test(ctx: Context) -> None:
+    """Send a sample alert to every channel and say which worked."""
+    from alerts.notifiers import NotifierError
+    from listener.pipeline import build_notifiers
+
+    failed = 0
+    for name, notifier in build_notifiers(ctx.config).items():
+        try:
+            notifier.send("listener test: alerts reach this channel",
+                          "A sample alert from `listener alerts test`. Nothing is wrong.")
+            click.echo(f"{name}: sent")
+        except NotifierError as exc:
+            failed += 1
+            click.echo(f"{name}: FAILED: {exc}", err=True)
+    if failed:
+        sys.exit(1)
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--brand", help="Only this brand.")
+@click.option("--status", type=click.Choice(["open", "replied", "thanked", "ignored"]),
+              default="open", show_default=True)
+@click.option("--kind", type=click.Choice(["reply", "thank"]))
+@click.option("--overdue", is_flag=True, help="Only open items past their due time.")
+@click.option("--json", "as_json", is_flag=True, help="Output JSON.")
+@click.pass_context
+def inbox(click_ctx: click.Context, brand: str | None, status: str, kind: str | None,
+          overdue: bool, as_json: bool) -> None:
+    """What needs an answer: negatives to reply to, happy reviewers to thank."""
+    if click_ctx.invoked_subcommand:
+        return
+    ctx: Context = click_ctx.obj
+    store = ctx.store()
+    try:
+        now = utcnow()
+        rows = store.inbox(brand=brand, status=status, kind=kind,
+                           overdue_at=now if overdue else None)
+    finally:
+        store.close()
+    for r in rows:
+        due = parse_iso(r["due_at"]) - now
+        r["due"] = f"in {human(due)}" if due.total_seconds() > 0 else f"LATE {human(-due)}"
+        r["waiting"] = human(now - parse_iso(r["posted_at"]))
+        r["snippet"] = " ".join(f"{r['title'] or ''} {r['text'] or ''}".split())[:70]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    _print_table(rows, ["mention_id", "kind", "brand", "rating", "waiting", "due", "assignee",
+                        "snippet"])
+
+
+@inbox.command("show")
+@click.argument("mention_id", type=int)
+@pass_ctx
+def inbox_show(ctx: Context, mention_id: int) -> None:
+    """One item: the mention, its draft reply in its language, and where to answer."""
+    from alerts.inbox import draft
+
+    store = ctx.store()
+    try:
+        item = store.inbox_item(mention_id)
+    finally:
+        store.close()
+    if item is None:
+        raise click.ClickException(f"no inbox item for mention {mention_id}")
+    lang, text = draft(item["kind"], item["language"], item["author"], item["brand"],
+                       ctx.config.inbox.all_templates())
+    stars = f" {item['rating']:g}★" if item["rating"] is not None else ""
+    click.echo(f"#{mention_id} {item['kind']} ({item['status']}) {item['brand']}{stars} "
+               f"by {item['author'] or 'unknown'} on {item['source_id']}")
+    click.echo(f"posted {item['posted_at']}, due {item['due_at']}"
+               + (f", assigned to {item['assignee']}" if item["assignee"] else ""))
+    click.echo("")
+    for part in (item["title"], item["text"]):
+        if part:
+            click.echo(part)
+    click.echo("")
+    click.echo(f"Draft ({lang}), not sent — copy it or edit it:")
+    click.echo(f"  {text}")
+    if item["url"]:
+        click.echo(f"Answer here: {item['url']}")
+
+
+@inbox.command("mark")
+@click.argument("mention_id", type=int)
+@click.argument("status", type=click.Choice(["replied", "thanked", "ignored", "open"]))
+@click.option("--by", help="Who answered.")
+@pass_ctx
+def inbox_mark(ctx: Context, mention_id: int, status: str, by: str | None) -> None:
+    """Record that an item was replied to, thanked or ignored (or reopen it)."""
+    store = ctx.store()
+    try:
+        store.mark_inbox(mention_id, status, by)
+    except KeyError as exc:
+        raise click.ClickException(str(exc.args[0])) from None
+    finally:
+        store.close()
+    click.echo(f"{mention_id}: {status}" + (f" by {by}" if by else ""))
+
+
+@inbox.command("assign")
+@click.argument("mention_id", type=int)
+@click.argument("name")
+@pass_ctx
+def inbox_assign(ctx: Context, mention_id: int, name: str) -> None:
+    """Give an item to someone."""
+    store = ctx.store()
+    try:
+        store.assign_inbox(mention_id, name)
+    except KeyError as exc:
+        raise click.ClickException(str(exc.args[0])) from None
+    finally:
+        store.close()
+    click.echo(f"{mention_id}: assigned to {name}")
+
+
+@inbox.command("stats")
+@click.option("--brand", help="Only this brand.")
+@click.option("--days", default=30, show_default=True, help="Items posted in the last N days.")
+@pass_ctx
+def inbox_stats(ctx: Context, brand: str | None, days: int) -> None:
+    """Response metrics: median time to reply, share within target, share thanked."""
+    from alerts.inbox import response_metrics
+
+    store = ctx.store()
+    try:
+        now = utcnow()
+        items = store.inbox_all(brand, now - timedelta(days=days))
+    finally:
+        store.close()
+    for key, value in response_metrics(items, now).items():
+        click.echo(f"{key:<22} {'-' if value is None else value}")
 
 
 LABEL_CHOICES = click.Choice(["negative", "neutral", "positive"])

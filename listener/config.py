@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -25,12 +26,14 @@ from pydantic import (
 )
 
 import sources
+from alerts.inbox import DEFAULT_TEMPLATES
+from alerts.settings import CONSOLE, RULE_NAMES, AlertRule
 from listener.query import Query, parse_query
+from listener.timeutil import Duration
 from sentiment.language import DEFAULT_LANGUAGES, valid_code
 
 DEFAULT_MODEL = "cardiffnlp/twitter-xlm-roberta-base-sentiment"
 DEFAULT_REVISION = "f3e34b6c30bf27b6649f72eca85d0bbe79df1e55"
-CONSOLE = "console"
 _ENV_REF = regex.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 Path_ = tuple[str | int, ...]
@@ -65,18 +68,6 @@ class Notifier(Strict):
     url: SecretStr = Field(description="an Apprise URL; use ${ENV} so the secret stays out of git")
 
 
-class AlertRule(Strict):
-    name: str | None = None
-    rule: Literal["negative_streak"]
-    brand: str | None = Field(default=None, description="omit to apply the rule to every brand")
-    count: int = Field(default=3, ge=1, description="negatives in a row that fire the alert")
-    notify: list[str] = Field(default_factory=lambda: [CONSOLE])
-
-    @property
-    def id(self) -> str:
-        return self.name or f"{self.rule}:{self.count}"
-
-
 class Sentiment(Strict):
     backend: Literal["transformers"] = "transformers"
     model: str = Field(default=DEFAULT_MODEL, description="hub id or local directory")
@@ -100,6 +91,35 @@ class Sentiment(Strict):
     review_below: float = Field(
         default=0.5, ge=0, le=1,
         description="mark a mention 'needs review' when its top probability is below this")
+
+
+class InboxSettings(Strict):
+    reply_within: Duration = Field(default=timedelta(hours=24),
+                                   description="response target for negatives")
+    thank_within: Duration = Field(default=timedelta(hours=72),
+                                   description="target for thanking happy reviewers")
+    max_age: Duration = Field(default=timedelta(days=14),
+                              description="older mentions never enter the inbox")
+    thank_min_score: float = Field(default=0.6, ge=0, le=1,
+                                   description="signed score for 'clearly positive' text")
+    templates: dict[Literal["reply", "thank"], dict[str, str]] = Field(
+        default_factory=dict, description="per kind and language; {author} {brand} {product}")
+
+    @field_validator("templates")
+    @classmethod
+    def _known_placeholders(cls, value: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        for kind, by_lang in value.items():
+            for lang, text in by_lang.items():
+                try:
+                    text.format_map({"author": "", "brand": "", "product": ""})
+                except (KeyError, ValueError, IndexError) as exc:
+                    raise ValueError(f"templates.{kind}.{lang}: unknown placeholder {exc}; "
+                                     "use {author}, {brand} or {product}") from None
+        return value
+
+    def all_templates(self) -> dict[str, dict[str, str]]:
+        return {k: {**DEFAULT_TEMPLATES[k], **self.templates.get(k, {})}  # type: ignore[call-overload]
+                for k in DEFAULT_TEMPLATES}
 
 
 class LanguageSettings(Strict):
@@ -134,6 +154,7 @@ class Config(Strict):
     alerts: list[AlertRule] = Field(default_factory=list)
     sentiment: Sentiment = Field(default_factory=Sentiment)
     language: LanguageSettings = Field(default_factory=LanguageSettings)
+    inbox: InboxSettings = Field(default_factory=InboxSettings)
 
     # Set by load_config: where the file was, so relative paths resolve against it.
     base_dir: Path = Field(default=Path("."), exclude=True)
@@ -256,9 +277,17 @@ def _cross_check(config: Config) -> list[tuple[Path_, str]]:
         if source.brand is not None and source.brand not in brand_names:
             found.append((("sources", i, "brand"), f"no brand named {source.brand!r}"))
     channels = {CONSOLE, *(n.name for n in config.notifiers)}
+    source_names = {s.name for s in config.sources}
+    rule_ids: set[str] = set()
     for i, rule in enumerate(config.alerts):
+        if rule.id in rule_ids:
+            found.append((("alerts", i, "name"), f"two rules named {rule.id!r}: give each a "
+                          "unique `name`"))
+        rule_ids.add(rule.id)
         if rule.brand is not None and rule.brand not in brand_names:
             found.append((("alerts", i, "brand"), f"no brand named {rule.brand!r}"))
+        if getattr(rule, "source", None) and rule.source not in source_names:
+            found.append((("alerts", i, "source"), f"no source named {rule.source!r}"))
         for j, channel in enumerate(rule.notify):
             if channel not in channels:
                 found.append(
@@ -286,15 +315,20 @@ def parse_config(text: str, file: str = "sources.yaml", base_dir: Path | None = 
         for err in exc.errors(include_input=False, include_url=False):
             path = tuple(err["loc"])
             # a discriminated union adds the tag to the path: drop it, it is not a YAML key
-            path = tuple(p for i, p in enumerate(path) if not (i == 2 and path[0] == "sources"
-                         and isinstance(p, str) and p in sources.COLLECTORS))
+            tags = {"sources": set(sources.COLLECTORS), "alerts": set(RULE_NAMES)}
+            path = tuple(p for i, p in enumerate(path)
+                         if not (i == 2 and isinstance(p, str) and p in tags.get(path[0], ())))
             message = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
                 message = f"unknown key {path[-1]!r}"
-            elif err["type"] == "union_tag_invalid":
+            elif err["type"] == "union_tag_invalid" and path[0] == "sources":
                 path = (*path, "type")
                 message = (f"unknown source type {err['ctx']['tag']!r} (have: "
                            f"{', '.join(sources.COLLECTORS)})")
+            elif err["type"] == "union_tag_invalid":
+                path = (*path, "rule")
+                message = (f"unknown rule {err['ctx']['tag']!r} (have: "
+                           f"{', '.join(RULE_NAMES)})")
             problems.append(Problem(format_path(path), _line_for(lines, path), message))
         raise ConfigError(file, problems) from None
     problems += [

@@ -17,8 +17,10 @@ from functools import lru_cache
 import httpx
 
 import sources as collectors
+from alerts import engine
+from alerts.inbox import sync_inbox
 from alerts.notifiers import Notifier, NotifierError, build_notifier
-from alerts.rules import Alert, negative_streak
+from alerts.rules import Alert
 from listener.config import CONSOLE, Config
 from listener.matching import brands_for
 from listener.storage import FetchCounts, MatchedEntry, Store
@@ -277,21 +279,9 @@ def score_unscored(store: Store, classifier: Classifier, review_below: float, ch
 def evaluate_alerts(
     config: Config, store: Store, model: tuple[str, str | None], now: datetime | None = None
 ) -> list[Alert]:
-    """Run every rule for every brand it covers; store new alerts with pending deliveries."""
-    name, revision = model
-    fired: list[Alert] = []
-    for rule in config.alerts:
-        brands = [rule.brand] if rule.brand else [b.name for b in config.brands]
-        for brand in brands:
-            alert = negative_streak(
-                rule.id, brand, rule.count,
-                store.recent_labelled(brand, name, revision, rule.count),
-                store.last_non_negative(brand, name, revision),
-            )
-            if alert and store.add_alert(alert, rule.notify, now):
-                log.warning("alert: %s", alert.title)
-                fired.append(alert)
-    return fired
+    """Keep the inbox current, then run every alert rule (alerts.engine)."""
+    sync_inbox(config, store, model, now)
+    return engine.evaluate(config, store, model, now)
 
 
 def build_notifiers(config: Config) -> dict[str, Notifier]:

@@ -157,3 +157,28 @@ def m002_language_fusion_corrections(db: Database) -> None:
 def m003_reach_removed(db: Database) -> None:
     _t(db, "mentions").add_column("reach", int)  # author's followers, karma...: for ranking
     _t(db, "mentions").add_column("removed_at", str)  # deleted/removed at the source
+
+
+@migrations()
+def m004_alert_scope_and_inbox(db: Database) -> None:
+    _t(db, "alerts").add_column("rule_id", str)  # the rule's name in sources.yaml
+    _t(db, "alerts").add_column("scope", str)  # the brand or source it is about
+    _t(db, "alerts").create_index(["rule_id", "scope", "created_at"])
+    _t(db, "inbox").create(
+        {
+            "mention_id": int,
+            "brand": str,
+            "kind": str,  # reply | thank
+            "status": str,  # open | replied | thanked | ignored
+            "assignee": str,
+            "posted_at": str,  # when the customer wrote: the response clock starts here
+            "due_at": str,
+            "created_at": str,
+            "closed_at": str,
+            "closed_by": str,
+        },
+        pk="mention_id",
+        foreign_keys=[("mention_id", "mentions", "id")],
+        not_null={"kind", "status"},
+    )
+    _t(db, "inbox").create_index(["status", "due_at"])

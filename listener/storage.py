@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ from sqlite_utils import Database
 
 from listener.schema import migrations
 from listener.textnorm import fold
-from listener.timeutil import iso, utcnow
+from listener.timeutil import iso, parse_iso, utcnow
 from sources.base import Entry, FetchResult, SourceState
 
 _CHUNK = 500  # stays under SQLite's bound-parameter limit
@@ -51,11 +51,26 @@ class PendingMention:
 @dataclass(frozen=True)
 class LabelledMention:
     id: int
-    label: str
+    label: str | None
     when: str
     url: str | None
     title: str
     text: str
+    source_id: str | None = None
+    author: str | None = None
+    rating: float | None = None
+    reach: int | None = None
+
+
+@dataclass(frozen=True)
+class LabelCounts:
+    negative: int = 0
+    neutral: int = 0
+    positive: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.negative + self.neutral + self.positive
 
 
 @dataclass(frozen=True)
@@ -65,6 +80,20 @@ class Delivery:
     title: str
     message: str
     attempts: int
+
+
+def _labelled(r: dict[str, Any]) -> LabelledMention:
+    return LabelledMention(r["id"], r["label"], r["at"], r["url"], r["title"] or "",
+                           r["text"] or "", r["source_id"], r["author"], r["rating"], r["reach"])
+
+
+# The effective label: a human correction, else the given model's score.
+_LABEL = "coalesce(c.label, s.label)"
+_LABEL_JOINS = (
+    "LEFT JOIN scores s ON s.mention_id = m.id AND s.model = :model AND s.revision = :rev "
+    "LEFT JOIN corrections c ON c.mention_id = m.id "
+)
+_AT = "coalesce(m.published_at, m.fetched_at)"
 
 
 class Store:
@@ -409,34 +438,170 @@ class Store:
         return self._one("SELECT * FROM mentions WHERE id = ?", [mention_id])
 
     def recent_labelled(
-        self, brand: str, model: str, revision: str | None, limit: int
+        self, brand: str, model: str, revision: str | None, limit: int,
+        source: str | None = None,
     ) -> list[LabelledMention]:
-        """A brand's newest scored mentions, newest first, by published (else fetched) time."""
-        return self._labelled(brand, model, revision, limit)
-
-    def _labelled(
-        self, brand: str, model: str, revision: str | None, limit: int, where: str = ""
-    ) -> list[LabelledMention]:
-        # A human correction overrides the model's label.
-        rows = self.db.query(
-            "SELECT m.id, coalesce(c.label, s.label) AS label, "
-            "coalesce(m.published_at, m.fetched_at) AS at, m.url, m.title, m.text "
-            "FROM mentions m JOIN mention_brands b ON b.mention_id = m.id AND b.brand = ? "
-            "LEFT JOIN scores s ON s.mention_id = m.id AND s.model = ? AND s.revision = ? "
-            "LEFT JOIN corrections c ON c.mention_id = m.id "
-            f"WHERE coalesce(c.label, s.label) IS NOT NULL {where} "
-            "ORDER BY at DESC, m.id DESC LIMIT ?",
-            [brand, model, revision or "", limit],
-        )
-        return [LabelledMention(r["id"], r["label"], r["at"], r["url"], r["title"] or "",
-                                r["text"] or "") for r in rows]
+        """A brand's newest labelled mentions, newest first, by published (else fetched) time."""
+        return self._labelled(brand, model, revision, limit, source)
 
     def last_non_negative(
-        self, brand: str, model: str, revision: str | None
+        self, brand: str, model: str, revision: str | None, source: str | None = None
     ) -> LabelledMention | None:
-        rows = self._labelled(brand, model, revision, 1,
-                             "AND coalesce(c.label, s.label) != 'negative'")
+        rows = self._labelled(brand, model, revision, 1, source, f"AND {_LABEL} != 'negative'")
         return rows[0] if rows else None
+
+    def _labelled(
+        self, brand: str, model: str, revision: str | None, limit: int,
+        source: str | None = None, where: str = "",
+    ) -> list[LabelledMention]:
+        rows = self.db.query(
+            f"SELECT m.id, {_LABEL} AS label, {_AT} AS at, m.url, m.title, m.text, "
+            "m.source_id, m.author, m.rating, m.reach FROM mentions m "
+            "JOIN mention_brands b ON b.mention_id = m.id AND b.brand = :brand "
+            f"{_LABEL_JOINS} WHERE {_LABEL} IS NOT NULL {where} "
+            "AND (:source IS NULL OR m.source_id = :source) "
+            "ORDER BY at DESC, m.id DESC LIMIT :limit",
+            {"brand": brand, "model": model, "rev": revision or "", "limit": limit,
+             "source": source},
+        )
+        return [_labelled(r) for r in rows]
+
+    # ---- facts for alert rules (time windows are [start, end) on published-else-fetched time)
+
+    def label_counts(self, brand: str, model: str, revision: str | None, start: datetime,
+                     end: datetime, source: str | None = None) -> LabelCounts:
+        row = self._one(
+            f"SELECT sum({_LABEL} = 'negative') AS negative, sum({_LABEL} = 'neutral') AS "
+            f"neutral, sum({_LABEL} = 'positive') AS positive FROM mentions m "
+            "JOIN mention_brands b ON b.mention_id = m.id AND b.brand = :brand "
+            f"{_LABEL_JOINS} WHERE {_AT} >= :start AND {_AT} < :end "
+            "AND (:source IS NULL OR m.source_id = :source)",
+            {"brand": brand, "model": model, "rev": revision or "", "start": iso(start),
+             "end": iso(end), "source": source},
+        ) or {}
+        return LabelCounts(row.get("negative") or 0, row.get("neutral") or 0,
+                           row.get("positive") or 0)
+
+    def mention_count(self, brand: str, start: datetime, end: datetime) -> int:
+        row = self._one(
+            f"SELECT count(*) AS n FROM mentions m JOIN mention_brands b ON b.mention_id = m.id "
+            f"AND b.brand = ? WHERE {_AT} >= ? AND {_AT} < ?", [brand, iso(start), iso(end)])
+        return int(row["n"]) if row else 0
+
+    def mentions_between(self, brand: str, model: str, revision: str | None, start: datetime,
+                         end: datetime, where: str = "", limit: int = 100,
+                         order: str = "at DESC") -> list[LabelledMention]:
+        """A brand's mentions in a window with their effective label, filtered by `where`
+        (SQL over m.* and `label`)."""
+        rows = self.db.query(
+            f"SELECT * FROM (SELECT m.id, {_LABEL} AS label, {_AT} AS at, m.url, m.title, "
+            "m.text, m.source_id, m.author, m.rating, m.reach FROM mentions m "
+            "JOIN mention_brands b ON b.mention_id = m.id AND b.brand = :brand "
+            f"{_LABEL_JOINS} WHERE {_AT} >= :start AND {_AT} < :end) "
+            f"WHERE 1 {where} ORDER BY {order}, id DESC LIMIT :limit",
+            {"brand": brand, "model": model, "rev": revision or "", "start": iso(start),
+             "end": iso(end), "limit": limit},
+        )
+        return [_labelled(r) for r in rows]
+
+    def rating_stats(self, brand: str, start: datetime, end: datetime) -> tuple[float | None, int]:
+        row = self._one(
+            "SELECT avg(m.rating) AS avg, count(m.rating) AS n FROM mentions m "
+            "JOIN mention_brands b ON b.mention_id = m.id AND b.brand = ? "
+            f"WHERE {_AT} >= ? AND {_AT} < ? AND m.rating IS NOT NULL",
+            [brand, iso(start), iso(end)])
+        return (row["avg"], int(row["n"])) if row else (None, 0)
+
+    def source_activity(self, source_id: str, baseline: timedelta
+                        ) -> tuple[datetime | None, int]:
+        """When the source last yielded a new mention, and how many it yielded in the
+        `baseline` before that."""
+        row = self._one("SELECT max(fetched_at) AS last FROM mentions WHERE source_id = ?",
+                        [source_id])
+        last = parse_iso(row["last"]) if row else None
+        if last is None:
+            return None, 0
+        n = self._one("SELECT count(*) AS n FROM mentions WHERE source_id = ? AND "
+                      "fetched_at > ?", [source_id, iso(last - baseline)])
+        return last, int(n["n"]) if n else 0
+
+    def last_alert_at(self, rule_id: str, scope: str) -> datetime | None:
+        row = self._one("SELECT max(created_at) AS at FROM alerts WHERE rule_id = ? AND "
+                        "scope = ?", [rule_id, scope])
+        return parse_iso(row["at"]) if row else None
+
+    # ---- inbox ------------------------------------------------------------------------------
+
+    def inbox_candidates(self, model: tuple[str, str | None], since: datetime
+                         ) -> list[dict[str, Any]]:
+        """Labelled mentions posted since `since` that have no inbox item yet, per brand."""
+        name, rev = model
+        return list(self.db.query(
+            f"SELECT m.id, b.brand, {_LABEL} AS label, s.score, m.rating, {_AT} AS at "
+            "FROM mentions m JOIN mention_brands b ON b.mention_id = m.id "
+            f"{_LABEL_JOINS} WHERE {_LABEL} IS NOT NULL AND {_AT} >= :since "
+            "AND m.id NOT IN (SELECT mention_id FROM inbox) AND m.removed_at IS NULL "
+            "GROUP BY m.id",
+            {"model": name, "rev": rev or "", "since": iso(since)}))
+
+    def add_inbox_items(self, items: Sequence[dict[str, Any]], now: datetime) -> int:
+        with self._write():
+            cur = self.db.conn.executemany(
+                "INSERT OR IGNORE INTO inbox (mention_id, brand, kind, status, posted_at, "
+                "due_at, created_at) VALUES (?, ?, ?, 'open', ?, ?, ?)",
+                [(i["mention_id"], i["brand"], i["kind"], iso(i["posted_at"]),
+                  iso(i["due_at"]), iso(now)) for i in items])
+        return cur.rowcount
+
+    def inbox(self, *, brand: str | None = None, status: str | None = None,
+              kind: str | None = None, overdue_at: datetime | None = None,
+              limit: int = 100) -> list[dict[str, Any]]:
+        """Inbox items with their mention, oldest due first."""
+        where, params = ["1"], {}
+        for column, value in (("i.brand", brand), ("i.status", status), ("i.kind", kind)):
+            if value:
+                where.append(f"{column} = :{column[2:]}")
+                params[column[2:]] = value
+        if overdue_at is not None:
+            where.append("i.status = 'open' AND i.due_at <= :now")
+            params["now"] = iso(overdue_at)
+        return list(self.db.query(
+            "SELECT i.*, m.title, m.text, m.url, m.author, m.language, m.rating, m.source_id "
+            "FROM inbox i JOIN mentions m ON m.id = i.mention_id "
+            f"WHERE {' AND '.join(where)} ORDER BY i.due_at, i.mention_id LIMIT :limit",
+            {**params, "limit": limit}))
+
+    def overdue_inbox(self, now: datetime, brand: str | None = None) -> list[dict[str, Any]]:
+        return self.inbox(brand=brand, overdue_at=now, limit=1000)
+
+    def inbox_item(self, mention_id: int) -> dict[str, Any] | None:
+        return self._one(
+            "SELECT i.*, m.title, m.text, m.url, m.author, m.language, m.rating, m.source_id, "
+            "m.published_at FROM inbox i JOIN mentions m ON m.id = i.mention_id "
+            "WHERE i.mention_id = ?", [mention_id])
+
+    def mark_inbox(self, mention_id: int, status: str, by: str | None = None,
+                   now: datetime | None = None) -> None:
+        if self.inbox_item(mention_id) is None:
+            raise KeyError(f"no inbox item for mention {mention_id}")
+        closed = None if status == "open" else iso(now or utcnow())
+        with self._write():
+            self.db.execute("UPDATE inbox SET status = ?, closed_at = ?, closed_by = ? "
+                            "WHERE mention_id = ?", [status, closed, by, mention_id])
+
+    def assign_inbox(self, mention_id: int, assignee: str | None) -> None:
+        if self.inbox_item(mention_id) is None:
+            raise KeyError(f"no inbox item for mention {mention_id}")
+        with self._write():
+            self.db.execute("UPDATE inbox SET assignee = ? WHERE mention_id = ?",
+                            [assignee, mention_id])
+
+    def inbox_all(self, brand: str | None = None, since: datetime | None = None
+                  ) -> list[dict[str, Any]]:
+        return list(self.db.query(
+            "SELECT * FROM inbox WHERE (:brand IS NULL OR brand = :brand) "
+            "AND (:since IS NULL OR posted_at >= :since)",
+            {"brand": brand, "since": iso(since) if since else None}))
 
     # ---- alerts and deliveries ----------------------------------------------------------
 
@@ -444,11 +609,11 @@ class Store:
         """Store an alert and one pending delivery per channel, unless its dedupe key exists."""
         with self._write():
             cur = self.db.execute(
-                "INSERT OR IGNORE INTO alerts (dedupe_key, rule, brand, title, message, evidence, "
-                "mention_ids, created_at) VALUES (?,?,?,?,?,?,?,?)",
-                [alert.dedupe_key, alert.rule, alert.brand, alert.title, alert.message,
-                 json.dumps(alert.evidence, ensure_ascii=False), json.dumps(alert.mention_ids),
-                 iso(now or utcnow())],
+                "INSERT OR IGNORE INTO alerts (dedupe_key, rule, rule_id, scope, brand, title, "
+                "message, evidence, mention_ids, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                [alert.dedupe_key, alert.rule, alert.rule_id, alert.scope, alert.brand,
+                 alert.title, alert.message, json.dumps(alert.evidence, ensure_ascii=False),
+                 json.dumps(alert.mention_ids), iso(now or utcnow())],
             )
             if cur.rowcount == 0:
                 return False

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+from pydantic import BeforeValidator
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d)?\s*$", re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
@@ -41,3 +44,11 @@ def parse_duration(value: str | int | float) -> timedelta:
     if seconds <= 0:
         raise ValueError(f"duration must be positive, got {value!r}")
     return timedelta(seconds=seconds)
+
+
+def _as_duration(value: object) -> timedelta:
+    return value if isinstance(value, timedelta) else parse_duration(value)  # type: ignore[arg-type]
+
+
+# A config field written as 30s, 15m, 1h, 2d or seconds.
+Duration = Annotated[timedelta, BeforeValidator(_as_duration)]

@@ -7,9 +7,9 @@ from datetime import datetime, timedelta
 from typing import Any, ClassVar, Protocol
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from listener.timeutil import parse_duration
+from listener.timeutil import Duration
 
 SOURCE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
@@ -25,13 +25,8 @@ class SourceConfig(BaseModel):
         default=None,
         description="brand every item of this source belongs to; omit to match all brand queries",
     )
-    interval: timedelta = Field(default=timedelta(minutes=15), description="how often to fetch")
+    interval: Duration = Field(default=timedelta(minutes=15), description="how often to fetch")
     enabled: bool = True
-
-    @field_validator("interval", mode="before")
-    @classmethod
-    def _duration(cls, value: Any) -> timedelta:
-        return value if isinstance(value, timedelta) else parse_duration(value)
 
     def endpoint(self) -> str:
         """Where this source reads from, for messages and the sources table."""

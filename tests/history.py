@@ -1,0 +1,59 @@
+"""Constructed histories: mentions with known labels, times, ratings and reach, stored through
+the real storage code, so alert rules can be tested on data whose answer we know."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from listener.storage import MatchedEntry, Store
+from sentiment.base import Prediction
+from sources.base import Entry, FetchResult, SourceState
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+MODEL = ("m", "1")
+_P = {"negative": (-0.9, {"negative": 0.95, "neutral": 0.03, "positive": 0.02}),
+      "neutral": (0.0, {"negative": 0.1, "neutral": 0.8, "positive": 0.1}),
+      "positive": (0.9, {"negative": 0.02, "neutral": 0.03, "positive": 0.95})}
+
+
+@dataclass
+class Post:
+    label: str
+    ago: timedelta
+    rating: float | None = None
+    reach: int | None = None
+    source: str = "s"
+    brand: str = "Acme"
+    text: str = ""
+    language: str | None = None
+    author: str | None = None
+
+
+class History:
+    def __init__(self, store: Store, sources: tuple[str, ...] = ("s", "t")) -> None:
+        self.store = store
+        self.n = 0
+        for name in sources:
+            if store.db["sources"].count_where("id = ?", [name]) == 0:
+                store.db["sources"].insert({"id": name, "type": "rss", "enabled": 1,
+                                            "consecutive_failures": 0})
+
+    def add(self, *posts: Post, now: datetime = NOW) -> list[int]:
+        ids = []
+        for p in posts:
+            self.n += 1
+            at = now - p.ago
+            e = Entry(f"e{self.n}", f"https://example.com/{self.n}", p.author,
+                      f"post {self.n}", p.text or f"{p.label} words {self.n}", None, p.language,
+                      at, f"h{self.n}", rating=p.rating, reach=p.reach)
+            self.store.save_fetch(p.source, FetchResult([e], SourceState()),
+                                  [MatchedEntry(e, (p.brand,))], started=at, finished=at,
+                                  next_due=at)
+            mid = self.store.db.execute("SELECT id FROM mentions WHERE external_id = ?",
+                                        [e.external_id]).fetchone()[0]
+            score, probs = _P[p.label]
+            self.store.save_scores(*MODEL, [(mid, Prediction(p.label, probs, score), None)],
+                                   now=at)
+            ids.append(mid)
+        return ids
