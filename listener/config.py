@@ -66,6 +66,9 @@ class Brand(Strict):
 class Notifier(Strict):
     name: str = Field(min_length=1)
     url: SecretStr = Field(description="an Apprise URL; use ${ENV} so the secret stays out of git")
+    digest: str | None = Field(
+        default=None, pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+        description="HH:MM (UTC): one daily digest instead of an alert each")
 
 
 class Sentiment(Strict):

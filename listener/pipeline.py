@@ -18,10 +18,11 @@ import httpx
 
 import sources as collectors
 from alerts import engine
+from alerts.delivery import build_notifiers, deliver_pending, digest_times
 from alerts.inbox import sync_inbox
-from alerts.notifiers import Notifier, NotifierError, build_notifier
+from alerts.notifiers import Notifier
 from alerts.rules import Alert
-from listener.config import CONSOLE, Config
+from listener.config import Config
 from listener.matching import brands_for
 from listener.storage import FetchCounts, MatchedEntry, Store
 from listener.timeutil import utcnow
@@ -284,34 +285,6 @@ def evaluate_alerts(
     return engine.evaluate(config, store, model, now)
 
 
-def build_notifiers(config: Config) -> dict[str, Notifier]:
-    channels: dict[str, Notifier] = {CONSOLE: build_notifier(CONSOLE, "console://")}
-    for n in config.notifiers:
-        channels[n.name] = build_notifier(n.name, n.url.get_secret_value())
-    return channels
-
-
-def deliver_pending(store: Store, channels: dict[str, Notifier]) -> tuple[int, list[str]]:
-    """Send each pending delivery once; a failed one stays pending and is retried next pass."""
-    sent, errors = 0, []
-    for d in store.pending_deliveries():
-        notifier = channels.get(d.channel)
-        if notifier is None:
-            continue  # channel removed from config; left pending for when it returns
-        if not store.claim_delivery(d.alert_id, d.channel):
-            continue
-        try:
-            notifier.send(d.title, d.message)
-        except NotifierError as exc:
-            store.finish_delivery(d.alert_id, d.channel, str(exc))
-            errors.append(str(exc))
-            log.error("%s", exc)
-        else:
-            store.finish_delivery(d.alert_id, d.channel, None)
-            sent += 1
-    return sent, errors
-
-
 def process(config: Config, store: Store, slot: ClassifierSlot,
             channels: dict[str, Notifier], report: PassReport | None = None) -> PassReport:
     """Everything after collection: classify, evaluate rules, deliver."""
@@ -319,7 +292,8 @@ def process(config: Config, store: Store, slot: ClassifierSlot,
     report.scored = classify_pending(store, slot)
     report.model_error = slot.error
     report.alerts = evaluate_alerts(config, store, slot.model_key)
-    report.delivered, report.delivery_errors = deliver_pending(store, channels)
+    report.delivered, report.delivery_errors = deliver_pending(store, channels,
+                                                               digest_times(config))
     return report
 
 
@@ -329,3 +303,6 @@ def run_pass(config: Config, store: Store, slot: ClassifierSlot | None = None,
     report = PassReport(sources=collect_due(config, store))
     return process(config, store, slot or ClassifierSlot(config),
                    channels if channels is not None else build_notifiers(config), report)
+
+
+__all__ = ["build_notifiers", "deliver_pending", "run_pass"]

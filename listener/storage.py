@@ -80,6 +80,7 @@ class Delivery:
     title: str
     message: str
     attempts: int
+    created_at: str = ""  # the alert's
 
 
 def _labelled(r: dict[str, Any]) -> LabelledMention:
@@ -626,11 +627,12 @@ class Store:
 
     def pending_deliveries(self) -> list[Delivery]:
         rows = self.db.query(
-            "SELECT d.alert_id, d.channel, d.attempts, a.title, a.message FROM deliveries d "
-            "JOIN alerts a ON a.id = d.alert_id WHERE d.status = 'pending' ORDER BY d.alert_id"
+            "SELECT d.alert_id, d.channel, d.attempts, a.title, a.message, a.created_at "
+            "FROM deliveries d JOIN alerts a ON a.id = d.alert_id WHERE d.status = 'pending' "
+            "ORDER BY d.alert_id"
         )
-        return [Delivery(r["alert_id"], r["channel"], r["title"], r["message"], r["attempts"])
-                for r in rows]
+        return [Delivery(r["alert_id"], r["channel"], r["title"], r["message"], r["attempts"],
+                         r["created_at"]) for r in rows]
 
     def claim_delivery(self, alert_id: int, channel: str) -> bool:
         """Mark a delivery as being sent, committed before sending: a crash mid-send leaves it

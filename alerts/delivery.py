@@ -1,0 +1,88 @@
+"""Sending stored alerts: each delivery once per channel, or bundled into a daily digest."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, time, timedelta
+from typing import Any
+
+from alerts.notifiers import Notifier, NotifierError, build_notifier
+from alerts.settings import CONSOLE
+from listener.storage import Delivery, Store
+from listener.timeutil import parse_iso, utcnow
+
+log = logging.getLogger("listener")
+
+
+def build_notifiers(config: Any) -> dict[str, Notifier]:
+    channels: dict[str, Notifier] = {CONSOLE: build_notifier(CONSOLE, "console://")}
+    for n in config.notifiers:
+        channels[n.name] = build_notifier(n.name, n.url.get_secret_value())
+    return channels
+
+
+def digest_times(config: Any) -> dict[str, time]:
+    """Channels that get one daily digest instead of an alert each, and when (UTC)."""
+    return {n.name: time.fromisoformat(n.digest) for n in config.notifiers if n.digest}
+
+
+def digest_due(oldest_pending: datetime, at: time, now: datetime) -> bool:
+    """A digest goes at the first daily `at` after its oldest alert; a failed one is retried
+    every pass after that."""
+    today = datetime.combine(now.date(), at, tzinfo=now.tzinfo)
+    latest = today if now >= today else today - timedelta(days=1)
+    return latest >= oldest_pending
+
+
+def digest_text(deliveries: list[Delivery]) -> tuple[str, str]:
+    n = len(deliveries)
+    title = f"listener daily digest: {n} alert{'s' if n != 1 else ''}"
+    body = "\n\n".join(f"🔔 {d.title}\n{d.message}" for d in deliveries)
+    return title, body
+
+
+def _send(store: Store, notifier: Notifier, batch: list[Delivery], title: str,
+          body: str) -> str | None:
+    """Claim, send, record: claimed rows are committed as 'sending' before the send, so a
+    crash mid-send never leads to a second send."""
+    claimed = [d for d in batch if store.claim_delivery(d.alert_id, d.channel)]
+    if not claimed:
+        return None
+    try:
+        notifier.send(title, body)
+    except NotifierError as exc:
+        error = str(exc)
+    else:
+        error = None
+    for d in claimed:
+        store.finish_delivery(d.alert_id, d.channel, error)
+    return error
+
+
+def deliver_pending(store: Store, channels: dict[str, Notifier],
+                    digests: dict[str, time] | None = None,
+                    now: datetime | None = None) -> tuple[int, list[str]]:
+    """Send pending deliveries; a failed one stays pending and is retried next pass."""
+    now = now or utcnow()
+    digests = digests or {}
+    sent, errors = 0, []
+    pending = store.pending_deliveries()
+    for name, notifier in channels.items():
+        mine = [d for d in pending if d.channel == name]
+        if not mine:
+            continue
+        if name in digests:
+            oldest = min(parse_iso(d.created_at) or now for d in mine)
+            if not digest_due(oldest, digests[name], now):
+                continue
+            batches = [(mine, *digest_text(mine))]
+        else:
+            batches = [([d], d.title, d.message) for d in mine]
+        for batch, title, body in batches:
+            error = _send(store, notifier, batch, title, body)
+            if error:
+                errors.append(error)
+                log.error("%s", error)
+            else:
+                sent += len(batch)
+    return sent, errors
