@@ -74,6 +74,18 @@ def negative_streak(rule_id: str, brand: str, count: int, newest: Sequence[Label
     )
 
 
+def _window_alert(rule: Any, brand: str, now: datetime, title: str, figures: str,
+                  examples: Sequence[LabelledMention], **evidence: Any) -> Alert:
+    """A recent window compared with its baseline: keyed by the window it falls in."""
+    return Alert(
+        rule=rule.rule, brand=brand, rule_id=rule.id, scope=brand,
+        dedupe_key=f"{rule.id}:{brand}:{_bucket(now, rule.window)}",
+        title=title, message=f"{figures}\n" + _lines(examples),
+        mention_ids=[m.id for m in examples],
+        evidence={"window": human(rule.window), "baseline": human(rule.baseline), **evidence},
+    )
+
+
 def negative_share_spike(rule: Any, brand: str, window: LabelCounts, baseline: LabelCounts,
                          examples: Sequence[LabelledMention], now: datetime) -> Alert | None:
     """The share of negatives in the recent window against the brand's own baseline. A small
@@ -84,20 +96,15 @@ def negative_share_spike(rule: Any, brand: str, window: LabelCounts, baseline: L
     usual = baseline.negative / baseline.total if baseline.total else 0.0
     if share < rule.factor * usual or share - usual < rule.min_increase:
         return None
-    return Alert(
-        rule=rule.rule, brand=brand, rule_id=rule.id, scope=brand,
-        dedupe_key=f"{rule.id}:{brand}:{_bucket(now, rule.window)}",
-        title=(f"{brand}: {share:.0%} negative in the last {human(rule.window)} "
-               f"(usually {usual:.0%})"),
-        message=(f"{window.negative} of {window.total} scored mentions negative in the last "
-                 f"{human(rule.window)}; {baseline.negative} of {baseline.total} in the "
-                 f"{human(rule.baseline)} before.\n" + _lines(examples)),
-        mention_ids=[m.id for m in examples],
-        evidence={"window": human(rule.window), "baseline": human(rule.baseline),
-                  "window_negative": window.negative, "window_total": window.total,
-                  "baseline_negative": baseline.negative, "baseline_total": baseline.total,
-                  "share": round(share, 4), "usual_share": round(usual, 4)},
-    )
+    return _window_alert(
+        rule, brand, now,
+        f"{brand}: {share:.0%} negative in the last {human(rule.window)} (usually {usual:.0%})",
+        f"{window.negative} of {window.total} scored mentions negative in the last "
+        f"{human(rule.window)}; {baseline.negative} of {baseline.total} in the "
+        f"{human(rule.baseline)} before.", examples,
+        window_negative=window.negative, window_total=window.total,
+        baseline_negative=baseline.negative, baseline_total=baseline.total,
+        share=round(share, 4), usual_share=round(usual, 4))
 
 
 def volume_spike(rule: Any, brand: str, count: int, baseline_count: int,
@@ -105,18 +112,12 @@ def volume_spike(rule: Any, brand: str, count: int, baseline_count: int,
     expected = baseline_count * (rule.window / rule.baseline)
     if count < rule.min_sample or count < rule.factor * expected:
         return None
-    return Alert(
-        rule=rule.rule, brand=brand, rule_id=rule.id, scope=brand,
-        dedupe_key=f"{rule.id}:{brand}:{_bucket(now, rule.window)}",
-        title=(f"{brand}: {count} mentions in the last {human(rule.window)} "
-               f"(usually {expected:.1f})"),
-        message=(f"{count} mentions in the last {human(rule.window)} against {baseline_count} "
-                 f"in the {human(rule.baseline)} before.\n" + _lines(examples)),
-        mention_ids=[m.id for m in examples],
-        evidence={"window": human(rule.window), "baseline": human(rule.baseline),
-                  "count": count, "baseline_count": baseline_count,
-                  "expected": round(expected, 2)},
-    )
+    return _window_alert(
+        rule, brand, now,
+        f"{brand}: {count} mentions in the last {human(rule.window)} (usually {expected:.1f})",
+        f"{count} mentions in the last {human(rule.window)} against {baseline_count} in the "
+        f"{human(rule.baseline)} before.", examples,
+        count=count, baseline_count=baseline_count, expected=round(expected, 2))
 
 
 def silence(rule: Any, source: str, last_mention_at: datetime | None, baseline_count: int,
@@ -174,18 +175,13 @@ def rating_drop(rule: Any, brand: str, window: tuple[float | None, int],
         return None
     if usual - avg < rule.drop:
         return None
-    return Alert(
-        rule=rule.rule, brand=brand, rule_id=rule.id, scope=brand,
-        dedupe_key=f"{rule.id}:{brand}:{_bucket(now, rule.window)}",
-        title=(f"{brand}: average rating {avg:.1f}★ in the last {human(rule.window)} "
-               f"(usually {usual:.1f}★)"),
-        message=(f"{n} ratings averaging {avg:.2f} against {base_n} averaging {usual:.2f} in "
-                 f"the {human(rule.baseline)} before.\n" + _lines(examples)),
-        mention_ids=[m.id for m in examples],
-        evidence={"window": human(rule.window), "baseline": human(rule.baseline),
-                  "average": round(avg, 3), "count": n, "usual_average": round(usual, 3),
-                  "baseline_count": base_n},
-    )
+    return _window_alert(
+        rule, brand, now,
+        f"{brand}: average rating {avg:.1f}★ in the last {human(rule.window)} "
+        f"(usually {usual:.1f}★)",
+        f"{n} ratings averaging {avg:.2f} against {base_n} averaging {usual:.2f} in the "
+        f"{human(rule.baseline)} before.", examples,
+        average=round(avg, 3), count=n, usual_average=round(usual, 3), baseline_count=base_n)
 
 
 def overdue_items(rule: Any, items: Sequence[dict[str, Any]], now: datetime) -> list[Alert]:
