@@ -106,9 +106,8 @@ def collect(ctx: Context, once: bool) -> None:
         report = run_pass(ctx.config, store)
     finally:
         store.close()
-    failed = [o for o in report.sources if o.error]
     click.echo(
-        f"{len(report.sources)} sources fetched ({len(failed)} failed), {report.new} new "
+        f"{len(report.sources)} sources fetched ({report.failed} failed), {report.new} new "
         f"mentions, {report.scored} scored, {len(report.alerts)} alerts, "
         f"{report.delivered} notifications sent"
     )
