@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import sys
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +40,12 @@ class Context:
 
     def store(self) -> Store:
         return Store.open(self.db_path())
+
+    def model_key(self) -> tuple[str, str | None]:
+        """The model whose scores views and exports show (a local directory is 'local')."""
+        settings = self.config.sentiment
+        local = Path(settings.model).expanduser().is_dir()
+        return settings.model, "local" if local else settings.revision
 
 
 pass_ctx = click.make_pass_decorator(Context)
@@ -357,36 +362,134 @@ def label(ctx: Context, mention_id: int, label: str, by: str | None, note: str |
     click.echo(f"{mention_id} is now {label}: {snippet}")
 
 
+FORMATS = click.Choice(["csv", "jsonl", "parquet"])
+
+
+def _when(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return parse_iso(value if "T" in value else f"{value}T00:00:00+00:00")
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD) or ISO time") from None
+
+
 @cli.command()
+@click.option("--format", "fmt", type=FORMATS, default="csv", show_default=True)
+@click.option("-o", "--output", default="-", help="File to write; default standard output.")
+@click.option("--brand")
+@click.option("--source")
+@click.option("--language", help="ISO 639-1 code.")
+@click.option("--label", type=LABEL_CHOICES)
+@click.option("--since", help="YYYY-MM-DD or ISO time (UTC), inclusive.")
+@click.option("--until", help="YYYY-MM-DD or ISO time (UTC), exclusive.")
 @click.option("--corrections", is_flag=True,
-              help="Export human corrections with their texts (training data).")
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl",
-              show_default=True)
-@click.option("-o", "--output", type=click.File("w", encoding="utf-8"), default="-",
-              help="File to write; default standard output.")
+              help="Export human corrections with their texts (training data) instead.")
 @pass_ctx
-def export(ctx: Context, corrections: bool, fmt: str, output: Any) -> None:
-    """Export data; with --corrections, the human-labelled mentions."""
-    if not corrections:
-        raise click.UsageError("only --corrections is available so far")
+def export(ctx: Context, fmt: str, output: str, brand: str | None, source: str | None,
+           language: str | None, label: str | None, since: str | None, until: str | None,
+           corrections: bool) -> None:
+    """Export mentions with their scores (or, with --corrections, the human labels)."""
+    from listener.export import mention_rows, write_rows
+
     store = ctx.store()
     try:
-        write_rows(store.corrections(), fmt, output)
+        rows = store.corrections() if corrections else mention_rows(
+            store, ctx.model_key(), brand=brand, source=source, language=language,
+            label=label, since=_when(since), until=_when(until))
+        n = write_rows(rows, fmt, output)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     finally:
         store.close()
+    if output != "-":
+        click.echo(f"wrote {n} rows to {output}", err=True)
 
 
-def write_rows(rows: Any, fmt: str, output: Any) -> None:
-    """Stream rows as JSON Lines or CSV without holding them in memory."""
-    writer = None
-    for row in rows:
-        if fmt == "jsonl":
-            output.write(json.dumps(row, ensure_ascii=False) + "\n")
-            continue
-        if writer is None:
-            writer = csv.DictWriter(output, fieldnames=list(row))
-            writer.writeheader()
-        writer.writerow(row)
+TABLE_FORMATS = click.Choice(["table", "csv", "jsonl"])
+
+
+def _emit(rows: list[dict[str, Any]], fmt: str, columns: Sequence[str] | None = None) -> None:
+    from listener.export import write_rows
+
+    if fmt == "table":
+        _print_table(rows, columns or (list(rows[0]) if rows else []))
+    else:
+        write_rows(rows, fmt, "-")
+
+
+def _period_options(fn: Any) -> Any:
+    for option in reversed([
+        click.option("--since", help="YYYY-MM-DD or ISO time (UTC), inclusive."),
+        click.option("--until", help="YYYY-MM-DD or ISO time (UTC), exclusive."),
+        click.option("--format", "fmt", type=TABLE_FORMATS, default="table",
+                     show_default=True),
+    ]):
+        fn = option(fn)
+    return fn
+
+
+@cli.command()
+@click.option("--period", type=click.Choice(["day", "week", "month"]), default="day",
+              show_default=True)
+@click.option("--by", type=click.Choice(["brand", "source", "language"]), default="brand",
+              show_default=True)
+@click.option("--brand", "brands", multiple=True, help="Only these brands (repeatable).")
+@_period_options
+@pass_ctx
+def metrics(ctx: Context, period: str, by: str, brands: tuple[str, ...], since: str | None,
+            until: str | None, fmt: str) -> None:
+    """Volume, sentiment counts, net sentiment, CSAT, average rating and NPS-style score."""
+    from listener.metrics import sentiment_table
+
+    store = ctx.store()
+    try:
+        rows = sentiment_table(store, ctx.model_key(), period=period, by=by,
+                               brands=brands or None, since=_when(since), until=_when(until))
+    finally:
+        store.close()
+    _emit(rows, fmt)
+
+
+@cli.command()
+@click.option("--brand", required=True)
+@click.option("--period", type=click.Choice(["day", "week", "month"]), default="month",
+              show_default=True)
+@_period_options
+@pass_ctx
+def sov(ctx: Context, brand: str, period: str, since: str | None, until: str | None,
+        fmt: str) -> None:
+    """Share of voice of a brand against its competitors (general sources only)."""
+    from listener.metrics import share_of_voice
+
+    try:
+        competitors = ctx.config.brand(brand).competitors
+    except StopIteration:
+        raise click.BadParameter(f"no brand named {brand!r}", param_hint="--brand") from None
+    store = ctx.store()
+    try:
+        rows = share_of_voice(store, brand, competitors, period=period, since=_when(since),
+                              until=_when(until))
+    finally:
+        store.close()
+    _emit(rows, fmt)
+
+
+@cli.command()
+@click.option("--brand", required=True)
+@_period_options
+@pass_ctx
+def drivers(ctx: Context, brand: str, since: str | None, until: str | None, fmt: str) -> None:
+    """Key drivers: which aspects come up in negative against positive mentions."""
+    from listener.metrics import aspect_matchers, key_drivers
+
+    store = ctx.store()
+    try:
+        rows = key_drivers(store, ctx.model_key(), aspect_matchers(ctx.config.aspects),
+                           brand=brand, since=_when(since), until=_when(until))
+    finally:
+        store.close()
+    _emit(rows, fmt)
 
 
 @cli.command()

@@ -28,6 +28,7 @@ from pydantic import (
 import sources
 from alerts.inbox import DEFAULT_TEMPLATES
 from alerts.settings import CONSOLE, RULE_NAMES, AlertRule
+from listener.metrics import DEFAULT_ASPECTS, aspect_matchers
 from listener.query import Query, parse_query
 from listener.timeutil import Duration
 from sentiment.language import DEFAULT_LANGUAGES, valid_code
@@ -158,6 +159,16 @@ class Config(Strict):
     sentiment: Sentiment = Field(default_factory=Sentiment)
     language: LanguageSettings = Field(default_factory=LanguageSettings)
     inbox: InboxSettings = Field(default_factory=InboxSettings)
+    aspects: dict[str, dict[str, list[str]]] = Field(
+        default_factory=lambda: DEFAULT_ASPECTS,
+        description="aspect -> language -> keywords (word, word*, phrase); replaces defaults")
+
+    @field_validator("aspects")
+    @classmethod
+    def _aspect_keywords_parse(cls, value: dict[str, dict[str, list[str]]]
+                               ) -> dict[str, dict[str, list[str]]]:
+        aspect_matchers(value)  # raises QuerySyntaxError naming the bad keyword
+        return value
 
     # Set by load_config: where the file was, so relative paths resolve against it.
     base_dir: Path = Field(default=Path("."), exclude=True)

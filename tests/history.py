@@ -31,13 +31,15 @@ class Post:
 
 
 class History:
-    def __init__(self, store: Store, sources: tuple[str, ...] = ("s", "t")) -> None:
+    def __init__(self, store: Store, sources: tuple[str, ...] = ("s", "t"),
+                 tied: dict[str, str] | None = None) -> None:
+        """`sources` are general (no brand tie); `tied` maps source -> its one brand."""
         self.store = store
         self.n = 0
-        for name in sources:
+        for name, brand in [*((s, None) for s in sources), *(tied or {}).items()]:
             if store.db["sources"].count_where("id = ?", [name]) == 0:
-                store.db["sources"].insert({"id": name, "type": "rss", "enabled": 1,
-                                            "consecutive_failures": 0})
+                store.db["sources"].insert({"id": name, "type": "rss", "brand": brand,
+                                            "enabled": 1, "consecutive_failures": 0})
 
     def add(self, *posts: Post, now: datetime = NOW) -> list[int]:
         ids = []

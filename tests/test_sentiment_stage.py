@@ -141,8 +141,8 @@ def test_corrections_override_the_model_and_export_as_training_data(project):
     mentions = [json.loads(x) for x in invoke(project, "mentions", "--json").output.splitlines()]
     assert {m["id"]: m["label"] for m in mentions}[ids["r3"]] == "negative"
 
-    exported = [json.loads(x) for x in invoke(project, "export", "--corrections").output
-                .splitlines()]
+    out = invoke(project, "export", "--corrections", "--format", "jsonl").output
+    exported = [json.loads(x) for x in out.splitlines()]
     assert [(e["mention_id"], e["label"], e["by"]) for e in exported] == [
         (ids["r3"], "negative", "maria"), (ids["r4"], "negative", None)]
     assert "kaatuu" in exported[0]["text"] and exported[0]["language"] == "fi"

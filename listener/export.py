@@ -1,0 +1,120 @@
+"""Export stored mentions with their scores: CSV, JSON Lines or Parquet, streamed in batches
+so a large history never sits in memory. Times are UTC ISO 8601 (timestamps in Parquet)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from itertools import islice
+from pathlib import Path
+from typing import IO, Any
+
+from listener.storage import Store
+from listener.timeutil import iso, parse_iso
+
+COLUMNS = ["id", "source_id", "external_id", "brands", "url", "author", "title", "text",
+           "language", "published_at", "fetched_at", "rating", "reach", "label", "text_label",
+           "score", "p_negative", "p_neutral", "p_positive", "needs_review", "corrected",
+           "model", "revision"]
+TIMES = ("published_at", "fetched_at")
+BATCH = 5000
+
+
+def mention_rows(store: Store, model: tuple[str, str | None], *, brand: str | None = None,
+                 source: str | None = None, language: str | None = None,
+                 label: str | None = None, since: datetime | None = None,
+                 until: datetime | None = None) -> Iterator[dict[str, Any]]:
+    """Mentions with the model's scores and the effective label, oldest first."""
+    at = "coalesce(m.published_at, m.fetched_at)"
+    effective = "coalesce(c.label, s.label)"
+    where = ["1"]
+    params: dict[str, Any] = {"model": model[0], "rev": model[1] or ""}
+    for clause, key, value in (
+        ("m.id IN (SELECT mention_id FROM mention_brands WHERE brand = :brand)", "brand", brand),
+        ("m.source_id = :source", "source", source),
+        ("m.language = :language", "language", language),
+        (f"{effective} = :label", "label", label),
+        (f"{at} >= :since", "since", iso(since) if since else None),
+        (f"{at} < :until", "until", iso(until) if until else None),
+    ):
+        if value is not None:
+            where.append(clause)
+            params[key] = value
+    cursor = store.db.execute(
+        "SELECT m.id, m.source_id, m.external_id, (SELECT group_concat(brand, ',') FROM "
+        "mention_brands WHERE mention_id = m.id) AS brands, m.url, m.author, m.title, m.text, "
+        "m.language, m.published_at, m.fetched_at, m.rating, m.reach, "
+        f"{effective} AS label, s.text_label, s.score, s.scores, s.needs_review, "
+        "c.label IS NOT NULL AS corrected, s.model, s.revision FROM mentions m "
+        "LEFT JOIN scores s ON s.mention_id = m.id AND s.model = :model AND s.revision = :rev "
+        "LEFT JOIN corrections c ON c.mention_id = m.id "
+        f"WHERE {' AND '.join(where)} ORDER BY {at}, m.id", params)
+    names = [d[0] for d in cursor.description]
+    for values in cursor:
+        row = dict(zip(names, values, strict=True))
+        probs = json.loads(row.pop("scores") or "{}")
+        row.update({f"p_{k}": probs.get(k) for k in ("negative", "neutral", "positive")})
+        row["corrected"] = bool(row["corrected"])
+        row["needs_review"] = None if row["needs_review"] is None else bool(row["needs_review"])
+        yield {c: row[c] for c in COLUMNS}
+
+
+def write_jsonl(rows: Iterable[dict[str, Any]], out: IO[str]) -> int:
+    n = 0
+    for n, row in enumerate(rows, 1):  # noqa: B007
+        out.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return n
+
+
+def write_csv(rows: Iterable[dict[str, Any]], out: IO[str]) -> int:
+    writer: csv.DictWriter | None = None
+    n = 0
+    for n, row in enumerate(rows, 1):  # noqa: B007
+        if writer is None:
+            writer = csv.DictWriter(out, fieldnames=list(row))
+            writer.writeheader()
+        writer.writerow(row)
+    return n
+
+
+def write_parquet(rows: Iterable[dict[str, Any]], path: Path) -> int:
+    """Row groups of BATCH rows; times as UTC timestamps so tools read them as times."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pa.schema([
+        ("id", pa.int64()), ("source_id", pa.string()), ("external_id", pa.string()),
+        ("brands", pa.string()), ("url", pa.string()), ("author", pa.string()),
+        ("title", pa.string()), ("text", pa.string()), ("language", pa.string()),
+        ("published_at", pa.timestamp("s", tz="UTC")),
+        ("fetched_at", pa.timestamp("s", tz="UTC")), ("rating", pa.float64()),
+        ("reach", pa.int64()), ("label", pa.string()), ("text_label", pa.string()),
+        ("score", pa.float64()), ("p_negative", pa.float64()), ("p_neutral", pa.float64()),
+        ("p_positive", pa.float64()), ("needs_review", pa.bool_()), ("corrected", pa.bool_()),
+        ("model", pa.string()), ("revision", pa.string()),
+    ])
+    n = 0
+    it = iter(rows)
+    with pq.ParquetWriter(path, schema) as writer:
+        while batch := [{**row, **{k: parse_iso(row[k]) for k in TIMES}}
+                        for row in islice(it, BATCH)]:
+            writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+            n += len(batch)
+    return n
+
+
+def write_rows(rows: Iterable[dict[str, Any]], fmt: str, output: str) -> int:
+    """Write to a path ('-' for standard output; Parquet needs a file)."""
+    if fmt == "parquet":
+        if output == "-":
+            raise ValueError("Parquet is binary: give a file with -o")
+        return write_parquet(rows, Path(output))
+    writer = write_jsonl if fmt == "jsonl" else write_csv
+    if output == "-":
+        import sys
+
+        return writer(rows, sys.stdout)
+    with open(output, "w", encoding="utf-8", newline="") as out:
+        return writer(rows, out)
