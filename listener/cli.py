@@ -564,6 +564,20 @@ def model_download(ctx: Context, directory: Path, model_id: str | None,
                f"`sentiment.model: {path}` in sources.yaml")
 
 
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True)
+@pass_ctx
+def serve(ctx: Context, host: str, port: int) -> None:
+    """The web dashboard and JSON API (read-only unless LISTENER_WEB_TOKEN is set)."""
+    import uvicorn
+
+    from listener.web.app import create_app
+
+    uvicorn.run(create_app(ctx.config, ctx.db_path()), host=host, port=port,
+                log_level="warning")
+
+
 def main() -> None:
     cli(prog_name="listener")
 

@@ -19,6 +19,7 @@ PERIODS = {
     "day": "strftime('%Y-%m-%d', {at})",
     "week": "date({at}, '-6 days', 'weekday 1')",  # the Monday starting the ISO week
     "month": "strftime('%Y-%m-01', {at})",
+    "all": "'all'",  # one row per dimension over the whole range
 }
 DIMENSIONS = {"brand": "b.brand", "source": "m.source_id", "language": "m.language"}
 AT = "coalesce(m.published_at, m.fetched_at)"

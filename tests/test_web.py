@@ -1,0 +1,176 @@
+"""The web app in a real headless browser (Debian's chromium driven by Playwright), plus its
+JSON API. Screenshots are kept in artifacts/ as test artefacts."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from alerts import engine
+from alerts.inbox import sync_inbox
+from listener.config import parse_config
+from listener.storage import MatchedEntry, Store
+from listener.web.app import create_app
+from sources.base import FetchResult, SourceState
+from sources.rss import parse_feed
+from tests.conftest import feed_bytes
+from tests.history import MODEL, History, Post
+
+ARTIFACTS = Path(__file__).parent.parent / "artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+HOSTILE = ('<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
+           "Acme broke my order")
+TOKEN = "let-me-mark"
+H, D = timedelta(hours=1), timedelta(days=1)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("web")
+    config = parse_config(
+        f"database: {tmp / 'listener.db'}\n"
+        "brands: [{name: Acme, competitors: [Globex]}, {name: Globex}]\n"
+        "alerts: [{rule: low_rating}]\n"
+        "sentiment: {model: m, revision: '1'}\n", base_dir=tmp)
+    store = Store.open(tmp / "listener.db")
+    from listener.timeutil import utcnow
+
+    now = utcnow()
+    hist = History(store, sources=("general",), tied={"acme-app": "Acme"})
+    for day in range(10):
+        hist.add(*[Post("negative" if (i + day) % 3 == 0 else "positive", day * D + i * H,
+                        source="general", brand="Acme" if i % 2 else "Globex")
+                   for i in range(4)], now=now)
+    [hostile_id] = hist.add(Post("negative", 2 * H, rating=1, source="acme-app", text=HOSTILE,
+                                 author="<b>mallory</b>"), now=now)
+    # the real hostile feed from feedparser's suite, stored as Acme mentions
+    entries = parse_feed(feed_bytes("large_atom_feed_that_needs_css_sanitisation.xml"),
+                         "http://touchnokia.ru/")
+    store.save_fetch("general", FetchResult(entries, SourceState()),
+                     [MatchedEntry(e, ("Acme",)) for e in entries], started=now,
+                     finished=now, next_due=now)
+    engine.evaluate(config, store, MODEL, now)
+    sync_inbox(config, store, MODEL, now)
+    store.close()
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(config), host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}", hostile_id
+    server.should_exit = True
+    thread.join(5)
+
+
+@pytest.fixture(autouse=True)
+def token(monkeypatch):
+    monkeypatch.setenv("LISTENER_WEB_TOKEN", TOKEN)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail("chromium is not installed: `apt-get install chromium` (.ci/run does it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--no-first-run", "--disable-sync"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    pg = context.new_page()
+    yield pg
+    context.close()
+
+
+def test_overview_draws_charts(site, page):
+    base, _ = site
+    page.goto(base + "/")
+    assert page.locator("h1").inner_text() == "Overview, last 30 days"
+    charts = page.locator("svg.chart")
+    assert charts.count() == 2
+    assert page.locator("svg.chart polyline.series").count() >= 4  # 2 brands x 2 charts
+    box = charts.first.bounding_box()
+    assert box and box["width"] > 500 and box["height"] > 150  # drawn, not collapsed
+    assert "Acme" in page.locator(".brand-card").first.inner_text()
+    assert page.locator("h2", has_text="Share of voice").count() == 1
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "web-overview.png"), full_page=True)
+
+
+def test_open_an_alert_and_see_its_evidence(site, page):
+    base, _ = site
+    page.goto(base + "/alerts")
+    page.locator("a.alert-link").first.click()
+    assert page.locator("#alert-title").inner_text() == "Acme: 1★ review"
+    assert page.locator("#evidence").inner_text().count("rating") >= 1
+    # untrusted text is shown as text, never run
+    assert "<script>window.__pwned = 1</script>" in page.locator("body").inner_text()
+    assert page.evaluate("window.__pwned") is None
+    page.screenshot(path=str(ARTIFACTS / "web-alert.png"), full_page=True)
+
+
+def test_mark_an_inbox_item_in_the_browser(site, page):
+    base, hostile_id = site
+    page.goto(base + "/inbox?kind=reply")
+    assert page.locator("#inbox a.item-link").count() >= 1
+    page.goto(f"{base}/inbox/{hostile_id}")
+    assert "Hi <b>mallory</b>," in page.locator("#draft").inner_text()  # shown, not rendered
+    assert page.locator("#draft b").count() == 0
+    assert page.evaluate("window.__pwned") is None
+    page.select_option("#mark select[name=status]", "replied")
+    page.fill("#mark input[name=by]", "maria")
+    page.fill("#mark input[name=token]", TOKEN)
+    page.click("#mark button")
+    page.wait_for_selector("#done")
+    assert page.locator("#status").inner_text() == "(replied)"
+    page.screenshot(path=str(ARTIFACTS / "web-inbox-item.png"), full_page=True)
+
+
+def test_hostile_feed_renders_inert_in_search(site, page):
+    base, _ = site
+    page.goto(base + "/search?q=броня")
+    assert page.locator("#results tr").count() >= 1
+    assert page.evaluate("window.__pwned") is None
+    assert page.locator("#results style, #results script, #results img").count() == 0
+
+
+def test_json_api_and_its_schema(site):
+    base, hostile_id = site
+    schema = httpx.get(base + "/openapi.json").json()
+    assert {"/api/overview", "/api/metrics", "/api/alerts", "/api/inbox",
+            "/api/mentions", "/api/drivers"} <= set(schema["paths"])
+    overview = httpx.get(base + "/api/overview?days=7").json()
+    assert set(overview["volume"]) == {"Acme", "Globex"}
+    assert httpx.get(base + "/api/drivers?brand=Acme").status_code == 200
+    denied = httpx.post(f"{base}/api/inbox/{hostile_id}/mark?status=ignored")
+    assert denied.status_code == 403
+    ok = httpx.post(f"{base}/api/inbox/{hostile_id}/mark?status=ignored&by=api",
+                    headers={"Authorization": f"Bearer {TOKEN}"})
+    assert ok.status_code == 200 and ok.json()["status"] == "ignored"
+    csv_text = httpx.get(base + "/export?format=csv&brand=Globex").text
+    assert csv_text.splitlines()[0].startswith("id,source_id")
+    assert len(csv_text.splitlines()) == 21  # header + Globex's 20 mentions
+    lines = httpx.get(base + "/export?format=jsonl&label=negative").text.splitlines()
+    assert {json.loads(x)["label"] for x in lines} == {"negative"}
