@@ -182,3 +182,11 @@ def m004_alert_scope_and_inbox(db: Database) -> None:
         not_null={"kind", "status"},
     )
     _t(db, "inbox").create_index(["status", "due_at"])
+
+
+@migrations()
+def m005_time_indexes(db: Database) -> None:
+    # Alert windows, streaks, exports and the inbox all ask "mentions by published-else-fetched
+    # time": without this index every alert pass would scan the whole history.
+    db.execute("CREATE INDEX mentions_at ON mentions (coalesce(published_at, fetched_at))")
+    db.execute("CREATE INDEX mentions_source_fetched ON mentions (source_id, fetched_at)")

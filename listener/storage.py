@@ -88,6 +88,9 @@ def _labelled(r: dict[str, Any]) -> LabelledMention:
                            r["text"] or "", r["source_id"], r["author"], r["rating"], r["reach"])
 
 
+# Queries by time join brands with CROSS JOIN: SQLite then walks mentions through the time
+# index (newest first, or a window) instead of every mention of the brand, so an alert pass
+# does not rescan history.
 # The effective label: a human correction, else the given model's score.
 _LABEL = "coalesce(c.label, s.label)"
 _LABEL_JOINS = (
@@ -458,7 +461,7 @@ class Store:
         rows = self.db.query(
             f"SELECT m.id, {_LABEL} AS label, {_AT} AS at, m.url, m.title, m.text, "
             "m.source_id, m.author, m.rating, m.reach FROM mentions m "
-            "JOIN mention_brands b ON b.mention_id = m.id AND b.brand = :brand "
+            "CROSS JOIN mention_brands b ON b.mention_id = m.id AND b.brand = :brand "
             f"{_LABEL_JOINS} WHERE {_LABEL} IS NOT NULL {where} "
             "AND (:source IS NULL OR m.source_id = :source) "
             "ORDER BY at DESC, m.id DESC LIMIT :limit",
@@ -474,7 +477,7 @@ class Store:
         row = self._one(
             f"SELECT sum({_LABEL} = 'negative') AS negative, sum({_LABEL} = 'neutral') AS "
             f"neutral, sum({_LABEL} = 'positive') AS positive FROM mentions m "
-            "JOIN mention_brands b ON b.mention_id = m.id AND b.brand = :brand "
+            "CROSS JOIN mention_brands b ON b.mention_id = m.id AND b.brand = :brand "
             f"{_LABEL_JOINS} WHERE {_AT} >= :start AND {_AT} < :end "
             "AND (:source IS NULL OR m.source_id = :source)",
             {"brand": brand, "model": model, "rev": revision or "", "start": iso(start),
@@ -485,8 +488,9 @@ class Store:
 
     def mention_count(self, brand: str, start: datetime, end: datetime) -> int:
         row = self._one(
-            f"SELECT count(*) AS n FROM mentions m JOIN mention_brands b ON b.mention_id = m.id "
-            f"AND b.brand = ? WHERE {_AT} >= ? AND {_AT} < ?", [brand, iso(start), iso(end)])
+            "SELECT count(*) AS n FROM mentions m CROSS JOIN mention_brands b "
+            f"ON b.mention_id = m.id AND b.brand = ? WHERE {_AT} >= ? AND {_AT} < ?",
+            [brand, iso(start), iso(end)])
         return int(row["n"]) if row else 0
 
     def mentions_between(self, brand: str, model: str, revision: str | None, start: datetime,
@@ -497,7 +501,7 @@ class Store:
         rows = self.db.query(
             f"SELECT * FROM (SELECT m.id, {_LABEL} AS label, {_AT} AS at, m.url, m.title, "
             "m.text, m.source_id, m.author, m.rating, m.reach FROM mentions m "
-            "JOIN mention_brands b ON b.mention_id = m.id AND b.brand = :brand "
+            "CROSS JOIN mention_brands b ON b.mention_id = m.id AND b.brand = :brand "
             f"{_LABEL_JOINS} WHERE {_AT} >= :start AND {_AT} < :end) "
             f"WHERE 1 {where} ORDER BY {order}, id DESC LIMIT :limit",
             {"brand": brand, "model": model, "rev": revision or "", "start": iso(start),
@@ -508,7 +512,7 @@ class Store:
     def rating_stats(self, brand: str, start: datetime, end: datetime) -> tuple[float | None, int]:
         row = self._one(
             "SELECT avg(m.rating) AS avg, count(m.rating) AS n FROM mentions m "
-            "JOIN mention_brands b ON b.mention_id = m.id AND b.brand = ? "
+            "CROSS JOIN mention_brands b ON b.mention_id = m.id AND b.brand = ? "
             f"WHERE {_AT} >= ? AND {_AT} < ? AND m.rating IS NOT NULL",
             [brand, iso(start), iso(end)])
         return (row["avg"], int(row["n"])) if row else (None, 0)
@@ -539,7 +543,7 @@ class Store:
         name, rev = model
         return list(self.db.query(
             f"SELECT m.id, b.brand, {_LABEL} AS label, s.score, m.rating, {_AT} AS at "
-            "FROM mentions m JOIN mention_brands b ON b.mention_id = m.id "
+            "FROM mentions m CROSS JOIN mention_brands b ON b.mention_id = m.id "
             f"{_LABEL_JOINS} WHERE {_LABEL} IS NOT NULL AND {_AT} >= :since "
             "AND m.id NOT IN (SELECT mention_id FROM inbox) AND m.removed_at IS NULL "
             "GROUP BY m.id",
