@@ -126,6 +126,12 @@ class InboxSettings(Strict):
                 for k in DEFAULT_TEMPLATES}
 
 
+class NetworkSettings(Strict):
+    allow_private_addresses: bool = Field(
+        default=True, description="false: refuse loopback/private/link-local fetch targets "
+                                  "(use when sources.yaml comes from someone else)")
+
+
 class LanguageSettings(Strict):
     detect: list[str] = Field(default_factory=lambda: list(DEFAULT_LANGUAGES),
                               description="ISO 639-1 codes the detector chooses among")
@@ -159,6 +165,7 @@ class Config(Strict):
     sentiment: Sentiment = Field(default_factory=Sentiment)
     language: LanguageSettings = Field(default_factory=LanguageSettings)
     inbox: InboxSettings = Field(default_factory=InboxSettings)
+    network: NetworkSettings = Field(default_factory=NetworkSettings)
     aspects: dict[str, dict[str, list[str]]] = Field(
         default_factory=lambda: DEFAULT_ASPECTS,
         description="aspect -> language -> keywords (word, word*, phrase); replaces defaults")

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
+from typing import Any
 
 import httpx
 
@@ -177,7 +178,7 @@ def collect_source(
 ) -> SourceOutcome:
     state = store.source_state(name)
     own = client is None
-    client = client or make_client()
+    client = client or make_client(allow_private=config.network.allow_private_addresses)
     try:
         result, started, seconds = _timed_fetch(config, name, state, client)
     finally:
@@ -195,7 +196,7 @@ def collect_due(
     if not due:
         return []
     own = client is None
-    client = client or make_client()
+    client = client or make_client(allow_private=config.network.allow_private_addresses)
     outcomes: list[SourceOutcome] = []
     try:
         states = {name: store.source_state(name) for name in due}
@@ -261,20 +262,42 @@ def score_unscored(store: Store, classifier: Classifier, review_below: float, ch
                    limit: int | None = None) -> int:
     """Score, in chunks, every mention this classifier (name + revision) has not scored yet.
     Each chunk is committed on its own, so an interrupted run keeps what it scored."""
-    done = 0
-    while limit is None or done < limit:
-        size = chunk if limit is None else min(chunk, limit - done)
+    done = handled = 0  # handled also counts texts the model failed on (recorded, skipped)
+    while limit is None or handled < limit:
+        size = chunk if limit is None else min(chunk, limit - handled)
         pending = store.unscored(classifier.name, classifier.revision, size)
         if not pending:
             break
-        predictions = classifier.classify([mention_text(m.title, m.text) for m in pending])
+        scored = _classify_isolating_failures(store, classifier, pending)
         done += store.save_scores(
             classifier.name, classifier.revision,
-            [(m.id, p, verdict(p, m.rating, review_below))
-             for m, p in zip(pending, predictions, strict=True)],
+            [(m.id, p, verdict(p, m.rating, review_below)) for m, p in scored],
         )
+        handled += len(pending)
         log.info("scored %d mentions with %s", done, classifier.name)
     return done
+
+
+def _classify_isolating_failures(store: Store, classifier: Classifier,
+                                 pending: list[Any]) -> list[tuple[Any, Any]]:
+    """Score a batch; if the model fails on it, score one by one and record the texts it
+    cannot score, so one bad input never stops the rest."""
+    texts = [mention_text(m.title, m.text) for m in pending]
+    try:
+        return list(zip(pending, classifier.classify(texts), strict=True))
+    except Exception:
+        log.warning("the model failed on a batch of %d; scoring them one by one", len(texts))
+    out = []
+    for m, text in zip(pending, texts, strict=True):
+        try:
+            [prediction] = classifier.classify([text])
+        except Exception as exc:
+            store.score_failed(classifier.name, classifier.revision, m.id,
+                               f"{type(exc).__name__}: {exc}")
+            log.error("mention %d cannot be scored by %s: %s", m.id, classifier.name, exc)
+        else:
+            out.append((m, prediction))
+    return out
 
 
 def evaluate_alerts(

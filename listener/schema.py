@@ -190,3 +190,14 @@ def m005_time_indexes(db: Database) -> None:
     # time": without this index every alert pass would scan the whole history.
     db.execute("CREATE INDEX mentions_at ON mentions (coalesce(published_at, fetched_at))")
     db.execute("CREATE INDEX mentions_source_fetched ON mentions (source_id, fetched_at)")
+
+
+@migrations()
+def m006_score_failures(db: Database) -> None:
+    # A text the model cannot score (crashes on it) is recorded here and skipped, so one bad
+    # input never blocks its batch or is retried forever.
+    _t(db, "score_failures").create(
+        {"mention_id": int, "model": str, "revision": str, "error": str, "failed_at": str},
+        pk=("mention_id", "model", "revision"),
+        foreign_keys=[("mention_id", "mentions", "id")],
+    )

@@ -357,8 +357,10 @@ class Store:
         rows = self.db.query(
             "SELECT m.id, m.title, m.text, m.language, m.rating FROM mentions m "
             "WHERE NOT EXISTS (SELECT 1 FROM scores s WHERE s.mention_id = m.id "
-            "AND s.model = ? AND s.revision = ?) ORDER BY m.id LIMIT ?",
-            [model, revision or "", limit],
+            "AND s.model = :model AND s.revision = :rev) AND NOT EXISTS (SELECT 1 FROM "
+            "score_failures f WHERE f.mention_id = m.id AND f.model = :model AND "
+            "f.revision = :rev) ORDER BY m.id LIMIT :limit",
+            {"model": model, "rev": revision or "", "limit": limit},
         )
         return [PendingMention(r["id"], r["title"] or "", r["text"] or "", r["language"],
                                r["rating"]) for r in rows]
@@ -381,6 +383,14 @@ class Store:
                 rows, pk=("mention_id", "model", "revision")
             )
         return len(rows)
+
+    def score_failed(self, model: str, revision: str | None, mention_id: int, error: str
+                     ) -> None:
+        with self._write():
+            self.db["score_failures"].upsert(  # type: ignore[union-attr]
+                {"mention_id": mention_id, "model": model, "revision": revision or "",
+                 "error": error[:500], "failed_at": iso(utcnow())},
+                pk=("mention_id", "model", "revision"))
 
     def search(self, query: str, limit: int = 50) -> list[dict[str, Any]]:
         """Full-text search over title and text (FTS5 syntax, any script)."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import socket
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -20,12 +22,29 @@ TOTAL_TIMEOUT_S = 60.0
 _PERMANENT = (301, 308)
 
 
-def make_client(timeout_s: float = 20.0) -> httpx.Client:
+def refuse_private(request: httpx.Request) -> None:
+    """For configs written by someone else: never fetch loopback, private, link-local or
+    other internal addresses (checked on every request, redirects included)."""
+    host = request.url.host
+    try:
+        infos = socket.getaddrinfo(host, request.url.port or 443, proto=socket.IPPROTO_TCP)
+    except socket.gaierror:
+        return  # the request itself will fail with a clear DNS error
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if (address.is_private or address.is_loopback or address.is_link_local
+                or address.is_multicast or address.is_reserved or address.is_unspecified):
+            raise FetchError(f"{request.url}: refused: {address} is a loopback/private "
+                             "address (network.allow_private_addresses is false)")
+
+
+def make_client(timeout_s: float = 20.0, *, allow_private: bool = True) -> httpx.Client:
     return httpx.Client(
         timeout=httpx.Timeout(timeout_s, connect=10.0),
         headers={"User-Agent": USER_AGENT},
         follow_redirects=True,
         max_redirects=5,
+        event_hooks={"request": [] if allow_private else [refuse_private]},
     )
 
 
@@ -58,10 +77,12 @@ def conditional_get(
     *,
     etag: str | None = None,
     last_modified: str | None = None,
-    max_bytes: int = MAX_BODY_BYTES,
-    total_timeout_s: float = TOTAL_TIMEOUT_S,
+    max_bytes: int | None = None,
+    total_timeout_s: float | None = None,
 ) -> HttpResponse:
     """GET with If-None-Match/If-Modified-Since. Raises FetchError for anything but 200/304."""
+    max_bytes = max_bytes or MAX_BODY_BYTES
+    total_timeout_s = total_timeout_s or TOTAL_TIMEOUT_S
     headers = {}
     if etag:
         headers["If-None-Match"] = etag
