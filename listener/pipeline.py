@@ -9,7 +9,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -191,24 +191,35 @@ def collect_due(
     config: Config, store: Store, *, now: datetime | None = None, workers: int = 8,
     client: httpx.Client | None = None,
 ) -> list[SourceOutcome]:
-    """Fetch every due source concurrently; store each result on this thread as it arrives."""
+    """Fetch every due source concurrently; store each result on this thread as it arrives.
+    At most 2 x workers fetches are in flight, so results never pile up in memory."""
     due = store.due_sources(now)
     if not due:
         return []
     own = client is None
     client = client or make_client(allow_private=config.network.allow_private_addresses)
     outcomes: list[SourceOutcome] = []
+    waiting = iter(due)
     try:
-        states = {name: store.source_state(name) for name in due}
         with ThreadPoolExecutor(max_workers=max(1, min(workers, len(due)))) as pool:
-            futures = {
-                pool.submit(_timed_fetch, config, name, states[name], client): name
-                for name in due
-            }
-            for future in as_completed(futures):
-                result, started, seconds = future.result()
-                outcomes.append(_store_safely(config, store, futures[future], result,
-                                              started, seconds))
+            in_flight: dict[Future[Any], str] = {}
+
+            def submit_next() -> None:
+                name = next(waiting, None)
+                if name is not None:
+                    state = store.source_state(name)
+                    in_flight[pool.submit(_timed_fetch, config, name, state, client)] = name
+
+            for _ in range(2 * workers):
+                submit_next()
+            while in_flight:
+                finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    name = in_flight.pop(future)
+                    submit_next()
+                    result, started, seconds = future.result()
+                    outcomes.append(_store_safely(config, store, name, result, started,
+                                                  seconds))
     finally:
         if own:
             client.close()
