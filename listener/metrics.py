@@ -28,7 +28,8 @@ LABEL = "coalesce(c.label, s.label)"
 
 def _joins() -> str:
     return (
-        "FROM mentions m JOIN mention_brands b ON b.mention_id = m.id "
+        # CROSS JOIN: walk mentions through the time index, not every brand link
+        "FROM mentions m CROSS JOIN mention_brands b ON b.mention_id = m.id "
         "LEFT JOIN scores s ON s.mention_id = m.id AND s.model = :model AND s.revision = :rev "
         "LEFT JOIN corrections c ON c.mention_id = m.id "
     )
@@ -99,7 +100,7 @@ def share_of_voice(store: Store, brand: str, competitors: Sequence[str], *,
     where, params = _window(since, until, names)
     rows = list(store.db.query(
         f"SELECT {bucket} AS period, b.brand AS brand, count(DISTINCT m.id) AS volume "
-        "FROM mentions m JOIN mention_brands b ON b.mention_id = m.id "
+        "FROM mentions m CROSS JOIN mention_brands b ON b.mention_id = m.id "
         "JOIN sources src ON src.id = m.source_id AND src.brand IS NULL "
         f"WHERE {where} GROUP BY 1, 2 ORDER BY 1, 2", params))
     totals: dict[str, int] = {}

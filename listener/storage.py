@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -105,17 +106,20 @@ class Store:
         self.db = db
 
     @classmethod
-    def open(cls, path: str | Path) -> Store:
-        """Open (creating if needed) and migrate. One Store per thread: sqlite3 connections are
-        not shared across threads."""
+    def open(cls, path: str | Path, *, migrate: bool = True) -> Store:
+        """Open (creating if needed) and migrate. Never share one Store between concurrent
+        jobs: open one per job or request."""
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        db = Database(path)
+        # One Store is used by one job or request at a time, but a web request may hop between
+        # worker threads (FastAPI runs dependencies and handlers on a pool).
+        db = Database(sqlite3.connect(str(path), check_same_thread=False))
         db.execute("PRAGMA busy_timeout = 30000")  # wait for a reader/writer instead of failing
         db.execute("PRAGMA foreign_keys = ON")
-        if str(path) != ":memory:":
-            db.enable_wal()
-        migrations.apply(db)
+        if migrate:
+            if str(path) != ":memory:":
+                db.enable_wal()  # persistent: recorded in the file
+            migrations.apply(db)
         return cls(db)
 
     def close(self) -> None:

@@ -11,7 +11,9 @@ import io
 import json
 import os
 import secrets
+import sqlite3
 import tempfile
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -32,6 +34,7 @@ from listener.web.charts import line_chart
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 TOKEN_ENV = "LISTENER_WEB_TOKEN"
 STATUSES = ("open", "replied", "thanked", "ignored")
+CACHE_S = 30.0
 
 
 def model_key(config: Config) -> tuple[str, str | None]:
@@ -49,14 +52,27 @@ def create_app(config: Config, db_path: Path | None = None) -> FastAPI:
     model = model_key(config)
     aspects = aspect_matchers(config.aspects)
 
+    Store.open(path).close()  # create and migrate once; requests then just connect
+
     def store() -> Iterator[Store]:
-        s = Store.open(path)
+        s = Store.open(path, migrate=False)
         try:
             yield s
         finally:
             s.close()
 
     Db = Annotated[Store, Depends(store)]
+    cache: dict[tuple[Any, ...], tuple[float, Any]] = {}
+
+    def cached(key: tuple[Any, ...], compute: Any) -> Any:
+        """Aggregates change only when a pass runs: recompute them at most every CACHE_S, so
+        a room full of dashboards does not recompute the same figures per request."""
+        hit = cache.get(key)
+        if hit and time.monotonic() - hit[0] < CACHE_S:
+            return hit[1]
+        value = compute()
+        cache[key] = (time.monotonic(), value)
+        return value
 
     def token_ok(given: str | None) -> bool:
         wanted = os.environ.get(TOKEN_ENV)
@@ -70,6 +86,9 @@ def create_app(config: Config, db_path: Path | None = None) -> FastAPI:
     # ---- data shared by pages and API ------------------------------------------------------
 
     def overview_data(db: Store, days: int) -> dict[str, Any]:
+        return cached(("overview", days, _since(days)), lambda: _overview(db, days))
+
+    def _overview(db: Store, days: int) -> dict[str, Any]:
         since = _since(days)
         daily = sentiment_table(db, model, period="day", since=since)
         xs = [(since + timedelta(days=i)).strftime("%Y-%m-%d") for i in range(days + 1)]
@@ -112,7 +131,8 @@ def create_app(config: Config, db_path: Path | None = None) -> FastAPI:
         items = api_inbox(db, brand or None, status, kind or None, overdue)
         return page(request, "inbox.html", items=items, brand=brand, status=status, kind=kind,
                     overdue=overdue, statuses=STATUSES,
-                    metrics=response_metrics(db.inbox_all(brand or None, _since(30)), utcnow()))
+                    metrics=cached(("inbox-metrics", brand, _since(30)), lambda: response_metrics(
+                        db.inbox_all(brand or None, _since(30)), utcnow())))
 
     @app.get("/inbox/{mention_id}", response_class=HTMLResponse, include_in_schema=False)
     def item_page(request: Request, db: Db, mention_id: int, done: str | None = None
@@ -161,12 +181,14 @@ def create_app(config: Config, db_path: Path | None = None) -> FastAPI:
                     by: str = Query("brand", pattern="^(brand|source|language)$"),
                     days: int = Query(30, ge=1)) -> list[dict[str, Any]]:
         """Volume, label counts, net sentiment, CSAT, average rating, NPS-style score."""
-        return sentiment_table(db, model, period=period, by=by, since=_since(days))
+        return cached(("metrics", period, by, _since(days)), lambda: sentiment_table(
+            db, model, period=period, by=by, since=_since(days)))
 
     @app.get("/api/drivers")
     def api_drivers(db: Db, brand: str, days: int = Query(30, ge=1)) -> list[dict[str, Any]]:
         """Which aspects appear in negative against positive mentions, and rating impact."""
-        return key_drivers(db, model, aspects, brand=brand, since=_since(days))
+        return cached(("drivers", brand, _since(days)), lambda: key_drivers(
+            db, model, aspects, brand=brand, since=_since(days)))
 
     @app.get("/api/alerts")
     def api_alerts(db: Db, limit: int = Query(50, ge=1, le=1000)) -> list[dict[str, Any]]:
@@ -221,7 +243,7 @@ def create_app(config: Config, db_path: Path | None = None) -> FastAPI:
         """Newest mentions, or full-text search results for `q` (any language)."""
         try:
             return db.latest_mentions(brand=brand, search=q, limit=limit)
-        except Exception as exc:  # an FTS syntax error in q
+        except sqlite3.OperationalError as exc:  # an FTS syntax error in q
             raise HTTPException(400, f"bad search: {exc}") from None
 
     def _mark(db: Store, mention_id: int, status: str, by: str | None, token: str | None

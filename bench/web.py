@@ -1,0 +1,135 @@
+"""The web page and API under concurrent clients on loopback: p50/p99 latency per endpoint.
+
+    python bench/web.py [--clients 50] [--seconds 30] [--mentions 50000]
+
+The server (uvicorn, one process) and the clients run in separate processes. The request loop
+is bounded by time and stops by itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+PATHS = ["/", "/api/overview", "/api/metrics?period=week", "/api/alerts", "/inbox",
+         "/api/inbox", "/search?q=delivery", "/api/mentions?q=acme"]
+
+
+def build(db: Path, n: int) -> None:
+    from datetime import timedelta
+
+    from alerts import engine
+    from alerts.inbox import sync_inbox
+    from listener.config import parse_config
+    from listener.timeutil import utcnow
+
+    spec = __import__("importlib.util").util.spec_from_file_location(
+        "bench_alerts", ROOT / "bench" / "alerts.py")
+    bench_alerts = __import__("importlib.util").util.module_from_spec(spec)
+    spec.loader.exec_module(bench_alerts)
+    bench_alerts.NOW = utcnow()
+    store = bench_alerts.build(db, n, recent=2000, month=min(20_000, n // 2))
+    config = parse_config(f"database: {db}\n" + bench_alerts.CONFIG)
+    sync_inbox(config, store, ("m", "1"), bench_alerts.NOW)
+    engine.evaluate(config, store, ("m", "1"), bench_alerts.NOW - timedelta(minutes=1))
+    store.close()
+
+
+def serve(db: Path, port: int) -> None:
+    import uvicorn
+
+    from listener.config import parse_config
+    from listener.web.app import create_app
+
+    spec = __import__("importlib.util").util.spec_from_file_location(
+        "bench_alerts", ROOT / "bench" / "alerts.py")
+    bench_alerts = __import__("importlib.util").util.module_from_spec(spec)
+    spec.loader.exec_module(bench_alerts)
+    config = parse_config(f"database: {db}\n" + bench_alerts.CONFIG)
+    uvicorn.run(create_app(config), host="127.0.0.1", port=port, log_level="warning")
+
+
+def load(base: str, clients: int, seconds: float) -> dict[str, list[float]]:
+    import httpx
+
+    timings: dict[str, list[float]] = {p: [] for p in PATHS}
+    errors = []
+    deadline = time.monotonic() + seconds
+
+    def client(k: int) -> None:
+        rng = random.Random(k)
+        with httpx.Client(base_url=base, timeout=30) as http:
+            while time.monotonic() < deadline:
+                path = rng.choice(PATHS)
+                t = time.perf_counter()
+                r = http.get(path)
+                elapsed = time.perf_counter() - t
+                if r.status_code != 200:
+                    errors.append((path, r.status_code))
+                timings[path].append(elapsed)
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        print(f"{len(errors)} errors, e.g. {errors[:3]}")
+    return timings
+
+
+def pct(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100)[q - 1] * 1000 if len(values) > 1 else float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--mentions", type=int, default=50_000)
+    parser.add_argument("--port", type=int, default=18766)
+    parser.add_argument("--serve", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(Path(args.serve), args.port)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "web.db"
+        build(db, args.mentions)
+        server = subprocess.Popen([sys.executable, __file__, "--serve", str(db), "--port",
+                                   str(args.port)])
+        try:
+            import httpx
+
+            base = f"http://127.0.0.1:{args.port}"
+            for _ in range(100):
+                try:
+                    httpx.get(base + "/api/alerts", timeout=2)
+                    break
+                except httpx.HTTPError:
+                    time.sleep(0.2)
+            timings = load(base, args.clients, args.seconds)
+        finally:
+            server.terminate()
+    total = [t for ts in timings.values() for t in ts]
+    print(f"{args.clients} clients, {args.seconds:.0f} s, {args.mentions:,} mentions in the DB: "
+          f"{len(total):,} requests, {len(total) / args.seconds:.0f} req/s, "
+          f"p50 {pct(total, 50):.0f} ms, p99 {pct(total, 99):.0f} ms")
+    for path, ts in timings.items():
+        print(f"  {path:<28} n={len(ts):<5} p50 {pct(ts, 50):6.0f} ms  p99 {pct(ts, 99):6.0f} ms")
+    print(json.dumps({"p50_ms": round(pct(total, 50)), "p99_ms": round(pct(total, 99))}))
+
+
+if __name__ == "__main__":
+    main()
