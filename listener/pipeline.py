@@ -331,9 +331,19 @@ def process(config: Config, store: Store, slot: ClassifierSlot,
     return report
 
 
+def recover_interrupted_sends(store: Store) -> None:
+    """A delivery left 'sending' by a killed process may or may not have gone out: mark it
+    'unknown' (shown by `listener alerts`) rather than risk sending it twice."""
+    if n := store.recover_deliveries():
+        log.warning("%d alert deliveries were interrupted mid-send; marked 'unknown', not "
+                    "re-sent", n)
+
+
 def run_pass(config: Config, store: Store, slot: ClassifierSlot | None = None,
              channels: dict[str, Notifier] | None = None) -> PassReport:
+    """One whole pass (`listener collect --once`)."""
     store.sync_sources(config.sources)
+    recover_interrupted_sends(store)
     report = PassReport(sources=collect_due(config, store))
     return process(config, store, slot or ClassifierSlot(config),
                    channels if channels is not None else build_notifiers(config), report)

@@ -13,7 +13,13 @@ from datetime import timedelta
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from listener.config import Config
-from listener.pipeline import ClassifierSlot, build_notifiers, collect_source, process
+from listener.pipeline import (
+    ClassifierSlot,
+    build_notifiers,
+    collect_source,
+    process,
+    recover_interrupted_sends,
+)
 from listener.storage import Store
 from listener.timeutil import parse_iso, utcnow
 
@@ -46,10 +52,7 @@ class Monitor:
         store = self._store()
         try:
             store.sync_sources(self.config.sources)
-            interrupted = store.recover_deliveries()
-            if interrupted:
-                log.warning("%d alert deliveries were interrupted mid-send last time; they are "
-                            "marked 'unknown' and not re-sent", interrupted)
+            recover_interrupted_sends(store)
             due = store.next_due()
         finally:
             store.close()
