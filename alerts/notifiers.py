@@ -10,6 +10,8 @@ from typing import Protocol
 import click
 
 log = logging.getLogger(__name__)
+# Apprise's DEBUG log prints each service URL, token and all: never let it log DEBUG.
+logging.getLogger("apprise").setLevel(logging.INFO)
 
 
 class NotifierError(Exception):

@@ -13,6 +13,9 @@ SNIPPET_CHARS = 160
 # room, and markdown turns [text](url) into a disguised link.
 _CONTROL = regex.compile(r"[\p{Cc}\p{Cf}--[\n\t]]", flags=regex.V1)
 _PING = regex.compile(r"@(?=\w)")
+# Zalgo: stacks of combining marks that overflow lines. Real scripts use at most two or three
+# on one letter (Vietnamese, Arabic harakat), so keep three.
+_MARK_STACK = regex.compile(r"(\p{M}{3})\p{M}+")
 _MARKUP = str.maketrans({"<": "‹", ">": "›", "[": "⟦", "]": "⟧", "`": "ˋ", "*": "∗",
                          "_": "＿", "~": "∼", "|": "│", "&": "＆"})
 
@@ -21,6 +24,7 @@ def neutralise(text: str) -> str:
     """Untrusted text, made inert: no control or bidi characters, no markup, no pings."""
     text = unicodedata.normalize("NFC", text)
     text = _CONTROL.sub("", text)
+    text = _MARK_STACK.sub(r"\1", text)
     text = text.translate(_MARKUP)
     return _PING.sub("@\u2060", text)  # a word joiner after @ stops the mention
 
