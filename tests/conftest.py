@@ -9,6 +9,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
+import json
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -34,6 +35,19 @@ def make_config(tmp_path: Path) -> Callable[[str], Config]:
         if "database:" not in text:
             text = f"database: {tmp_path / 'listener.db'}\n" + text
         return parse_config(text, "sources.yaml", tmp_path)
+
+    return make
+
+
+@pytest.fixture
+def one_source(make_config: Callable[[str], Config], store: Store) -> Callable[..., Config]:
+    """A config with one brand and one source (keys as given), synced into the store."""
+
+    def make(brand: str = "Acme", **source: object) -> Config:
+        text = json.dumps({"brand": brand, **source})
+        config = make_config(f"brands: [{{name: {brand}}}]\nsources: [{text}]\n")
+        store.sync_sources(config.sources)
+        return config
 
     return make
 

@@ -31,20 +31,18 @@ def serve(httpserver, monkeypatch):
     return serve_
 
 
-def setup(make_config, store, **keys):
-    source = json.dumps({"name": "reddit", "type": "reddit", "brand": "Acme", **keys})
-    config = make_config(f"brands: [{{name: Acme}}]\nsources: [{source}]\n")
-    store.sync_sources(config.sources)
-    return config
+@pytest.fixture
+def setup(one_source):
+    return lambda **keys: one_source(name="reddit", type="reddit", **keys)
 
 
 def rows(store):
     return list(store.db.query("SELECT * FROM mentions ORDER BY published_at DESC"))
 
 
-def test_new_submissions_of_a_subreddit(make_config, store, httpserver, serve):
+def test_new_submissions_of_a_subreddit(setup, store, httpserver, serve):
     replay = serve("TestSubredditListings.test_new.json")
-    config = setup(make_config, store, subreddits=["askreddit"], watch=["submissions"])
+    config = setup(subreddits=["askreddit"], watch=["submissions"])
     [outcome] = collect_due(config, store, now=LATER)
     assert outcome.error is None, outcome.error
     assert outcome.counts.new == 100
@@ -64,9 +62,9 @@ def test_new_submissions_of_a_subreddit(make_config, store, httpserver, serve):
     assert again.counts.new == 0  # overlap is harmless: the key dedupes
 
 
-def test_comments_of_a_subreddit(make_config, store, serve):
+def test_comments_of_a_subreddit(setup, store, serve):
     serve("TestSubredditListings.test_comments.json")
-    config = setup(make_config, store, subreddits=["askreddit"], watch=["comments"])
+    config = setup(subreddits=["askreddit"], watch=["comments"])
     [outcome] = collect_due(config, store, now=LATER)
     assert outcome.counts.new == 100
     comment = next(r for r in rows(store) if r["external_id"] == "t1_d4y8bdp")
@@ -75,9 +73,9 @@ def test_comments_of_a_subreddit(make_config, store, serve):
     assert comment["title"].startswith('[Serious] To anyone who "followed their dreams"')
 
 
-def test_search_across_reddit(make_config, store, serve):
+def test_search_across_reddit(setup, store, serve):
     replay = serve("TestSubreddit.test_search.json")
-    config = setup(make_config, store, query="praw oauth search")
+    config = setup(query="praw oauth search")
     # praw's recording asked for sort=relevance; ours asks for sort=new, so answer that too
     replay.interactions[1]["request"]["uri"] = replay.interactions[1]["request"]["uri"].replace(
         "sort=relevance", "sort=new").replace("t=all", "t=week").replace(
@@ -88,9 +86,9 @@ def test_search_across_reddit(make_config, store, serve):
     assert all(r["external_id"].startswith("t3_") for r in rows(store))
 
 
-def test_removed_items_are_kept_as_first_seen_and_flagged(make_config, store, serve):
+def test_removed_items_are_kept_as_first_seen_and_flagged(setup, store, serve):
     replay = serve("TestSubredditListings.test_new.json")
-    config = setup(make_config, store, subreddits=["askreddit"], watch=["submissions"])
+    config = setup(subreddits=["askreddit"], watch=["submissions"])
     collect_due(config, store, now=LATER)
     body = json.loads(replay.interactions[1]["response"]["body"]["string"])
     body["data"]["children"][0]["data"].update(selftext="[removed]", author="[deleted]")
@@ -101,7 +99,7 @@ def test_removed_items_are_kept_as_first_seen_and_flagged(make_config, store, se
     assert first["author"] == "RedHeadQc" and first["removed_at"] is not None
 
 
-def test_429_backs_off(make_config, store, serve):
+def test_429_backs_off(setup, store, serve):
     token = {"request": {"method": "POST", "uri": "https://www.reddit.com/api/v1/access_token"},
              "response": {"status": {"code": 200}, "headers": {"content-type":
                           ["application/json"]}, "body": {"string": json.dumps(
@@ -112,7 +110,7 @@ def test_429_backs_off(make_config, store, serve):
                             "headers": {"x-ratelimit-reset": ["120"]},
                             "body": {"string": "{}"}}}
     serve(extra=[token, limited])
-    config = setup(make_config, store, subreddits=["askreddit"], watch=["submissions"])
+    config = setup(subreddits=["askreddit"], watch=["submissions"])
     [outcome] = collect_due(config, store, now=LATER)
     assert "429" in outcome.error
     row = store.db["sources"].get("reddit")
@@ -120,22 +118,22 @@ def test_429_backs_off(make_config, store, serve):
                                                          ).isoformat()
 
 
-def test_refused_credentials_disable_the_source(make_config, store, serve):
+def test_refused_credentials_disable_the_source(setup, store, serve):
     refused = {"request": {"method": "POST",
                            "uri": "https://www.reddit.com/api/v1/access_token"},
                "response": {"status": {"code": 401}, "headers": {"content-type":
                             ["application/json"]},
                             "body": {"string": '{"message": "Unauthorized", "error": 401}'}}}
     serve(extra=[refused])
-    config = setup(make_config, store, subreddits=["askreddit"], watch=["submissions"])
+    config = setup(subreddits=["askreddit"], watch=["submissions"])
     [outcome] = collect_due(config, store, now=LATER)
     row = store.db["sources"].get("reddit")
     assert row["enabled"] == 0 and "check the app's id and secret" in row["disabled_reason"]
     assert "401" in outcome.error
 
 
-def test_missing_credentials_name_the_variables(make_config, store, monkeypatch):
+def test_missing_credentials_name_the_variables(setup, store, monkeypatch):
     monkeypatch.delenv("REDDIT_CLIENT_ID", raising=False)
-    config = setup(make_config, store, query="acme")
+    config = setup(query="acme")
     [outcome] = collect_due(config, store, now=LATER)
     assert "set REDDIT_CLIENT_ID and REDDIT_CLIENT_SECRET" in outcome.error

@@ -22,12 +22,13 @@ def token(monkeypatch):
     monkeypatch.setenv("X_BEARER_TOKEN", "test-token")
 
 
-def setup(make_config, store, **keys):
-    keys = keys or {"query": "Tweepy", "max_pages": 1}
-    source = json.dumps({"name": "x", "type": "x", "brand": "Tweepy", **keys})
-    config = make_config(f"brands: [{{name: Tweepy}}]\nsources: [{source}]\n")
-    store.sync_sources(config.sources)
-    return config
+@pytest.fixture
+def setup(one_source):
+    def make(**keys):
+        return one_source("Tweepy", name="x", type="x",
+                          **(keys or {"query": "Tweepy", "max_pages": 1}))
+
+    return make
 
 
 def mentions(store):
@@ -38,8 +39,8 @@ def cursor(store):
     return json.loads(store.db["sources"].get("x")["cursor"])
 
 
-def test_recent_search_from_a_real_cassette(make_config, store):
-    config = setup(make_config, store)
+def test_recent_search_from_a_real_cassette(setup, store):
+    config = setup()
     with replay(CASSETTES / "x" / "test_client_search_recent_tweets.yaml", allow_repeats=True):
         [first] = collect_due(config, store, now=LATER)
         [second] = collect_due(config, store, now=LATER)
@@ -54,8 +55,8 @@ def test_recent_search_from_a_real_cassette(make_config, store):
     assert cursor(store)["reads"] == {utcnow().strftime("%Y-%m"): 20}
 
 
-def test_user_mentions_from_a_real_cassette(make_config, store):
-    config = setup(make_config, store, mentions_of="783214", max_pages=1)
+def test_user_mentions_from_a_real_cassette(setup, store):
+    config = setup(mentions_of="783214", max_pages=1)
     with replay(CASSETTES / "x" / "test_client_get_users_mentions.yaml"):
         [outcome] = collect_due(config, store, now=LATER)
     assert outcome.counts.new == 10
@@ -67,7 +68,7 @@ def _tweet(i: int, author: str = "1", lang: str = "en", **extra):
             "created_at": f"2026-11-20T10:00:{i % 60:02d}.000Z", **extra}
 
 
-def test_paging_fields_and_retweets_folded(make_config, store, tmp_path):
+def test_paging_fields_and_retweets_folded(setup, store, tmp_path):
     """Hand-made cassette (X API v2 response format): two pages, expansions, a retweet."""
     users = [{"id": "1", "username": "anna", "name": "Anna",
               "public_metrics": {"followers_count": 1200}},
@@ -85,7 +86,7 @@ def test_paging_fields_and_retweets_folded(make_config, store, tmp_path):
         {"uri": f"{SEARCH}?query=Tweepy&next_token=page2", "status": 200, "body": page2},
         {"uri": f"{SEARCH}?query=Tweepy", "status": 200, "body": page1},
     ])
-    config = setup(make_config, store, query="Tweepy")
+    config = setup(query="Tweepy")
     with replay(path) as cassette:
         [outcome] = collect_due(config, store, now=LATER)
     assert cassette.all_played and outcome.counts.new == 3
@@ -104,14 +105,14 @@ def test_paging_fields_and_retweets_folded(make_config, store, tmp_path):
     assert cursor(store)["since_id"] == "105"
 
 
-def test_429_pushes_next_due_to_the_rate_limit_reset_and_keeps_the_cursor(make_config, store,
+def test_429_pushes_next_due_to_the_rate_limit_reset_and_keeps_the_cursor(setup, store,
                                                                           tmp_path):
     reset = int(time.time()) + 900
     path = write_cassette(tmp_path / "429.yaml", [
         {"uri": f"{SEARCH}?query=Tweepy", "status": 429,
          "headers": {"x-rate-limit-reset": str(reset)},
          "body": {"title": "Too Many Requests", "status": 429}}])
-    config = setup(make_config, store)
+    config = setup()
     with replay(path):
         [outcome] = collect_due(config, store, now=LATER)
     assert "429" in outcome.error
@@ -129,11 +130,11 @@ def test_429_pushes_next_due_to_the_rate_limit_reset_and_keeps_the_cursor(make_c
     (401, {"title": "Unauthorized", "type": "about:blank", "status": 401,
            "detail": "Unauthorized"}, "token was refused"),
 ])
-def test_no_access_disables_the_source_with_a_message(make_config, store, tmp_path, status,
+def test_no_access_disables_the_source_with_a_message(setup, store, tmp_path, status,
                                                       body, words):
     path = write_cassette(tmp_path / "denied.yaml",
                           [{"uri": f"{SEARCH}?query=Tweepy", "status": status, "body": body}])
-    config = setup(make_config, store)
+    config = setup()
     with replay(path):
         [outcome] = collect_due(config, store, now=LATER)
     assert f"HTTP {status}" in outcome.error
@@ -141,8 +142,8 @@ def test_no_access_disables_the_source_with_a_message(make_config, store, tmp_pa
     assert row["enabled"] == 0 and words in row["disabled_reason"]
 
 
-def test_monthly_read_budget_stops_before_it_is_spent(make_config, store):
-    config = setup(make_config, store, query="Tweepy", max_pages=1,
+def test_monthly_read_budget_stops_before_it_is_spent(setup, store):
+    config = setup(query="Tweepy", max_pages=1,
                    monthly_read_budget=25, max_results=10)
     with replay(CASSETTES / "x" / "test_client_search_recent_tweets.yaml", allow_repeats=True):
         collect_due(config, store, now=LATER)  # 10 read
@@ -152,17 +153,17 @@ def test_monthly_read_budget_stops_before_it_is_spent(make_config, store):
     assert cursor(store)["reads"][utcnow().strftime("%Y-%m")] == 20
 
 
-def test_missing_token_names_the_variable(make_config, store, monkeypatch):
+def test_missing_token_names_the_variable(setup, store, monkeypatch):
     monkeypatch.delenv("X_BEARER_TOKEN")
-    config = setup(make_config, store)
+    config = setup()
     [outcome] = collect_due(config, store, now=LATER)
     assert "set the environment variable X_BEARER_TOKEN" in outcome.error
 
 
-def test_the_bearer_token_is_never_logged_or_stored(make_config, store, caplog, monkeypatch):
+def test_the_bearer_token_is_never_logged_or_stored(setup, store, caplog, monkeypatch):
     monkeypatch.setenv("X_BEARER_TOKEN", "SECRET-xyz")
     caplog.set_level(logging.DEBUG)
-    config = setup(make_config, store)
+    config = setup()
     with replay(CASSETTES / "x" / "test_client_search_recent_tweets.yaml"):
         collect_due(config, store, now=LATER)
     assert "SECRET-xyz" not in caplog.text
