@@ -20,7 +20,7 @@ LATER = utcnow() + timedelta(days=1)
 OK = rss([{"title": f"acme {i}", "guid": str(i)} for i in range(3)])
 
 
-def one_source(make_config, store, url, extra=""):
+def feed_source(make_config, store, url, extra=""):
     config = make_config(f"brands: [{{name: Acme}}]\n{extra}sources: [{{name: s, type: rss, "
                          f"url: '{url}', brand: Acme}}]\n")
     store.sync_sources(config.sources)
@@ -30,7 +30,7 @@ def one_source(make_config, store, url, extra=""):
 def test_oversized_body_is_refused(make_config, store, httpserver, monkeypatch):
     monkeypatch.setattr(source_http, "MAX_BODY_BYTES", 1024 * 1024)
     httpserver.expect_request("/big.xml").respond_with_data(b"<rss>" + b"x" * 3_000_000)
-    config = one_source(make_config, store, httpserver.url_for("/big.xml"))
+    config = feed_source(make_config, store, httpserver.url_for("/big.xml"))
     [outcome] = collect_due(config, store, now=LATER)
     assert "larger than 1 MB" in outcome.error
 
@@ -46,7 +46,7 @@ def test_a_body_that_never_ends_is_cut_off(make_config, store, httpserver, monke
         return Response(chunks(), content_type="application/rss+xml")
 
     httpserver.expect_request("/drip.xml").respond_with_handler(drip)
-    config = one_source(make_config, store, httpserver.url_for("/drip.xml"))
+    config = feed_source(make_config, store, httpserver.url_for("/drip.xml"))
     start = time.monotonic()
     [outcome] = collect_due(config, store, now=LATER)
     assert "still arriving after 1 s" in outcome.error
@@ -58,7 +58,7 @@ def test_redirect_loop(make_config, store, httpserver):
         "", status=302, headers={"Location": httpserver.url_for("/b")})
     httpserver.expect_request("/b").respond_with_data(
         "", status=302, headers={"Location": httpserver.url_for("/a")})
-    config = one_source(make_config, store, httpserver.url_for("/a"))
+    config = feed_source(make_config, store, httpserver.url_for("/a"))
     [outcome] = collect_due(config, store, now=LATER)
     assert "too many redirects" in outcome.error
 
@@ -66,7 +66,7 @@ def test_redirect_loop(make_config, store, httpserver):
 def test_invalid_utf8_still_yields_entries(make_config, store, httpserver):
     body = OK.replace(b"acme 1", b"acme \xff\xfe broken")
     httpserver.expect_request("/f.xml").respond_with_data(body, content_type="text/xml")
-    config = one_source(make_config, store, httpserver.url_for("/f.xml"))
+    config = feed_source(make_config, store, httpserver.url_for("/f.xml"))
     [outcome] = collect_due(config, store, now=LATER)
     assert outcome.error is None and outcome.counts.new == 3
 
@@ -78,7 +78,7 @@ def test_billion_laughs_is_not_expanded(make_config, store, httpserver):
            + b']><rss version="2.0"><channel><title>t</title><item><title>acme &lol9;</title>'
              b"<guid>1</guid></item></channel></rss>")
     httpserver.expect_request("/lol.xml").respond_with_data(lol, content_type="text/xml")
-    config = one_source(make_config, store, httpserver.url_for("/lol.xml"))
+    config = feed_source(make_config, store, httpserver.url_for("/lol.xml"))
     start = time.monotonic()
     collect_due(config, store, now=LATER)  # an error or an entry, either is fine: bounded
     assert time.monotonic() - start < 10
@@ -88,7 +88,7 @@ def test_billion_laughs_is_not_expanded(make_config, store, httpserver):
 
 def test_private_addresses_can_be_refused(make_config, store, httpserver):
     httpserver.expect_request("/f.xml").respond_with_data(OK, content_type="text/xml")
-    config = one_source(make_config, store, httpserver.url_for("/f.xml"),
+    config = feed_source(make_config, store, httpserver.url_for("/f.xml"),
                         "network: {allow_private_addresses: false}\n")
     with make_client(allow_private=False) as client:
         [outcome] = collect_due(config, store, now=LATER, client=client)
@@ -100,7 +100,7 @@ def test_private_addresses_can_be_refused(make_config, store, httpserver):
 def test_database_locked_by_a_reader_while_collecting(make_config, store, httpserver,
                                                       tmp_path):
     httpserver.expect_request("/f.xml").respond_with_data(OK, content_type="text/xml")
-    config = one_source(make_config, store, httpserver.url_for("/f.xml"))
+    config = feed_source(make_config, store, httpserver.url_for("/f.xml"))
     reader = sqlite3.connect(tmp_path / "listener.db")
     reader.execute("BEGIN")
     reader.execute("SELECT count(*) FROM mentions").fetchone()  # an export, mid-read
@@ -112,7 +112,7 @@ def test_database_locked_by_a_reader_while_collecting(make_config, store, httpse
 
 def test_disk_full_fails_that_source_and_keeps_what_was_stored(make_config, store, httpserver):
     httpserver.expect_request("/f.xml").respond_with_data(OK, content_type="text/xml")
-    config = one_source(make_config, store, httpserver.url_for("/f.xml"))
+    config = feed_source(make_config, store, httpserver.url_for("/f.xml"))
     collect_due(config, store, now=LATER)
     big = rss([{"title": "acme " + "y" * 2000, "guid": f"b{i}"} for i in range(300)])
     httpserver.clear()
@@ -150,7 +150,7 @@ def test_a_text_the_model_crashes_on_is_marked_and_the_batch_goes_on(make_config
 @pytest.mark.parametrize("status", [500, 502, 503])
 def test_server_errors_back_off_with_jitter(make_config, store, httpserver, status):
     httpserver.expect_request("/f.xml").respond_with_data("down", status=status)
-    config = one_source(make_config, store, httpserver.url_for("/f.xml"))
+    config = feed_source(make_config, store, httpserver.url_for("/f.xml"))
     dues = []
     for _ in range(3):
         collect_due(config, store, now=LATER)
