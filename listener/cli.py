@@ -137,11 +137,14 @@ def run(ctx: Context) -> None:
     ctx_run(ctx)
 
 
-@cli.command("sources")
+@cli.group("sources", invoke_without_command=True)
 @click.option("--json", "as_json", is_flag=True, help="Output JSON.")
-@pass_ctx
-def sources_cmd(ctx: Context, as_json: bool) -> None:
+@click.pass_context
+def sources_cmd(click_ctx: click.Context, as_json: bool) -> None:
     """List sources with their state: last run, items stored, next due, last error."""
+    if click_ctx.invoked_subcommand:
+        return
+    ctx: Context = click_ctx.obj
     store = ctx.store()
     try:
         store.sync_sources(ctx.config.sources)
@@ -159,6 +162,23 @@ def sources_cmd(ctx: Context, as_json: bool) -> None:
         return
     _print_table(rows, ["id", "type", "brand", "state", "items", "reads", "last_run_at",
                         "next_due_at", "consecutive_failures", "last_error"])
+
+
+@sources_cmd.command("enable")
+@click.argument("name")
+@pass_ctx
+def sources_enable(ctx: Context, name: str) -> None:
+    """Re-enable a source that was switched off (410 Gone, refused credentials), fetching it
+    at the next pass."""
+    store = ctx.store()
+    try:
+        store.sync_sources(ctx.config.sources)
+        store.enable_source(name)
+    except KeyError as exc:
+        raise click.ClickException(str(exc.args[0])) from None
+    finally:
+        store.close()
+    click.echo(f"{name}: enabled; it is fetched at the next pass")
 
 
 @cli.command()

@@ -192,6 +192,19 @@ class Store:
                 seen,
             )
 
+    def enable_source(self, source_id: str) -> None:
+        """Switch a source back on after a 410 or refused credentials (the user fixed it)."""
+        row = self._one("SELECT disabled_reason FROM sources WHERE id = ?", [source_id])
+        if row is None or row["disabled_reason"] in ("removed from config",
+                                                     "disabled in config"):
+            raise KeyError(f"no source {source_id!r} in sources.yaml"
+                           if row is None or row["disabled_reason"] == "removed from config"
+                           else f"{source_id!r} has `enabled: false` in sources.yaml")
+        with self._write():
+            self.db["sources"].update(  # type: ignore[union-attr]
+                source_id, {"enabled": 1, "disabled_reason": None, "next_due_at": None,
+                            "consecutive_failures": 0})
+
     def source_state(self, source_id: str) -> SourceState:
         row = self._one("SELECT * FROM sources WHERE id = ?", [source_id])
         if row is None:

@@ -121,3 +121,15 @@ def test_run_schedules_sources_and_stops_cleanly_on_sigterm(project, httpserver)
     due = _count(db, "SELECT count(*) FROM sources WHERE id = 'feed' AND "
                      "next_due_at > strftime('%Y-%m-%dT%H:%M:%S', 'now', '+50 minutes')")
     assert due == 1
+
+
+def test_sources_enable(project):
+    invoke(project, "collect", "--once")
+    store = Store.open(project / "listener.db")
+    store.db["sources"].update("broken", {"enabled": 0, "disabled_reason": "HTTP 410 Gone"})
+    store.close()
+    assert "off: HTTP 410 Gone" in invoke(project, "sources").output
+    assert "broken: enabled" in invoke(project, "sources", "enable", "broken").output
+    assert "off:" not in invoke(project, "sources").output
+    result = invoke(project, "sources", "enable", "ghost")
+    assert result.exit_code == 1 and "no source 'ghost'" in result.output

@@ -183,7 +183,12 @@ def test_410_disables_the_source_with_a_clear_message(setup, store, httpserver):
     assert "410" in row["disabled_reason"] and "disabled" in row["disabled_reason"]
     assert collect(config, store) == []  # not fetched again
     store.sync_sources(config.sources)
-    assert source_row(store)["enabled"] == 0  # stays off until its url changes
+    assert source_row(store)["enabled"] == 0  # stays off until its url changes...
+    store.enable_source("feed")  # ...or the user turns it back on (`listener sources enable`)
+    store.sync_sources(config.sources)
+    assert source_row(store)["enabled"] == 1 and source_row(store)["disabled_reason"] is None
+    with pytest.raises(KeyError, match="no source 'nope'"):
+        store.enable_source("nope")
 
 
 def test_timeout_is_an_error_on_that_source(setup, store, httpserver):
