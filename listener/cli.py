@@ -551,13 +551,8 @@ def model_info(ctx: Context) -> None:
         clf: Any = load_classifier(ctx.config.sentiment)
     except ModelUnavailable as exc:
         raise click.ClickException(str(exc)) from None
-    raw = clf.model.config.id2label
-    click.echo(f"model:      {clf.name}")
-    click.echo(f"revision:   {clf.revision}")
-    click.echo("labels:     " + ", ".join(f"{raw[i]} -> {n}" for i, n in enumerate(clf.labels)))
-    click.echo(f"device:     {clf.device}")
-    click.echo(f"dtype:      {clf.dtype}")
-    click.echo(f"max tokens: {clf.max_length}")
+    for key, value in clf.describe().items():
+        click.echo(f"{key + ':':<12}{value}")
 
 
 @model.command("download")

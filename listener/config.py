@@ -73,7 +73,9 @@ class Notifier(Strict):
 
 
 class Sentiment(Strict):
-    backend: Literal["transformers"] = "transformers"
+    backend: Literal["auto", "transformers", "e5-offline"] = Field(
+        default="auto", description="auto: the hub model if cached or reachable, else the "
+                                    "offline e5 model; transformers: only `model`")
     model: str = Field(default=DEFAULT_MODEL, description="hub id or local directory")
     revision: str | None = Field(default=DEFAULT_REVISION, description="pinned hub revision")
     batch_size: int = Field(default=32, ge=1)

@@ -31,6 +31,28 @@ def _transformers(settings: Any) -> Classifier:
     )
 
 
+@register("e5-offline")
+def _e5_offline(settings: Any) -> Classifier:
+    from sentiment.e5_offline import E5OfflineClassifier
+
+    return E5OfflineClassifier(batch_size=settings.batch_size, max_length=settings.max_length,
+                               threads=settings.threads)
+
+
+@register("auto")
+def _auto(settings: Any) -> Classifier:
+    """The configured hub model when it is cached or reachable; otherwise the offline e5 model
+    that ships in packages, so a machine without the hub still scores."""
+    try:
+        return _transformers(settings)
+    except ModelUnavailable as hub_error:
+        try:
+            return _e5_offline(settings)
+        except ModelUnavailable as offline_error:
+            raise ModelUnavailable(f"{hub_error} The offline fallback failed too: "
+                                   f"{offline_error}") from None
+
+
 def load_classifier(settings: Any) -> Classifier:
     """Build the configured classifier; raises ModelUnavailable with a how-to-fix message."""
     return BACKENDS[settings.backend](settings)

@@ -23,6 +23,10 @@ class Classifier(Protocol):
 
     def classify(self, texts: Sequence[str]) -> list[Prediction]: ...
 
+    def describe(self) -> dict[str, object]:
+        """What `listener model info` shows: model, revision, labels, device, dtype."""
+        ...
+
 
 class ModelUnavailable(Exception):
     """The model could not be loaded; the message says which and how to provide it."""

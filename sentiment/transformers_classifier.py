@@ -106,6 +106,12 @@ class TransformersClassifier:
             self.model.to(dtype=self._pick_dtype(dtype))
         self.model.to(self.device).eval()
 
+    def describe(self) -> dict[str, Any]:
+        raw = self.model.config.id2label
+        return {"model": self.name, "revision": self.revision,
+                "labels": ", ".join(f"{raw[i]} -> {n}" for i, n in enumerate(self.labels)),
+                "device": self.device, "dtype": self.dtype, "max tokens": self.max_length}
+
     @property
     def dtype(self) -> str:
         return "int8 (dynamic)" if self.quantized else str(self.model.dtype).removeprefix("torch.")

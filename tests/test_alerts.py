@@ -144,7 +144,7 @@ def test_unavailable_model_leaves_mentions_unscored_until_it_loads(make_config, 
         sources: [{{name: feed, type: rss, url: '{httpserver.url_for("/feed.xml")}',
                     brand: Acme}}]
         alerts: [{{rule: negative_streak, count: 2}}]
-        sentiment: {{model: '{model_dir}'}}
+        sentiment: {{model: '{model_dir}', backend: transformers}}
     """)
     slot = ClassifierSlot(config)
     report = run_pass(config, store, slot)

@@ -24,7 +24,7 @@ def project(tmp_path):
     (tmp_path / "sources.yaml").write_text(
         "brands: [{name: Acme}]\n"
         "alerts: [{rule: overdue}]\n"
-        "sentiment: {model: m, revision: '1', offline: true}\n"
+        "sentiment: {model: m, revision: '1', offline: true, backend: transformers}\n"
         "inbox:\n  reply_within: 24h\n  templates:\n"
         "    reply: {en: 'Sorry {author}! {brand} will fix it.'}\n")
     store = Store.open(tmp_path / "listener.db")

@@ -68,7 +68,8 @@ def test_forced_tiny_model_gives_that_label(tmp_path):
 def test_missing_model_fails_fast_with_a_message_naming_it(tmp_path):
     start = time.monotonic()
     with pytest.raises(ModelUnavailable) as info:
-        load_classifier(Sentiment(model="example-org/no-such-model", revision="abc123"))
+        load_classifier(Sentiment(model="example-org/no-such-model", revision="abc123",
+                                  backend="transformers"))
     assert time.monotonic() - start < 10
     message = str(info.value)
     assert "'example-org/no-such-model' (revision abc123)" in message
@@ -79,7 +80,7 @@ def test_broken_local_directory_is_a_clear_error(tmp_path):
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "config.json").write_text("{not json")
     with pytest.raises(ModelUnavailable, match="could not be loaded"):
-        load_classifier(Sentiment(model=str(tmp_path / "broken")))
+        load_classifier(Sentiment(model=str(tmp_path / "broken"), backend="transformers"))
 
 
 def test_empty_text_is_neutral_without_the_model(tmp_path):

@@ -180,7 +180,7 @@ def test_listener_sources_shows_reads_used(tmp_path):
         "brands: [{name: Tweepy}]\n"
         "sources: [{name: x, type: x, query: Tweepy, max_pages: 1, brand: Tweepy,\n"
         "           monthly_read_budget: 1000}]\n"
-        "sentiment: {model: ./no-model, offline: true}\n")
+        "sentiment: {model: ./no-model, offline: true, backend: transformers}\n")
     run = CliRunner().invoke
     with replay(CASSETTES / "x" / "test_client_search_recent_tweets.yaml"):
         assert run(cli, ["-c", str(tmp_path / "sources.yaml"), "collect", "--once"]).exit_code == 0

