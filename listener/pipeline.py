@@ -247,7 +247,8 @@ class ClassifierSlot:
         try:
             self._classifier = self._loader(self.settings)
             self.error = None
-            log.info("sentiment model loaded: %s", self.settings.model)
+            c = self._classifier
+            log.info("sentiment model loaded: %s (%s)", c.name, c.revision)
         except ModelUnavailable as exc:
             self.error = str(exc)
             self._failed_at = time.monotonic()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
 from sentiment.base import Classifier, ModelUnavailable, Prediction
+
+log = logging.getLogger("listener")
 
 BACKENDS: dict[str, Callable[..., Classifier]] = {}
 
@@ -46,6 +49,7 @@ def _auto(settings: Any) -> Classifier:
     try:
         return _transformers(settings)
     except ModelUnavailable as hub_error:
+        log.warning("%s: using the offline model instead", str(hub_error).split(". ")[0])
         try:
             return _e5_offline(settings)
         except ModelUnavailable as offline_error:
