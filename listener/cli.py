@@ -41,11 +41,11 @@ class Context:
     def store(self) -> Store:
         return Store.open(self.db_path())
 
-    def model_key(self) -> tuple[str, str | None]:
-        """The model whose scores views and exports show (a local directory is 'local')."""
-        settings = self.config.sentiment
-        local = Path(settings.model).expanduser().is_dir()
-        return settings.model, "local" if local else settings.revision
+    def model_key(self, store: Store) -> tuple[str, str | None]:
+        """The model whose scores views and exports show."""
+        from sentiment import configured_key
+
+        return store.scored_model(configured_key(self.config.sentiment))
 
 
 pass_ctx = click.make_pass_decorator(Context)
@@ -415,7 +415,7 @@ def export(ctx: Context, fmt: str, output: str, brand: str | None, source: str |
     store = ctx.store()
     try:
         rows = store.corrections() if corrections else mention_rows(
-            store, ctx.model_key(), brand=brand, source=source, language=language,
+            store, ctx.model_key(store), brand=brand, source=source, language=language,
             label=label, since=_when(since), until=_when(until))
         n = write_rows(rows, fmt, output)
     except ValueError as exc:
@@ -464,7 +464,7 @@ def metrics(ctx: Context, period: str, by: str, brands: tuple[str, ...], since: 
 
     store = ctx.store()
     try:
-        rows = sentiment_table(store, ctx.model_key(), period=period, by=by,
+        rows = sentiment_table(store, ctx.model_key(store), period=period, by=by,
                                brands=brands or None, since=_when(since), until=_when(until))
     finally:
         store.close()
@@ -505,7 +505,7 @@ def drivers(ctx: Context, brand: str, since: str | None, until: str | None, fmt:
 
     store = ctx.store()
     try:
-        rows = key_drivers(store, ctx.model_key(), aspect_matchers(ctx.config.aspects),
+        rows = key_drivers(store, ctx.model_key(store), aspect_matchers(ctx.config.aspects),
                            brand=brand, since=_when(since), until=_when(until))
     finally:
         store.close()

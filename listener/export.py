@@ -4,6 +4,7 @@ so a large history never sits in memory. Times are UTC ISO 8601 (timestamps in P
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Iterable, Iterator
 from datetime import datetime
@@ -68,14 +69,24 @@ def write_jsonl(rows: Iterable[dict[str, Any]], out: IO[str]) -> int:
     return n
 
 
-def write_csv(rows: Iterable[dict[str, Any]], out: IO[str]) -> int:
+def csv_lines(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
+    """CSV text a row at a time (header first), for files and streamed HTTP responses."""
+    buffer = io.StringIO()
     writer: csv.DictWriter | None = None
-    n = 0
-    for n, row in enumerate(rows, 1):  # noqa: B007
+    for row in rows:
         if writer is None:
-            writer = csv.DictWriter(out, fieldnames=list(row))
+            writer = csv.DictWriter(buffer, fieldnames=list(row))
             writer.writeheader()
         writer.writerow(row)
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+
+
+def write_csv(rows: Iterable[dict[str, Any]], out: IO[str]) -> int:
+    n = 0
+    for n, line in enumerate(csv_lines(rows), 1):  # noqa: B007
+        out.write(line)
     return n
 
 

@@ -27,7 +27,7 @@ from listener.config import Config
 from listener.matching import brands_for
 from listener.storage import FetchCounts, MatchedEntry, Store
 from listener.timeutil import utcnow
-from sentiment import Classifier, ModelUnavailable, load_classifier
+from sentiment import Classifier, ModelUnavailable, configured_key, load_classifier
 from sentiment.fusion import verdict
 from sentiment.language import LanguageDetector
 from sentiment.preprocess import mention_text
@@ -258,7 +258,7 @@ class ClassifierSlot:
     @property
     def model_key(self) -> tuple[str, str | None]:
         c = self._classifier
-        return (c.name, c.revision) if c else (self.settings.model, self.settings.revision)
+        return (c.name, c.revision) if c else configured_key(self.settings)
 
 
 def classify_pending(store: Store, slot: ClassifierSlot, limit: int | None = None) -> int:

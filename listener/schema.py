@@ -201,3 +201,10 @@ def m006_score_failures(db: Database) -> None:
         pk=("mention_id", "model", "revision"),
         foreign_keys=[("mention_id", "mentions", "id")],
     )
+
+
+@migrations()
+def m007_scores_by_model(db: Database) -> None:
+    # Views ask "has this model scored anything?" and "which model scored last?"
+    _t(db, "scores").create_index(["model", "revision"])
+    _t(db, "scores").create_index(["scored_at"])

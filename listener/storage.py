@@ -382,6 +382,16 @@ class Store:
         return [PendingMention(r["id"], r["title"] or "", r["text"] or "", r["language"],
                                r["rating"]) for r in rows]
 
+    def scored_model(self, preferred: tuple[str, str | None]) -> tuple[str, str | None]:
+        """The model whose labels views should show: the configured one if it has scored
+        anything, else the one that scored last (say the offline fallback of `backend: auto`)."""
+        name, rev = preferred
+        if self._one("SELECT 1 AS x FROM scores WHERE model = ? AND revision = ? LIMIT 1",
+                     [name, rev or ""]):
+            return preferred
+        row = self._one("SELECT model, revision FROM scores ORDER BY scored_at DESC LIMIT 1")
+        return (row["model"], row["revision"] or None) if row else preferred
+
     def save_scores(
         self, model: str, revision: str | None, scored: Iterable[tuple[int, Any, Any]],
         now: datetime | None = None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from sentiment.base import Classifier, ModelUnavailable, Prediction
@@ -57,9 +58,21 @@ def _auto(settings: Any) -> Classifier:
                                    f"{offline_error}") from None
 
 
+def configured_key(settings: Any) -> tuple[str, str | None]:
+    """(model, revision) that scores from the configured model are stored under: a local
+    directory has no hub revision and is stored as 'local'."""
+    if settings.backend == "e5-offline":
+        from sentiment.e5_offline import NAME, REVISION
+
+        return NAME, REVISION
+    local = Path(settings.model).expanduser().is_dir()
+    return settings.model, "local" if local else settings.revision
+
+
 def load_classifier(settings: Any) -> Classifier:
     """Build the configured classifier; raises ModelUnavailable with a how-to-fix message."""
     return BACKENDS[settings.backend](settings)
 
 
-__all__ = ["BACKENDS", "Classifier", "ModelUnavailable", "Prediction", "load_classifier"]
+__all__ = ["BACKENDS", "Classifier", "ModelUnavailable", "Prediction", "configured_key",
+           "load_classifier"]

@@ -122,3 +122,12 @@ def test_export_and_metrics_commands(tmp_path, data):
     assert "share_of_voice" in run("sov", "--brand", "Acme").output
     assert "delivery" in run("drivers", "--brand", "Acme").output
     assert "no brand named 'Nope'" in run("sov", "--brand", "Nope").output
+
+
+def test_views_show_the_model_that_actually_scored(data):
+    """With `backend: auto` the offline fallback may have scored everything: views then show
+    its labels instead of nothing."""
+    assert data.scored_model(MODEL) == MODEL
+    assert data.scored_model(("cardiffnlp/never-loaded", "abc")) == MODEL
+    rows = sentiment_table(data, data.scored_model(("cardiffnlp/never-loaded", "abc")))
+    assert sum(r["negative"] for r in rows) == 5

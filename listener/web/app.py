@@ -6,8 +6,6 @@ Marking inbox items needs the token in LISTENER_WEB_TOKEN; without one the app i
 """
 
 
-import csv
-import io
 import json
 import os
 import secrets
@@ -22,24 +20,21 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Form, Header, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, StreamingResponse
 from fastapi.templating import Jinja2Templates
+from starlette.background import BackgroundTask
 
 from alerts.inbox import draft, response_metrics
 from listener.config import Config
-from listener.export import mention_rows, write_parquet
+from listener.export import csv_lines, mention_rows, write_parquet
 from listener.metrics import aspect_matchers, key_drivers, sentiment_table, share_of_voice
 from listener.storage import Store
 from listener.timeutil import parse_iso, utcnow
 from listener.web.charts import line_chart
+from sentiment import configured_key
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 TOKEN_ENV = "LISTENER_WEB_TOKEN"
 STATUSES = ("open", "replied", "thanked", "ignored")
 CACHE_S = 30.0
-
-
-def model_key(config: Config) -> tuple[str, str | None]:
-    s = config.sentiment
-    return s.model, "local" if Path(s.model).expanduser().is_dir() else s.revision
 
 
 def _since(days: int) -> datetime:
@@ -49,7 +44,7 @@ def _since(days: int) -> datetime:
 def create_app(config: Config, db_path: Path | None = None) -> FastAPI:
     app = FastAPI(title="listener", version="1", description=__doc__)
     path = db_path or config.database_path()
-    model = model_key(config)
+    preferred = configured_key(config.sentiment)
     aspects = aspect_matchers(config.aspects)
 
     Store.open(path).close()  # create and migrate once; requests then just connect
@@ -74,6 +69,9 @@ def create_app(config: Config, db_path: Path | None = None) -> FastAPI:
         cache[key] = (time.monotonic(), value)
         return value
 
+    def model(db: Store) -> tuple[str, str | None]:
+        return cached(("model",), lambda: db.scored_model(preferred))
+
     def token_ok(given: str | None) -> bool:
         wanted = os.environ.get(TOKEN_ENV)
         return bool(wanted and given and secrets.compare_digest(given, wanted))
@@ -90,13 +88,13 @@ def create_app(config: Config, db_path: Path | None = None) -> FastAPI:
 
     def _overview(db: Store, days: int) -> dict[str, Any]:
         since = _since(days)
-        daily = sentiment_table(db, model, period="day", since=since)
+        daily = sentiment_table(db, model(db), period="day", since=since)
         xs = [(since + timedelta(days=i)).strftime("%Y-%m-%d") for i in range(days + 1)]
         names = [b.name for b in config.brands]
         by = {(r["period"], r["brand"]): r for r in daily}
         volume = {n: [by.get((x, n), {}).get("volume", 0) for x in xs] for n in names}
         net = {n: [by.get((x, n), {}).get("net_sentiment") for x in xs] for n in names}
-        totals = {r["brand"]: r for r in sentiment_table(db, model, period="all", since=since)}
+        totals = {r["brand"]: r for r in sentiment_table(db, model(db), period="all", since=since)}
         sov = {b.name: share_of_voice(db, b.name, b.competitors, period="all", since=since)
                for b in config.brands if b.competitors}
         return {"days": days, "xs": xs, "volume": volume, "net": net, "totals": totals,
@@ -153,19 +151,20 @@ def create_app(config: Config, db_path: Path | None = None) -> FastAPI:
     @app.get("/export", include_in_schema=False)
     def export(db: Db, format: str = "csv", brand: str | None = None,
                label: str | None = None, since: str | None = None) -> Any:
-        rows = mention_rows(db, model, brand=brand or None, label=label or None,
+        rows = mention_rows(db, model(db), brand=brand or None, label=label or None,
                             since=parse_iso(since) if since else None)
         if format == "parquet":
             with tempfile.NamedTemporaryFile(suffix=".parquet", delete=False) as tmp:
                 write_parquet(rows, Path(tmp.name))
             return FileResponse(tmp.name, filename="mentions.parquet",
-                                media_type="application/vnd.apache.parquet")
+                                media_type="application/vnd.apache.parquet",
+                                background=BackgroundTask(os.unlink, tmp.name))
         if format == "jsonl":
             lines = (json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
             return StreamingResponse(lines, media_type="application/x-ndjson",
                                      headers={"Content-Disposition":
                                               "attachment; filename=mentions.jsonl"})
-        return StreamingResponse(_csv_lines(rows), media_type="text/csv",
+        return StreamingResponse(csv_lines(rows), media_type="text/csv",
                                  headers={"Content-Disposition":
                                           "attachment; filename=mentions.csv"})
 
@@ -182,13 +181,13 @@ def create_app(config: Config, db_path: Path | None = None) -> FastAPI:
                     days: int = Query(30, ge=1)) -> list[dict[str, Any]]:
         """Volume, label counts, net sentiment, CSAT, average rating, NPS-style score."""
         return cached(("metrics", period, by, _since(days)), lambda: sentiment_table(
-            db, model, period=period, by=by, since=_since(days)))
+            db, model(db), period=period, by=by, since=_since(days)))
 
     @app.get("/api/drivers")
     def api_drivers(db: Db, brand: str, days: int = Query(30, ge=1)) -> list[dict[str, Any]]:
         """Which aspects appear in negative against positive mentions, and rating impact."""
         return cached(("drivers", brand, _since(days)), lambda: key_drivers(
-            db, model, aspects, brand=brand, since=_since(days)))
+            db, model(db), aspects, brand=brand, since=_since(days)))
 
     @app.get("/api/alerts")
     def api_alerts(db: Db, limit: int = Query(50, ge=1, le=1000)) -> list[dict[str, Any]]:
@@ -201,7 +200,7 @@ def create_app(config: Config, db_path: Path | None = None) -> FastAPI:
         if row is None:
             raise HTTPException(404, f"no alert {alert_id}")
         alert = _alert_json(row)
-        alert["mentions"] = [db.mention(i) for i in alert["mention_ids"] if db.mention(i)]
+        alert["mentions"] = [m for m in map(db.mention, alert["mention_ids"]) if m]
         for m in alert["mentions"]:
             m.pop("raw", None)
             m.pop("html", None)
@@ -265,16 +264,3 @@ def _alert_json(row: dict[str, Any]) -> dict[str, Any]:
     out["evidence"] = json.loads(row.get("evidence") or "{}")
     out["mention_ids"] = json.loads(row.get("mention_ids") or "[]")
     return out
-
-
-def _csv_lines(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
-    buffer = io.StringIO()
-    writer: csv.DictWriter | None = None
-    for row in rows:
-        if writer is None:
-            writer = csv.DictWriter(buffer, fieldnames=list(row))
-            writer.writeheader()
-        writer.writerow(row)
-        yield buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
