@@ -158,7 +158,8 @@ class Store:
             for source in configured:
                 seen.append(source.name)
                 endpoint = source.endpoint()
-                row = self._one("SELECT config_url FROM sources WHERE id = ?", [source.name])
+                row = self._one("SELECT config_url, disabled_reason FROM sources WHERE id = ?",
+                                [source.name])
                 if row is None:
                     self.db["sources"].insert(  # type: ignore[union-attr]
                         {"id": source.name, "type": source.type, "brand": source.brand,
@@ -177,12 +178,9 @@ class Store:
                                 "consecutive_failures": 0, "last_error": None,
                                 "disabled_reason": None}
                 elif source.enabled:
-                    gone = self._one("SELECT disabled_reason FROM sources WHERE id = ?",
-                                     [source.name])
-                    if gone and gone["disabled_reason"] in ("disabled in config",
-                                                            "removed from config"):
+                    if row["disabled_reason"] in ("disabled in config", "removed from config"):
                         changes["disabled_reason"] = None
-                    elif gone and gone["disabled_reason"]:
+                    elif row["disabled_reason"]:
                         changes["enabled"] = 0  # stays off after a 410 until its url changes
                 self.db["sources"].update(source.name, changes)  # type: ignore[union-attr]
             placeholders = ",".join("?" * len(seen)) or "''"
