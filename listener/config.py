@@ -77,6 +77,9 @@ class Sentiment(Strict):
         default="auto", description="auto: the hub model if cached or reachable, else the "
                                     "offline e5 model; transformers: only `model`")
     model: str = Field(default=DEFAULT_MODEL, description="hub id or local directory")
+    head: str = Field(default="listener-1", description="the offline e5 model's head: "
+                      "listener-1, mlp-2.0, mlp-1.0, logistic-2.0, or a file written by "
+                      "`listener model tune-head`")
     revision: str | None = Field(default=DEFAULT_REVISION, description="pinned hub revision")
     batch_size: int = Field(default=32, ge=1)
     max_length: int = Field(default=512, ge=8)

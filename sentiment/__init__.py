@@ -39,8 +39,8 @@ def _transformers(settings: Any) -> Classifier:
 def _e5_offline(settings: Any) -> Classifier:
     from sentiment.e5_offline import E5OfflineClassifier
 
-    return E5OfflineClassifier(batch_size=settings.batch_size, max_length=settings.max_length,
-                               threads=settings.threads)
+    return E5OfflineClassifier(head=settings.head, batch_size=settings.batch_size,
+                               max_length=settings.max_length, threads=settings.threads)
 
 
 @register("auto")
@@ -62,9 +62,9 @@ def configured_key(settings: Any) -> tuple[str, str | None]:
     """(model, revision) that scores from the configured model are stored under: a local
     directory has no hub revision and is stored as 'local'."""
     if settings.backend == "e5-offline":
-        from sentiment.e5_offline import NAME, REVISION
+        from sentiment.e5_offline import key
 
-        return NAME, REVISION
+        return key(settings.head)
     local = Path(settings.model).expanduser().is_dir()
     return settings.model, "local" if local else settings.revision
 

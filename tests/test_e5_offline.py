@@ -4,6 +4,7 @@ it may say something about accuracy: on hand-written posts only, not a benchmark
 
 from __future__ import annotations
 
+import json
 import struct
 
 import numpy as np
@@ -54,3 +55,46 @@ def test_labels_hand_written_posts_in_six_languages(model):
 def test_auto_falls_back_to_the_offline_model_when_the_hub_model_is_missing():
     clf = load_classifier(Sentiment(model="example-org/no-such-model", revision="abc"))
     assert clf.name == NAME
+
+
+def test_tune_head_learns_from_corrections_and_writes_a_usable_head(tmp_path):
+    """The user's `listener label` corrections become training data: tune-head reads them from
+    the database, reports the current head against the new one, and writes a head file that
+    sentiment.head can name."""
+    from datetime import timedelta
+
+    from click.testing import CliRunner
+
+    from listener.cli import cli
+    from listener.storage import Store
+    from tests.history import History, Post
+
+    texts = {"negative": ["The courier lost my parcel again.", "Refund still missing.",
+                          "App crashes at checkout every time.", "Rude staff, never again.",
+                          "Charged twice and no answer from support.", "Broken on arrival."],
+             "neutral": ["Do you ship to Tartu?", "The shop opens at nine.",
+                         "I ordered the green one.", "Is there a student discount?",
+                         "The parcel is at the pickup point.", "What sizes do you have?"],
+             "positive": ["Quick delivery, thank you!", "Lovely staff and a tidy shop.",
+                          "Best app update so far.", "Great price for this quality.",
+                          "Support solved it in minutes.", "Will buy again, very happy."]}
+    db = tmp_path / "listener.db"
+    store = Store.open(db)
+    history = History(store)
+    for label, items in texts.items():
+        for text in items:
+            [mid] = history.add(Post("neutral", timedelta(hours=1), text=text, language="en"))
+            store.add_correction(mid, label, by="ana")
+    store.close()
+    (tmp_path / "sources.yaml").write_text("brands: [{name: Acme}]\nsources: []\n"
+                                           "sentiment: {backend: e5-offline}\n")
+    out = tmp_path / "ours.json"
+    result = CliRunner().invoke(cli, ["-c", str(tmp_path / "sources.yaml"), "--db", str(db),
+                                      "model", "tune-head", str(out), "--no-public"])
+    assert result.exit_code == 0, result.output
+    assert "corrections" in result.output and "customer-posts" in result.output
+    spec = json.loads(out.read_text())
+    assert spec["examples"] == {"corrections": 18} and spec["blend_with"] == "logistic-2.0"
+    tuned = load_classifier(Sentiment(backend="e5-offline", head=str(out)))
+    assert tuned.name.endswith("+head:ours.json")
+    assert tuned.classify(["Rude staff, never again."])[0].label == "negative"
