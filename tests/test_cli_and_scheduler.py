@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -77,11 +78,15 @@ def _wait_for(predicate, timeout: float = 30.0) -> None:
 
 
 def _count(db: Path, sql: str) -> int:
+    """Polls the database `listener run` is writing: never migrates it (that would race the
+    process creating it), and an unmigrated or locked file counts as nothing yet."""
     if not db.exists():
         return 0
-    store = Store.open(db)
+    store = Store.open(db, migrate=False)
     try:
         return store.db.execute(sql).fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
     finally:
         store.close()
 
