@@ -52,16 +52,12 @@ def main() -> None:
         out = cross_validated(emb[:n_pub], [e.label for e in pub], [e.language for e in pub],
                               l2=args.l2, blend_with=blend)
         spec = train_head(emb[:n_pub], [e.label for e in pub], l2=args.l2, blend_with=blend)
-        head = Head(method, "bench", spec, load_head(blend) if blend else None)
-        predictions[method] = out + predict(head, emb[n_pub:])
+        predictions[method] = out + predict(Head.from_spec(method, "bench", spec), emb[n_pub:])
 
     for metric in ("acc", "F1"):
-        rows = [{k: v for k, v in row.items() if k in ("data", "language", "n")
-                 or k.endswith(f" {metric}")} for row in table(examples, predictions)]
-        for row in rows:
-            for k in list(row):
-                if k.endswith(f" {metric}"):
-                    row[k.removesuffix(f" {metric}")] = row.pop(k)
+        rows = [{k.removesuffix(f" {metric}"): v for k, v in row.items()
+                 if k in ("data", "language", "n") or k.endswith(f" {metric}")}
+                for row in table(examples, predictions)]
         print(f"{'accuracy' if metric == 'acc' else 'macro-F1'} (tuned: out-of-fold on "
               f"public data; trained on all public data for customer posts)")
         print(render(rows) + "\n")

@@ -16,6 +16,7 @@ from alerts.render import human
 from listener import __version__
 from listener.config import Config, ConfigError, load_config
 from listener.storage import Store
+from listener.tables import format_table
 from listener.timeutil import parse_iso, utcnow
 
 
@@ -56,10 +57,7 @@ def _print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None
         click.echo("(none)")
         return
     cells = [[("" if r.get(c) is None else str(r.get(c))) for c in columns] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
-    click.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
-    for row in cells:
-        click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    click.echo(format_table(columns, cells))
 
 
 @click.group()
@@ -596,26 +594,26 @@ def model_tune_head(ctx: Context, out: Path, public: bool, corrections: bool,
     Prints accuracy and macro-F1 per data set and language for the current head and the new
     one, the new one scored on examples it was not trained on (5 folds), and on 59 customer
     posts it never sees."""
-    from sentiment import ModelUnavailable
-    from sentiment.e5_offline import E5OfflineClassifier
+    from sentiment import ModelUnavailable, load_classifier
     from sentiment.evaluate import render
     from sentiment.labelled import Example
     from sentiment.labelled import public as public_examples
+    from sentiment.preprocess import mention_text
     from sentiment.tuning import tune
 
     examples = public_examples() if public else []
     if corrections:
         store = ctx.store()
         try:
+            # The text the classifier is given when it scores a mention.
             examples += [Example(row["language"] or "?", row["label"],
-                                 " ".join(filter(None, [row["title"], row["text"]])),
+                                 mention_text(row["title"] or "", row["text"] or ""),
                                  "corrections") for row in store.corrections()]
         finally:
             store.close()
     settings = ctx.config.sentiment
     try:
-        encoder = E5OfflineClassifier(head=settings.head, batch_size=settings.batch_size,
-                                      max_length=settings.max_length, threads=settings.threads)
+        encoder: Any = load_classifier(settings.model_copy(update={"backend": "e5-offline"}))
         result = tune(examples, lambda texts: encoder.embed(texts).numpy(),
                       current=settings.head, l2=l2,
                       blend_with=None if blend_with == "none" else blend_with)

@@ -42,7 +42,6 @@ def key(head: str = DEFAULT_HEAD) -> tuple[str, str]:
     return f"{ENCODER}+{name}", f"{ENCODER_REVISION}+{head_revision(head)}"
 
 
-NAME, REVISION = key()
 QK = 32
 
 
@@ -186,5 +185,5 @@ class E5OfflineClassifier:
             return out
         probs = self.head.probabilities(self.embed([texts[i] for i in todo]).numpy())
         for i, p in zip(todo, probs.tolist(), strict=True):
-            out[i] = prediction_from_probs(p, list(LABELS))
+            out[i] = prediction_from_probs(p, LABELS)
         return out

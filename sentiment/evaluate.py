@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from listener.tables import format_table
 from sentiment.heads import macro_f1
 from sentiment.labelled import Example
 
@@ -52,8 +53,5 @@ def render(rows: Sequence[Mapping[str, Any]]) -> str:
     if not rows:
         return ""
     keys = list(rows[0])
-    cells = [[k for k in keys]] + [
-        [f"{r[k]:.3f}" if isinstance(r[k], float) else str(r[k]) for k in keys] for r in rows]
-    widths = [max(len(row[j]) for row in cells) for j in range(len(keys))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-                     for row in cells)
+    return format_table(keys, [[f"{r[k]:.3f}" if isinstance(r[k], float) else str(r[k])
+                                for k in keys] for r in rows])

@@ -13,14 +13,15 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from sentiment.base import ModelUnavailable, package_dir
+from sentiment.base import LABELS, ModelUnavailable, package_dir
 
-LABELS = ("negative", "neutral", "positive")  # sentimentai's classes -1, 0, 1
+# LABELS in order are sentimentai's classes -1, 0, 1.
 SENTIMENTAI_HEADS = {"mlp-2.0": ("mlp", "2.0"), "mlp-1.0": ("mlp", "1.0"),
                      "logistic-2.0": ("logistic", "2.0")}
 OURS = Path(__file__).parent / "data" / "heads"
@@ -55,32 +56,55 @@ class Head:
         p = z / z.sum(axis=1, keepdims=True)
         return p if self.base is None else (p + self.base.probabilities(embeddings)) / 2
 
+    @classmethod
+    def from_spec(cls, id: str, revision: str, spec: dict[str, Any]) -> Head:
+        """A head with the built-in head its spec names in `blend_with`, if any."""
+        return cls(id, revision, spec, load_head(spec["blend_with"])
+                   if spec.get("blend_with") else None)
+
+
+@cache  # package files do not change while we run; cross-validation asks for them per fold
+def _sentimentai_head(name: str) -> Head:
+    kind, version = SENTIMENTAI_HEADS[name]
+    path = package_dir("sentimentai") / "scoring" / kind / version / "e5-small.json"
+    return Head(name, SENTIMENTAI, json.loads(path.read_text(encoding="utf-8")))
+
+
+def _head_file(name: str) -> tuple[Path, bytes]:
+    path = OURS / f"{name}.json" if name in BUILTIN else Path(name).expanduser()
+    try:
+        return path, path.read_bytes()
+    except OSError as exc:
+        raise ModelUnavailable(
+            f"sentiment.head: {name!r} is neither a built-in head ({', '.join(BUILTIN)}) nor "
+            f"a readable head file: {exc}") from None
+
 
 def load_head(name: str) -> Head:
     """A built-in head by name, or a tuned head's JSON file."""
     if name in SENTIMENTAI_HEADS:
-        kind, version = SENTIMENTAI_HEADS[name]
-        path = package_dir("sentimentai") / "scoring" / kind / version / "e5-small.json"
-        return Head(name, SENTIMENTAI, json.loads(path.read_text(encoding="utf-8")))
-    path = OURS / f"{name}.json" if name in BUILTIN else Path(name).expanduser()
+        return _sentimentai_head(name)
+    path, raw = _head_file(name)
     try:
-        raw = path.read_bytes()
         spec = json.loads(raw)
-    except (OSError, ValueError) as exc:
+    except ValueError as exc:
         raise ModelUnavailable(
             f"sentiment.head: {name!r} is neither a built-in head ({', '.join(BUILTIN)}) nor "
             f"a readable head file: {exc}") from None
     if spec.get("type") not in ("mlp", "logistic") or spec.get("classes") != [-1, 0, 1]:
         raise ModelUnavailable(f"sentiment.head: {path} is not a negative/neutral/positive "
                                "head written by `listener model tune-head`")
-    base = load_head(spec["blend_with"]) if spec.get("blend_with") else None
     shown = name if name in BUILTIN else path.name
-    return Head(shown, hashlib.sha256(raw).hexdigest()[:12], spec, base)
+    return Head.from_spec(shown, _digest(raw), spec)
+
+
+def _digest(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()[:12]
 
 
 def head_revision(name: str) -> str:
-    """The revision stored with scores, without loading the encoder."""
-    return SENTIMENTAI if name in SENTIMENTAI_HEADS else load_head(name).revision
+    """The revision stored with scores: read from the file alone, nothing else loaded."""
+    return SENTIMENTAI if name in SENTIMENTAI_HEADS else _digest(_head_file(name)[1])
 
 
 def train_head(embeddings: np.ndarray, labels: Sequence[str], *, l2: float = 0.01,
@@ -146,8 +170,7 @@ def cross_validated(embeddings: np.ndarray, labels: Sequence[str], strata: Seque
         if not test_idx or not train_idx:
             continue
         spec = train_head(embeddings[train_idx], [labels[i] for i in train_idx], **train)
-        base = load_head(spec["blend_with"]) if spec.get("blend_with") else None
-        head = Head("fold", "fold", spec, base)
+        head = Head.from_spec("fold", "fold", spec)
         for i, label in zip(test_idx, predict(head, embeddings[test_idx]), strict=True):
             out[i] = label
     return out

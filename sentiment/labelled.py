@@ -33,8 +33,8 @@ def estonian_valence() -> list[Example]:
 
 
 def customer_posts() -> list[Example]:
-    rows = (line.rstrip("\n").split("\t")
-            for line in (DATA / "customer_posts.tsv").read_text(encoding="utf-8").splitlines(True)
+    rows = (line.split("\t")
+            for line in (DATA / "customer_posts.tsv").read_text(encoding="utf-8").splitlines()
             if line.strip() and not line.startswith("#"))
     return [Example(lang, label, text, "customer-posts") for lang, label, text in rows]
 

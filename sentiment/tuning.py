@@ -38,7 +38,7 @@ def tune(examples: Sequence[Example], embed: Callable[[list[str]], np.ndarray], 
     labels = [e.label for e in examples]
     spec = train_head(emb[:n], labels, l2=l2, blend_with=blend_with)
     spec["examples"] = dict(Counter(e.source for e in examples))
-    tuned = Head("tuned", "new", spec, load_head(blend_with) if blend_with else None)
+    tuned = Head.from_spec("tuned", "new", spec)
     out_of_fold = cross_validated(emb[:n], labels, [e.language for e in examples], l2=l2,
                                   blend_with=blend_with)
     head = load_head(current)

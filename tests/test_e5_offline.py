@@ -12,7 +12,7 @@ import pytest
 
 from listener.config import Sentiment
 from sentiment import load_classifier
-from sentiment.e5_offline import NAME, E5OfflineClassifier, _dequantise_q4
+from sentiment.e5_offline import E5OfflineClassifier, _dequantise_q4, key
 
 POSTS = [
     ("en", "positive", "I love this app, it works perfectly!"),
@@ -54,7 +54,7 @@ def test_labels_hand_written_posts_in_six_languages(model):
 
 def test_auto_falls_back_to_the_offline_model_when_the_hub_model_is_missing():
     clf = load_classifier(Sentiment(model="example-org/no-such-model", revision="abc"))
-    assert clf.name == NAME
+    assert clf.name == key()[0]
 
 
 def test_tune_head_learns_from_corrections_and_writes_a_usable_head(tmp_path):
