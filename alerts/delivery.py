@@ -13,6 +13,20 @@ from listener.timeutil import parse_iso, utcnow
 
 log = logging.getLogger("listener")
 
+# A channel that is down is retried after 1, 2, 4 ... minutes, then hourly; after GIVE_UP_AFTER
+# attempts (about a day of trying) the delivery is 'failed': a day-old alert is history, and
+# a dead endpoint must not cost every pass a timeout forever.
+FIRST_RETRY = timedelta(minutes=1)
+MAX_RETRY = timedelta(hours=1)
+GIVE_UP_AFTER = 30
+
+
+def after_failure(attempts: int, now: datetime) -> tuple[str, datetime | None]:
+    """(status, retry time) for a delivery whose send number `attempts` just failed."""
+    if attempts >= GIVE_UP_AFTER:
+        return "failed", None
+    return "pending", now + min(FIRST_RETRY * 2 ** min(attempts - 1, 10), MAX_RETRY)
+
 
 def build_notifiers(config: Any) -> dict[str, Notifier]:
     channels: dict[str, Notifier] = {CONSOLE: build_notifier(CONSOLE, "console://")}
@@ -42,7 +56,7 @@ def digest_text(deliveries: list[Delivery]) -> tuple[str, str]:
 
 
 def _send(store: Store, notifier: Notifier, batch: list[Delivery], title: str,
-          body: str) -> str | None:
+          body: str, now: datetime) -> str | None:
     """Claim, send, record: claimed rows are committed as 'sending' before the send, so a
     crash mid-send never leads to a second send."""
     claimed = [d for d in batch if store.claim_delivery(d.alert_id, d.channel)]
@@ -53,20 +67,28 @@ def _send(store: Store, notifier: Notifier, batch: list[Delivery], title: str,
     except NotifierError as exc:
         error = str(exc)
     else:
-        error = None
+        for d in claimed:
+            store.finish_delivery(d.alert_id, d.channel, "sent")
+        return None
     for d in claimed:
-        store.finish_delivery(d.alert_id, d.channel, error)
+        status, retry_at = after_failure(d.attempts + 1, now)
+        store.finish_delivery(d.alert_id, d.channel, status, error, retry_at)
+        if status == "failed":
+            log.error("gave up on alert %d for %s after %d attempts (`listener alerts retry` "
+                      "re-queues it): %s", d.alert_id, d.channel, d.attempts + 1, error)
     return error
 
 
 def deliver_pending(store: Store, channels: dict[str, Notifier],
                     digests: dict[str, time] | None = None,
                     now: datetime | None = None) -> tuple[int, list[str]]:
-    """Send pending deliveries; a failed one stays pending and is retried next pass."""
+    """Send the deliveries that are due. A failed one is retried later (after_failure); after
+    one failure a channel is left alone for the rest of the pass, so a dead endpoint costs one
+    timeout per pass, not one per waiting alert."""
     now = now or utcnow()
     digests = digests or {}
     sent, errors = 0, []
-    pending = store.pending_deliveries()
+    pending = store.pending_deliveries(now)
     for name, notifier in channels.items():
         mine = [d for d in pending if d.channel == name]
         if not mine:
@@ -79,10 +101,10 @@ def deliver_pending(store: Store, channels: dict[str, Notifier],
         else:
             batches = [([d], d.title, d.message) for d in mine]
         for batch, title, body in batches:
-            error = _send(store, notifier, batch, title, body)
+            error = _send(store, notifier, batch, title, body, now)
             if error:
                 errors.append(error)
                 log.error("%s", error)
-            else:
-                sent += len(batch)
+                break
+            sent += len(batch)
     return sent, errors

@@ -4,6 +4,7 @@ Discord, Telegram, email, webhooks and ~100 more; `console` prints to standard o
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from typing import Protocol
 
@@ -53,13 +54,23 @@ class AppriseNotifier:
 
         self.name = name
         self._apprise = apprise.Apprise()
+        self._capture = apprise.LogCapture
+        # The URL's longer parts (tokens, passwords, webhook paths), kept out of any error.
+        self._secrets = sorted((p for p in re.split(r"[/:@?&=#]+", url) if len(p) >= 6),
+                               key=len, reverse=True)
         if not self._apprise.add(url):
             # Never echo the URL: it usually holds a token.
             raise NotifierError(f"notifier {name!r}: not a URL Apprise understands")
 
     def send(self, title: str, body: str) -> None:
-        if not self._apprise.notify(title=title, body=body):
-            raise NotifierError(f"notifier {self.name!r}: delivery failed (see log for details)")
+        # Apprise says why a send failed (HTTP status, connection error) only in its log.
+        with self._capture(level=logging.WARNING, fmt="%(message)s") as captured:
+            ok = self._apprise.notify(title=title, body=body)
+        if not ok:
+            why = " ".join(captured.getvalue().split())[-300:] or "no reason given"
+            for secret in self._secrets:
+                why = why.replace(secret, "***")
+            raise NotifierError(f"notifier {self.name!r}: delivery failed: {why}")
 
 
 def build_notifier(name: str, url: str) -> Notifier:

@@ -240,6 +240,20 @@ def alerts_test(ctx: Context) -> None:
         sys.exit(1)
 
 
+@alerts_cmd.command("retry")
+@click.argument("alert_id", type=int, required=False)
+@pass_ctx
+def alerts_retry(ctx: Context, alert_id: int | None) -> None:
+    """Send again the deliveries given up on ('failed') or interrupted mid-send ('unknown'):
+    of one alert, or all. The next pass sends them."""
+    store = ctx.store()
+    try:
+        n = store.requeue_deliveries(alert_id)
+    finally:
+        store.close()
+    click.echo(f"{n} deliver{'y' if n == 1 else 'ies'} queued again")
+
+
 @cli.group(invoke_without_command=True)
 @click.option("--brand", help="Only this brand.")
 @click.option("--status", type=click.Choice(["open", "replied", "thanked", "ignored"]),
@@ -528,7 +542,7 @@ def rescore(ctx: Context, model: str, revision: str | None, limit: int | None) -
     store = ctx.store()
     try:
         done = score_unscored(store, classifier, settings.review_below,
-                              settings.batch_size * 4, limit)
+                              classifier.batch_size * 4, limit)
     finally:
         store.close()
     click.echo(f"scored {done} mentions with {classifier.name} ({classifier.revision})")

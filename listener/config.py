@@ -81,7 +81,8 @@ class Sentiment(Strict):
                       "listener-1, mlp-2.0, mlp-1.0, logistic-2.0, or a file written by "
                       "`listener model tune-head`")
     revision: str | None = Field(default=DEFAULT_REVISION, description="pinned hub revision")
-    batch_size: int = Field(default=32, ge=1)
+    batch_size: int | None = Field(
+        default=None, ge=1, description="texts per forward pass; default 32 on CPU, 1024 on GPU")
     max_length: int = Field(default=512, ge=8)
     device: str = Field(default="auto", description="auto, cpu, cuda, cuda:1 ...")
     offline: bool = Field(default=False, description="never reach the hub; local files only")

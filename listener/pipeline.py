@@ -267,7 +267,7 @@ def classify_pending(store: Store, slot: ClassifierSlot, limit: int | None = Non
     if classifier is None:
         return 0
     return score_unscored(store, classifier, slot.settings.review_below,
-                          slot.settings.batch_size * 4, limit)
+                          classifier.batch_size * 4, limit)
 
 
 def score_unscored(store: Store, classifier: Classifier, review_below: float, chunk: int,

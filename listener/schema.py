@@ -126,7 +126,7 @@ def m001_initial(db: Database) -> None:
         {
             "alert_id": int,
             "channel": str,
-            "status": str,  # pending, sending, sent, unknown
+            "status": str,  # pending, sending, sent, unknown, failed (m008)
             "attempts": int,
             "last_error": str,
             "updated_at": str,
@@ -208,3 +208,10 @@ def m007_scores_by_model(db: Database) -> None:
     # Views ask "has this model scored anything?" and "which model scored last?"
     _t(db, "scores").create_index(["model", "revision"])
     _t(db, "scores").create_index(["scored_at"])
+
+
+@migrations()
+def m008_delivery_retry_time(db: Database) -> None:
+    # A channel that is down is retried with backoff, not every pass, and given up on after a
+    # day ('failed', re-queued by `listener alerts retry`).
+    _t(db, "deliveries").add_column("next_attempt_at", str)

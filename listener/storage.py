@@ -664,11 +664,13 @@ class Store:
             )
         return True
 
-    def pending_deliveries(self) -> list[Delivery]:
+    def pending_deliveries(self, now: datetime | None = None) -> list[Delivery]:
+        """Pending deliveries whose retry time (if any) has come."""
         rows = self.db.query(
             "SELECT d.alert_id, d.channel, d.attempts, a.title, a.message, a.created_at "
             "FROM deliveries d JOIN alerts a ON a.id = d.alert_id WHERE d.status = 'pending' "
-            "ORDER BY d.alert_id"
+            "AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= ?) ORDER BY d.alert_id",
+            [iso(now or utcnow())],
         )
         return [Delivery(r["alert_id"], r["channel"], r["title"], r["message"], r["attempts"],
                          r["created_at"]) for r in rows]
@@ -683,14 +685,26 @@ class Store:
         )
         return cur.rowcount == 1
 
-    def finish_delivery(self, alert_id: int, channel: str, error: str | None) -> None:
+    def finish_delivery(self, alert_id: int, channel: str, status: str,
+                        error: str | None = None, retry_at: datetime | None = None) -> None:
+        """Record a send's outcome: 'sent', or 'pending' again (retry at retry_at), or
+        'failed' (given up)."""
         now = iso(utcnow())
         self.db.execute(
             "UPDATE deliveries SET status = ?, last_error = ?, updated_at = ?, "
-            "sent_at = CASE WHEN ? IS NULL THEN ? ELSE sent_at END "
+            "next_attempt_at = ?, sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END "
             "WHERE alert_id = ? AND channel = ?",
-            ["pending" if error else "sent", error, now, error, now, alert_id, channel],
+            [status, error, now, iso(retry_at) if retry_at else None, status, now, alert_id,
+             channel],
         )
+
+    def requeue_deliveries(self, alert_id: int | None = None) -> int:
+        """Failed and unknown deliveries (of one alert, or all) back to pending, due now."""
+        return self.db.execute(
+            "UPDATE deliveries SET status = 'pending', next_attempt_at = NULL, updated_at = ? "
+            "WHERE status IN ('failed', 'unknown') AND (? IS NULL OR alert_id = ?)",
+            [iso(utcnow()), alert_id, alert_id],
+        ).rowcount
 
     def recover_deliveries(self) -> int:
         return self.db.execute(

@@ -22,6 +22,7 @@ class Prediction:
 class Classifier(Protocol):
     name: str
     revision: str | None
+    batch_size: int  # texts per forward pass; callers hand over a few batches at a time
 
     def classify(self, texts: Sequence[str]) -> list[Prediction]: ...
 

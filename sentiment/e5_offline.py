@@ -119,7 +119,7 @@ def _state_dict(header: dict[str, Any], t: dict[str, np.ndarray]) -> dict[str, A
 
 
 class E5OfflineClassifier:
-    def __init__(self, *, head: str = DEFAULT_HEAD, batch_size: int = 32,
+    def __init__(self, *, head: str = DEFAULT_HEAD, batch_size: int | None = None,
                  max_length: int = 512, threads: int | None = None) -> None:
         import torch
         from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
@@ -145,7 +145,7 @@ class E5OfflineClassifier:
             mask_token="<mask>", model_max_length=512)
         self.head = load_head(head)
         self.name, self.revision = key(head)
-        self.batch_size = batch_size
+        self.batch_size = batch_size or 32  # CPU only
         self.max_length = min(max_length, 512)
         self.device = torch.device("cpu")
         self.dtype = "float32 (from 4-bit)"

@@ -4,12 +4,16 @@ import json
 from datetime import timedelta
 
 import pytest
+import time_machine
+from click.testing import CliRunner
 from werkzeug import Request, Response
 
+from alerts.delivery import deliver_pending
 from alerts.rules import negative_streak
+from listener.cli import cli
 from listener.pipeline import ClassifierSlot, build_notifiers, process, run_pass
 from listener.storage import LabelledMention
-from listener.timeutil import utcnow
+from listener.timeutil import parse_iso, utcnow
 from sentiment.base import Prediction
 from tests.conftest import rss
 from tests.tiny_model import build_tiny_model
@@ -49,7 +53,7 @@ def test_a_growing_streak_keeps_its_key_and_a_new_one_gets_another():
 class KeywordClassifier:
     """A stand-in for the model seam: 'bad' -> negative, else positive. Tests alert logic only."""
 
-    name, revision = "keyword", "1"
+    name, revision, batch_size = "keyword", "1", 32
 
     def classify(self, texts):
         return [Prediction("negative", {"negative": 1.0, "neutral": 0.0, "positive": 0.0}, -1.0)
@@ -107,19 +111,67 @@ def test_streak_alert_is_delivered_once_to_a_real_webhook(pipeline, store):
     assert store.db["alerts"].count == 2
 
 
-def test_failed_delivery_stays_pending_and_is_sent_once_when_the_endpoint_is_back(pipeline,
-                                                                                  store):
+def test_failed_delivery_is_retried_later_and_sent_once_when_the_endpoint_is_back(pipeline,
+                                                                                 store):
     run, received, hook_status = pipeline
     hook_status["code"] = 500
-    report = run("bad 1", "bad 2", "bad 3")
-    assert len(report.alerts) == 1 and report.delivered == 0 and report.delivery_errors
-    assert store.db["deliveries"].get((1, "hook"))["status"] == "pending"
-    hook_status["code"] = 200
-    report = run()
-    assert report.delivered == 1 and len(received) == 1
-    assert run().delivered == 0 and len(received) == 1
+    start = utcnow().replace(microsecond=0)  # stored times are to the second
+    with time_machine.travel(start, tick=False):
+        report = run("bad 1", "bad 2", "bad 3")
+        assert len(report.alerts) == 1 and report.delivered == 0 and report.delivery_errors
+        assert store.db["deliveries"].get((1, "hook"))["status"] == "pending"
+        hook_status["code"] = 200
+        assert run().delivered == 0  # backing off: not retried in the very next pass
+    with time_machine.travel(start + timedelta(seconds=61), tick=False):
+        report = run()
+        assert report.delivered == 1 and len(received) == 1
+        assert run().delivered == 0 and len(received) == 1
     row = store.db["deliveries"].get((1, "hook"))
     assert (row["status"], row["attempts"]) == ("sent", 2)
+
+
+def test_a_dead_channel_is_tried_once_per_pass_backs_off_and_is_given_up_after_a_day(
+        make_config, store, httpserver, tmp_path):
+    from alerts.delivery import GIVE_UP_AFTER
+
+    httpserver.expect_request("/hook", method="POST").respond_with_data("down", status=503)
+    yaml_path = tmp_path / "sources.yaml"
+    yaml_path.write_text(f"database: {tmp_path / 'listener.db'}\nbrands: [{{name: A}}]\n"
+                         f"notifiers: [{{name: hook, url: 'json://{httpserver.host}:"
+                         f"{httpserver.port}/hook'}}]\n")
+    channels = build_notifiers(make_config(yaml_path.read_text()))
+    start = utcnow().replace(microsecond=0)  # stored times are to the second
+    for n in (1, 2, 3):
+        alert = negative_streak(f"r{n}", "A", 1, [lm(n, "negative")], None)
+        assert store.add_alert(alert, ["hook"], start)
+    sent, errors = deliver_pending(store, channels, now=start)
+    assert sent == 0 and len(errors) == 1  # one timeout for the channel, not three
+    assert len(httpserver.log) == 1
+    attempts = [store.db["deliveries"].get((i, "hook"))["attempts"] for i in (1, 2, 3)]
+    assert attempts == [1, 0, 0]
+    # keep failing: the waits double (1, 2, 4 ... min) up to an hour
+    now, waits = start, []
+    while store.db["deliveries"].get((1, "hook"))["status"] == "pending":
+        due = store.db["deliveries"].get((1, "hook"))["next_attempt_at"]
+        waits.append(parse_iso(due) - now)
+        now = parse_iso(due)
+        deliver_pending(store, channels, now=now - timedelta(seconds=1))  # not yet due
+        row = store.db["deliveries"].get((1, "hook"))
+        assert row["attempts"] == len(waits)
+        deliver_pending(store, channels, now=now)
+    assert waits[:4] == [timedelta(minutes=m) for m in (1, 2, 4, 8)]
+    assert max(waits) == timedelta(hours=1)
+    assert 20 < (now - start).total_seconds() / 3600 < 30  # about a day of trying
+    row = store.db["deliveries"].get((1, "hook"))
+    assert (row["status"], row["attempts"]) == ("failed", GIVE_UP_AFTER)
+    assert "503" in row["last_error"]
+    # `listener alerts` shows it; `listener alerts retry 1` queues it again
+    out = CliRunner().invoke(cli, ["-c", str(yaml_path), "alerts"]).output
+    assert "hook:failed" in out
+    result = CliRunner().invoke(cli, ["-c", str(yaml_path), "alerts", "retry", "1"])
+    assert result.exit_code == 0 and "1 delivery queued again" in result.output
+    row = store.db["deliveries"].get((1, "hook"))
+    assert (row["status"], row["next_attempt_at"]) == ("pending", None)
 
 
 def test_interrupted_send_is_never_repeated(pipeline, store):
@@ -160,8 +212,6 @@ def test_unavailable_model_leaves_mentions_unscored_until_it_loads(make_config, 
 
 
 def test_console_channel_prints_the_alert(make_config, store, capsys):
-    from listener.pipeline import deliver_pending
-
     config = make_config("brands: [{name: A}]")
     alert = negative_streak("r", "A", 1, [lm(1, "negative")], None)
     assert store.add_alert(alert, ["console"], utcnow() - timedelta(seconds=1))

@@ -129,7 +129,7 @@ def test_a_text_the_model_crashes_on_is_marked_and_the_batch_goes_on(make_config
     from tests.history import History, Post
 
     class Fragile:
-        name, revision = "fragile", "1"
+        name, revision, batch_size = "fragile", "1", 32
 
         def classify(self, texts):
             if any("poison" in t for t in texts):

@@ -105,3 +105,40 @@ def test_long_texts_can_be_scored_by_chunks(tmp_path):
     assert head.scores != whole.scores  # the rest of the text now counts
     short = "good service"
     assert truncating.classify([short]) == chunking.classify([short])
+
+
+def test_token_ids_from_the_rust_backend_match_transformers(tmp_path):
+    """Classify asks the fast tokenizer's backend directly (for speed); it must give the very
+    ids transformers would, special tokens and truncation included, in every script."""
+    from transformers import (
+        PreTrainedTokenizerFast,
+        XLMRobertaConfig,
+        XLMRobertaForSequenceClassification,
+    )
+
+    from sentiment.base import package_dir
+    from sentiment.transformers_classifier import TransformersClassifier
+
+    tok_json = (package_dir("semantra_multilingual") / "assets" / "multilingual-e5-small"
+                / "tokenizer.json")
+    tok = PreTrainedTokenizerFast(
+        tokenizer_file=str(tok_json), bos_token="<s>", eos_token="</s>", unk_token="<unk>",
+        sep_token="</s>", cls_token="<s>", pad_token="<pad>", mask_token="<mask>",
+        model_max_length=512)
+    config = XLMRobertaConfig(vocab_size=len(tok), hidden_size=8, num_hidden_layers=1,
+                              num_attention_heads=2, intermediate_size=16,
+                              max_position_embeddings=514, pad_token_id=1, num_labels=3)
+    XLMRobertaForSequenceClassification(config).save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    clf = TransformersClassifier(str(tmp_path), max_length=64, dtype="float32")
+    texts = ["Delivery late again 😡 @acme", "Обслужването беше ужасно", "Palvelu oli hyvää",
+             "الخدمة ممتازة", "Teenindus oli aeglane", "слишком дорого " * 100, "a"]
+    expected = tok(texts, truncation=True, max_length=64)["input_ids"]
+    assert clf._token_ids(texts) == expected
+    assert len(expected[5]) == 64 and expected[5][-1] == tok.eos_token_id
+    # and padding a batch changes nothing: each text scores as it does alone
+    together = clf.classify(texts)
+    for text, prediction in zip(texts, together, strict=True):
+        [alone] = clf.classify([text])
+        assert alone.label == prediction.label
+        assert all(abs(alone.scores[k] - prediction.scores[k]) < 1e-5 for k in alone.scores)
