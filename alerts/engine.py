@@ -13,14 +13,18 @@ from typing import Any
 
 from alerts import rules
 from alerts.rules import Alert
-from listener.storage import Store
-from listener.timeutil import utcnow
+from listener.metrics import aspect_matchers
+from listener.storage import LabelCounts, LabelledMention, Store
+from listener.textnorm import words
+from listener.timeutil import iso, utcnow
 
 log = logging.getLogger("listener")
 
 # Per-mention rules look back this far (by published time): an old review imported for the
 # first time is history, not news.
 LOOKBACK = timedelta(days=2)
+# Mentions an aspect rule reads per brand and pass (window + baseline), newest first.
+ASPECT_SCAN_LIMIT = 50_000
 
 
 def _brands(rule: Any, config: Any) -> list[str]:
@@ -49,6 +53,8 @@ def candidates(rule: Any, config: Any, store: Store, model: tuple[str, str | Non
                 rule.id, brand, rule.count,
                 store.recent_labelled(brand, name, rev, rule.count, rule.source),
                 store.last_non_negative(brand, name, rev, rule.source), rule.source)
+        elif kind == "negative_share_spike" and rule.aspect:
+            alert = _aspect_share_spike(rule, config, store, brand, model, now)
         elif kind == "negative_share_spike":
             start = now - rule.window
             alert = rules.negative_share_spike(
@@ -84,6 +90,28 @@ def candidates(rule: Any, config: Any, store: Store, model: tuple[str, str | Non
             raise ValueError(f"unknown rule {kind!r}")
         if alert:
             yield alert
+
+
+def _aspect_share_spike(rule: Any, config: Any, store: Store, brand: str,
+                        model: tuple[str, str | None], now: datetime) -> Alert | None:
+    """negative_share_spike among the mentions that name one aspect. Aspects are keyword
+    queries matched in Python (as key drivers does), over the window and its baseline only."""
+    [aspect] = aspect_matchers({rule.aspect: config.aspects[rule.aspect]})
+    start = now - rule.window
+    rows = store.mentions_between(brand, *model, start - rule.baseline, now, "AND label IS NOT "
+                                  "NULL", ASPECT_SCAN_LIMIT)
+    about = [m for m in rows if aspect.matches(words(f"{m.title} {m.text}"))]
+    recent = [m for m in about if m.when >= iso(start)]
+    older = [m for m in about if m.when < iso(start)]
+    return rules.negative_share_spike(
+        rule, brand, _counts(recent), _counts(older),
+        [m for m in recent if m.label == "negative"][: rules.EXAMPLES], now)
+
+
+def _counts(mentions: list[LabelledMention]) -> LabelCounts:
+    labels = [m.label for m in mentions]
+    return LabelCounts(labels.count("negative"), labels.count("neutral"),
+                       labels.count("positive"))
 
 
 def evaluate(config: Any, store: Store, model: tuple[str, str | None],

@@ -77,9 +77,13 @@ def negative_streak(rule_id: str, brand: str, count: int, newest: Sequence[Label
 def _window_alert(rule: Any, brand: str, now: datetime, title: str, figures: str,
                   examples: Sequence[LabelledMention], **evidence: Any) -> Alert:
     """A recent window compared with its baseline: keyed by the window it falls in."""
+    aspect = getattr(rule, "aspect", None)
+    scope = f"{brand} / {aspect}" if aspect else brand
+    if aspect:
+        evidence["aspect"] = aspect
     return Alert(
-        rule=rule.rule, brand=brand, rule_id=rule.id, scope=brand,
-        dedupe_key=f"{rule.id}:{brand}:{_bucket(now, rule.window)}",
+        rule=rule.rule, brand=brand, rule_id=rule.id, scope=scope,
+        dedupe_key=f"{rule.id}:{scope}:{_bucket(now, rule.window)}",
         title=title, message=f"{figures}\n" + _lines(examples),
         mention_ids=[m.id for m in examples],
         evidence={"window": human(rule.window), "baseline": human(rule.baseline), **evidence},
@@ -88,18 +92,21 @@ def _window_alert(rule: Any, brand: str, now: datetime, title: str, figures: str
 
 def negative_share_spike(rule: Any, brand: str, window: LabelCounts, baseline: LabelCounts,
                          examples: Sequence[LabelledMention], now: datetime) -> Alert | None:
-    """The share of negatives in the recent window against the brand's own baseline. A small
-    window (under min_sample) never fires: one angry post is not '100 % negative'."""
+    """The share of negatives in the recent window against the brand's own baseline (among
+    mentions naming rule.aspect, when set). A small window (under min_sample) never fires: one
+    angry post is not '100 % negative'."""
     if window.total < rule.min_sample:
         return None
     share = window.negative / window.total
     usual = baseline.negative / baseline.total if baseline.total else 0.0
     if share < rule.factor * usual or share - usual < rule.min_increase:
         return None
+    about = f" about {rule.aspect}" if rule.aspect else ""
     return _window_alert(
         rule, brand, now,
-        f"{brand}: {share:.0%} negative in the last {human(rule.window)} (usually {usual:.0%})",
-        f"{window.negative} of {window.total} scored mentions negative in the last "
+        f"{brand}: {share:.0%} negative{about} in the last {human(rule.window)} "
+        f"(usually {usual:.0%})",
+        f"{window.negative} of {window.total} scored mentions{about} negative in the last "
         f"{human(rule.window)}; {baseline.negative} of {baseline.total} in the "
         f"{human(rule.baseline)} before.", examples,
         window_negative=window.negative, window_total=window.total,

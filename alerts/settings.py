@@ -47,6 +47,8 @@ class NegativeShareSpike(RuleBase):
     factor: float = Field(default=2.0, gt=1, description="window share ≥ factor × baseline")
     min_increase: float = Field(default=0.15, ge=0, le=1,
                                 description="and at least this many points higher")
+    aspect: str | None = Field(default=None, description="only mentions naming this aspect "
+                               "(price, quality, service, delivery or one of `aspects`)")
 
 
 class VolumeSpike(RuleBase):

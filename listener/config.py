@@ -315,6 +315,9 @@ def _cross_check(config: Config) -> list[tuple[Path_, str]]:
             found.append((("alerts", i, "brand"), f"no brand named {rule.brand!r}"))
         if getattr(rule, "source", None) and rule.source not in source_names:
             found.append((("alerts", i, "source"), f"no source named {rule.source!r}"))
+        if getattr(rule, "aspect", None) and rule.aspect not in config.aspects:
+            found.append((("alerts", i, "aspect"), f"no aspect named {rule.aspect!r} (have: "
+                          f"{', '.join(sorted(config.aspects))})"))
         for j, channel in enumerate(rule.notify):
             if channel not in channels:
                 found.append(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import regex
 
@@ -39,12 +40,12 @@ class _Token:
     column: int
 
 
-def _word_matches(token: str, word: str, prefix: bool) -> bool:
+def _word_matches(token: str, word: str, prefix: bool, arabic: bool) -> bool:
     if token == word or (prefix and token.startswith(word)):
         return True
-    if _ARABIC.search(word) and token.endswith(word):
+    if arabic and token.endswith(word):
         return token[: -len(word)] in _ARABIC_PROCLITICS
-    if prefix and _ARABIC.search(word):
+    if prefix and arabic:
         return any(token.startswith(p + word) for p in _ARABIC_PROCLITICS)
     return False
 
@@ -56,12 +57,20 @@ class Phrase:
     words: tuple[str, ...]
     prefix: bool = False  # the last word may continue (term*)
 
+    @cached_property
+    def _arabic(self) -> tuple[bool, ...]:
+        return tuple(bool(_ARABIC.search(w)) for w in self.words)
+
     def matches(self, tokens: Sequence[str]) -> bool:
+        arabic = self._arabic
+        if len(self.words) == 1 and not arabic[0]:  # the common case, without a Python loop
+            word = self.words[0]
+            return any(t.startswith(word) for t in tokens) if self.prefix else word in tokens
         n = len(self.words)
         last = n - 1
         for start in range(len(tokens) - n + 1):
             if all(
-                _word_matches(tokens[start + i], w, self.prefix and i == last)
+                _word_matches(tokens[start + i], w, self.prefix and i == last, arabic[i])
                 for i, w in enumerate(self.words)
             ):
                 return True
@@ -97,8 +106,25 @@ class And:
 class Or:
     children: tuple[Node, ...]
 
+    @cached_property
+    def _plan(self) -> tuple[frozenset[str], tuple[str, ...], tuple[Node, ...]]:
+        """Lone words (not Arabic) split out: exact ones as a set, prefixes as a tuple for
+        str.startswith, so a long keyword list costs one pass over the tokens, not one each."""
+        exact, prefixes, rest = set(), [], []
+        for c in self.children:
+            if isinstance(c, Phrase) and len(c.words) == 1 and not c._arabic[0]:
+                (prefixes.append if c.prefix else exact.add)(c.words[0])
+            else:
+                rest.append(c)
+        return frozenset(exact), tuple(prefixes), tuple(rest)
+
     def matches(self, tokens: Sequence[str]) -> bool:
-        return any(c.matches(tokens) for c in self.children)
+        exact, prefixes, rest = self._plan
+        if exact and not exact.isdisjoint(tokens):
+            return True
+        if prefixes and any(t.startswith(prefixes) for t in tokens):
+            return True
+        return any(c.matches(tokens) for c in rest)
 
     def positive(self) -> bool:
         return all(c.positive() for c in self.children)

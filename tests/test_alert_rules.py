@@ -80,6 +80,37 @@ def test_cooldown_and_once_per_window(store, hist, tmp_path):
     assert len(fire(cfg, store, NOW + 4 * H)) == 1
 
 
+def test_share_spike_about_one_aspect_counts_only_mentions_naming_it(store, hist, tmp_path):
+    """Complaints about delivery doubling are news even when the brand's overall share of
+    negatives barely moves, in any language the aspect lists keywords for."""
+    rule = SPIKE.replace("}", ", aspect: delivery, min_sample: 5, name: delivery-spike}")
+    cfg = config_with(f"{rule}, {SPIKE}", tmp_path)
+    for i in range(40):  # baseline: happy about delivery, some other gripes
+        text = "quick delivery, thanks" if i < 10 else ("bad price" if i < 15 else "fine")
+        hist.add(Post("negative" if 10 <= i < 15 else "positive", 2 * H + i * M, text=text))
+    for i, text in enumerate(["delivery late again", "toimitus myöhässä taas",
+                              "доставка опоздала на неделю", "the package never came",
+                              "куриерът не дойде"]):
+        hist.add(Post("negative", (i + 1) * M, text=text))
+    for i in range(15):
+        hist.add(Post("positive", (10 + i) * M, text="love the product"))
+    [alert] = fire(cfg, store)  # the brand-wide spike does not fire: 25% against 12%
+    assert alert.rule_id == "delivery-spike" and alert.scope == "Acme / delivery"
+    assert alert.title == "Acme: 100% negative about delivery in the last 1 h (usually 0%)"
+    assert alert.evidence["aspect"] == "delivery"
+    assert (alert.evidence["window_negative"], alert.evidence["window_total"]) == (5, 5)
+    assert (alert.evidence["baseline_negative"], alert.evidence["baseline_total"]) == (0, 10)
+    assert len(alert.mention_ids) == 5 and "package never came" in alert.message
+    assert fire(cfg, store, NOW + 5 * M) == []  # once per window
+
+
+def test_an_unknown_aspect_is_a_config_error_naming_the_rule(tmp_path):
+    from listener.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"alerts\[0\]\.aspect.*no aspect named 'shipping'"):
+        config_with(SPIKE.replace("}", ", aspect: shipping}"), tmp_path)
+
+
 def test_volume_spike(store, hist, tmp_path):
     cfg = config_with("{rule: volume_spike, window: 1h, baseline: 12h, min_sample: 5, "
                       "factor: 3}", tmp_path)

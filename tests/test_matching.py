@@ -34,6 +34,13 @@ from sources.base import Entry
         ("acme NOT coyote", "Acme sells to Coyote", False),
         ('"acme corp"', "the acme corporation", False),
         ("acme", "acmecorp", False),
+        # long keyword lists (aspects): exact words, prefixes, phrases and Arabic mixed
+        ('late OR deliver* OR "never came" OR التوصيل', "It was delivered LATE", True),
+        ('late OR deliver* OR "never came" OR التوصيل', "the parcel never came", True),
+        ('late OR deliver* OR "never came" OR التوصيل', "came never", False),
+        ('late OR deliver* OR "never came" OR التوصيل', "وبالتوصيل", True),  # و + ب + the word
+        ('late OR deliver* OR "never came" OR التوصيل', "بالتوصيل", True),
+        ('late OR deliver* OR "never came" OR التوصيل', "lately undelivered", False),
     ],
 )
 def test_query_matching(query: str, text: str, expected: bool) -> None:
