@@ -11,7 +11,6 @@ import os
 import secrets
 import sqlite3
 import tempfile
-import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -28,6 +27,7 @@ from listener.export import csv_lines, mention_rows, write_parquet
 from listener.metrics import aspect_matchers, key_drivers, sentiment_table, share_of_voice
 from listener.storage import Store
 from listener.timeutil import parse_iso, utcnow
+from listener.web.cache import TTLCache
 from listener.web.charts import line_chart
 from sentiment import configured_key
 
@@ -57,17 +57,8 @@ def create_app(config: Config, db_path: Path | None = None) -> FastAPI:
             s.close()
 
     Db = Annotated[Store, Depends(store)]
-    cache: dict[tuple[Any, ...], tuple[float, Any]] = {}
-
-    def cached(key: tuple[Any, ...], compute: Any) -> Any:
-        """Aggregates change only when a pass runs: recompute them at most every CACHE_S, so
-        a room full of dashboards does not recompute the same figures per request."""
-        hit = cache.get(key)
-        if hit and time.monotonic() - hit[0] < CACHE_S:
-            return hit[1]
-        value = compute()
-        cache[key] = (time.monotonic(), value)
-        return value
+    # Aggregates change only when a pass runs: recompute them at most every CACHE_S.
+    cached = TTLCache(CACHE_S).get
 
     def model(db: Store) -> tuple[str, str | None]:
         return cached(("model",), lambda: db.scored_model(preferred))
