@@ -646,14 +646,22 @@ def model_tune_head(ctx: Context, out: Path, public: bool, corrections: bool,
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True)
+@click.option("--allow-host", multiple=True, metavar="NAME",
+              help="Also answer requests for this host name (the name people or your reverse "
+                   "proxy use); repeatable. Default: localhost and 127.0.0.1 only.")
 @pass_ctx
-def serve(ctx: Context, host: str, port: int) -> None:
+def serve(ctx: Context, host: str, port: int, allow_host: tuple[str, ...]) -> None:
     """The web dashboard and JSON API (read-only unless LISTENER_WEB_TOKEN is set)."""
     import uvicorn
 
-    from listener.web.app import create_app
+    from listener.web.app import LOCAL_HOSTS, create_app
 
-    uvicorn.run(create_app(ctx.config, ctx.db_path()), host=host, port=port,
+    hosts: tuple[str, ...] = (*LOCAL_HOSTS, *allow_host)
+    if not allow_host and host not in (*LOCAL_HOSTS, "::1"):
+        hosts = ("*",)
+        click.echo(f"listening on {host}: requests for any host name are answered; "
+                   "--allow-host NAME restricts them", err=True)
+    uvicorn.run(create_app(ctx.config, ctx.db_path(), hosts), host=host, port=port,
                 log_level="warning")
 
 

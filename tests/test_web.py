@@ -164,6 +164,9 @@ def test_json_api_and_its_schema(site):
     overview = httpx.get(base + "/api/overview?days=7").json()
     assert set(overview["volume"]) == {"Acme", "Globex"}
     assert httpx.get(base + "/api/drivers?brand=Acme").status_code == 200
+    # DNS rebinding: a page whose own name now points at 127.0.0.1 gets nothing
+    rebound = httpx.get(base + "/api/inbox", headers={"Host": "attacker.example"})
+    assert rebound.status_code == 400 and "Acme" not in rebound.text
     denied = httpx.post(f"{base}/api/inbox/{hostile_id}/mark?status=ignored")
     assert denied.status_code == 403
     ok = httpx.post(f"{base}/api/inbox/{hostile_id}/mark?status=ignored&by=api",

@@ -11,7 +11,7 @@ import os
 import secrets
 import sqlite3
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,6 +20,7 @@ from fastapi import Depends, FastAPI, Form, Header, HTTPException, Query, Reques
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, StreamingResponse
 from fastapi.templating import Jinja2Templates
 from starlette.background import BackgroundTask
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from alerts.inbox import draft, response_metrics
 from listener.config import Config
@@ -35,14 +36,21 @@ TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 TOKEN_ENV = "LISTENER_WEB_TOKEN"
 STATUSES = ("open", "replied", "thanked", "ignored")
 CACHE_S = 30.0
+LOCAL_HOSTS = ("localhost", "127.0.0.1")
 
 
 def _since(days: int) -> datetime:
     return (utcnow() - timedelta(days=days)).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def create_app(config: Config, db_path: Path | None = None) -> FastAPI:
+def create_app(config: Config, db_path: Path | None = None,
+               allowed_hosts: Sequence[str] = LOCAL_HOSTS) -> FastAPI:
     app = FastAPI(title="listener", version="1", description=__doc__)
+    # A page on any web site can re-point its own name at 127.0.0.1 (DNS rebinding) and read
+    # a dashboard that trusts whoever reaches the port; answering only to known Host names
+    # stops that. "*" accepts any (for a server bound to a public address).
+    if "*" not in allowed_hosts:
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))
     path = db_path or config.database_path()
     preferred = configured_key(config.sentiment)
     aspects = aspect_matchers(config.aspects)
