@@ -698,6 +698,11 @@ class Store:
              channel],
         )
 
+    def deliveries(self, alert_id: int) -> list[dict[str, Any]]:
+        return list(self.db.query(
+            "SELECT channel, status, attempts, last_error, sent_at, next_attempt_at "
+            "FROM deliveries WHERE alert_id = ? ORDER BY channel", [alert_id]))
+
     def requeue_deliveries(self, alert_id: int | None = None) -> int:
         """Failed and unknown deliveries (of one alert, or all) back to pending, due now."""
         return self.db.execute(

@@ -60,6 +60,9 @@ def site(tmp_path_factory):
                      finished=now, next_due=now)
     engine.evaluate(config, store, MODEL, now)
     sync_inbox(config, store, MODEL, now)
+    # a channel that was down for a day: the first alert's delivery was given up on
+    store.db.execute("UPDATE deliveries SET status = 'failed', attempts = 30, last_error = "
+                     "'notifier ''console'': delivery failed: HTTP 503' WHERE alert_id = 1")
     store.close()
 
     with socket.socket() as s:
@@ -146,6 +149,25 @@ def test_mark_an_inbox_item_in_the_browser(site, page):
     page.wait_for_selector("#done")
     assert page.locator("#status").inner_text() == "(replied)"
     page.screenshot(path=str(ARTIFACTS / "web-inbox-item.png"), full_page=True)
+
+
+def test_send_a_failed_alert_again_from_its_page(site, page):
+    base, _ = site
+    page.goto(base + "/alerts/1")
+    row = page.locator("#deliveries tr", has_text="console")
+    assert "failed" in row.inner_text() and "HTTP 503" in row.inner_text()
+    page.fill("#retry input[name=token]", TOKEN)
+    page.click("#retry button")
+    page.wait_for_selector("#queued")
+    assert page.locator("#queued").inner_text().startswith("1 queued again")
+    assert "pending" in page.locator("#deliveries tr", has_text="console").inner_text()
+    assert page.locator("#retry").count() == 0  # nothing left to send again
+    assert httpx.post(base + "/api/alerts/1/retry").status_code == 403
+    again = httpx.post(base + "/api/alerts/1/retry",
+                       headers={"Authorization": f"Bearer {TOKEN}"})
+    assert again.json() == {"queued": 0}
+    assert httpx.post(base + "/api/alerts/999/retry",
+                      headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 404
 
 
 def test_hostile_feed_renders_inert_in_search(site, page):

@@ -118,9 +118,16 @@ def create_app(config: Config, db_path: Path | None = None,
         return page(request, "alerts.html", alerts=db.alerts(100))
 
     @app.get("/alerts/{alert_id}", response_class=HTMLResponse, include_in_schema=False)
-    def alert_page(request: Request, db: Db, alert_id: int) -> HTMLResponse:
+    def alert_page(request: Request, db: Db, alert_id: int, queued: int | None = None
+                   ) -> HTMLResponse:
         alert = api_alert(db, alert_id)
-        return page(request, "alert.html", alert=alert)
+        return page(request, "alert.html", alert=alert, queued=queued)
+
+    @app.post("/alerts/{alert_id}/retry", include_in_schema=False)
+    def retry_form(db: Db, alert_id: int, token: Annotated[str, Form()] = ""
+                   ) -> RedirectResponse:
+        n = _retry(db, alert_id, token)
+        return RedirectResponse(f"/alerts/{alert_id}?queued={n}", status_code=303)
 
     @app.get("/inbox", response_class=HTMLResponse, include_in_schema=False)
     def inbox_page(request: Request, db: Db, brand: str | None = None, status: str = "open",
@@ -199,11 +206,20 @@ def create_app(config: Config, db_path: Path | None = None,
         if row is None:
             raise HTTPException(404, f"no alert {alert_id}")
         alert = _alert_json(row)
+        alert["delivery_states"] = db.deliveries(alert_id)
         alert["mentions"] = [m for m in map(db.mention, alert["mention_ids"]) if m]
         for m in alert["mentions"]:
             m.pop("raw", None)
             m.pop("html", None)
         return alert
+
+    @app.post("/api/alerts/{alert_id}/retry")
+    def api_retry(db: Db, alert_id: int,
+                  authorization: Annotated[str | None, Header()] = None) -> dict[str, int]:
+        """Queue again this alert's failed or interrupted deliveries (the next pass sends
+        them). Needs `Authorization: Bearer <token>`."""
+        return {"queued": _retry(db, alert_id, (authorization or "").removeprefix("Bearer ")
+                                 .strip())}
 
     @app.get("/api/inbox")
     def api_inbox(db: Db, brand: str | None = None, status: str = "open",
@@ -243,6 +259,12 @@ def create_app(config: Config, db_path: Path | None = None,
             return db.latest_mentions(brand=brand, search=q, limit=limit)
         except sqlite3.OperationalError as exc:  # an FTS syntax error in q
             raise HTTPException(400, f"bad search: {exc}") from None
+
+    def _retry(db: Store, alert_id: int, token: str | None) -> int:
+        if not token_ok(token):
+            raise HTTPException(403, "retrying needs the token set in " + TOKEN_ENV)
+        api_alert(db, alert_id)  # 404 for an unknown alert
+        return db.requeue_deliveries(alert_id)
 
     def _mark(db: Store, mention_id: int, status: str, by: str | None, token: str | None
               ) -> None:
