@@ -40,7 +40,8 @@ def _e5_offline(settings: Any) -> Classifier:
     from sentiment.e5_offline import E5OfflineClassifier
 
     return E5OfflineClassifier(head=settings.head, batch_size=settings.batch_size,
-                               max_length=settings.max_length, threads=settings.threads)
+                               max_length=settings.max_length, threads=settings.threads,
+                               dtype=settings.dtype)
 
 
 @register("auto")

@@ -52,6 +52,20 @@ def test_labels_hand_written_posts_in_six_languages(model):
     assert model.classify(["", "   "])[0].label == "neutral"
 
 
+def test_precision_is_a_setting_that_does_not_change_labels(model):
+    """bf16 (auto, where the CPU has it) is twice as fast; it must give fp32's labels."""
+    from sentiment.labelled import customer_posts
+
+    texts = [e.text for e in customer_posts()]
+    other = "float32" if model.dtype.startswith("bfloat16") else "bfloat16"
+    second = E5OfflineClassifier(dtype=other)
+    assert second.describe()["dtype"] == f"{other} (from 4-bit)"
+    fp32, bf16 = (second, model) if other == "float32" else (model, second)
+    pairs = list(zip(fp32.classify(texts), bf16.classify(texts), strict=True))
+    assert [a.label for a, _ in pairs] == [b.label for _, b in pairs]
+    assert max(abs(a.score - b.score) for a, b in pairs) < 0.05
+
+
 def test_auto_falls_back_to_the_offline_model_when_the_hub_model_is_missing():
     clf = load_classifier(Sentiment(model="example-org/no-such-model", revision="abc"))
     assert clf.name == key()[0]
