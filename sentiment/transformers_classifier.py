@@ -222,7 +222,8 @@ class TransformersClassifier:
             return self.tokenizer(texts, truncation=True, max_length=self.max_length,
                                   padding=False, return_attention_mask=False)["input_ids"]
         # Set on every call, as transformers does: the backend's settings are shared state.
-        backend.enable_truncation(self.max_length)
+        backend.enable_truncation(self.max_length,
+                                  direction=getattr(self.tokenizer, "truncation_side", "right"))
         backend.no_padding()
         encode = getattr(backend, "encode_batch_fast", backend.encode_batch)  # no offsets
         return [e.ids for e in encode(texts)]
