@@ -13,7 +13,7 @@ from typing import Any
 
 from alerts import rules
 from alerts.rules import Alert
-from listener.metrics import aspect_matchers
+from listener.metrics import Aspect, aspect_matchers
 from listener.storage import LabelCounts, LabelledMention, Store
 from listener.textnorm import words
 from listener.timeutil import iso, utcnow
@@ -47,6 +47,8 @@ def candidates(rule: Any, config: Any, store: Store, model: tuple[str, str | Non
     if kind == "overdue":
         yield from rules.overdue_items(rule, store.overdue_inbox(now, rule.brand), now)
         return
+    aspect = (aspect_matchers({rule.aspect: config.aspects[rule.aspect]})[0]
+              if getattr(rule, "aspect", None) else None)  # parsed once, not per brand
     for brand in _brands(rule, config):
         if kind == "negative_streak":
             alert = rules.negative_streak(
@@ -54,7 +56,7 @@ def candidates(rule: Any, config: Any, store: Store, model: tuple[str, str | Non
                 store.recent_labelled(brand, name, rev, rule.count, rule.source),
                 store.last_non_negative(brand, name, rev, rule.source), rule.source)
         elif kind == "negative_share_spike" and rule.aspect:
-            alert = _aspect_share_spike(rule, config, store, brand, model, now)
+            alert = _aspect_share_spike(rule, aspect, store, brand, model, now)
         elif kind == "negative_share_spike":
             start = now - rule.window
             alert = rules.negative_share_spike(
@@ -92,17 +94,17 @@ def candidates(rule: Any, config: Any, store: Store, model: tuple[str, str | Non
             yield alert
 
 
-def _aspect_share_spike(rule: Any, config: Any, store: Store, brand: str,
+def _aspect_share_spike(rule: Any, aspect: Aspect, store: Store, brand: str,
                         model: tuple[str, str | None], now: datetime) -> Alert | None:
     """negative_share_spike among the mentions that name one aspect. Aspects are keyword
     queries matched in Python (as key drivers does), over the window and its baseline only."""
-    [aspect] = aspect_matchers({rule.aspect: config.aspects[rule.aspect]})
     start = now - rule.window
     rows = store.mentions_between(brand, *model, start - rule.baseline, now, "AND label IS NOT "
                                   "NULL", ASPECT_SCAN_LIMIT)
     about = [m for m in rows if aspect.matches(words(f"{m.title} {m.text}"))]
-    recent = [m for m in about if m.when >= iso(start)]
-    older = [m for m in about if m.when < iso(start)]
+    cut = iso(start)
+    recent = [m for m in about if m.when >= cut]
+    older = [m for m in about if m.when < cut]
     return rules.negative_share_spike(
         rule, brand, _counts(recent), _counts(older),
         [m for m in recent if m.label == "negative"][: rules.EXAMPLES], now)

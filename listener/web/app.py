@@ -218,8 +218,7 @@ def create_app(config: Config, db_path: Path | None = None,
                   authorization: Annotated[str | None, Header()] = None) -> dict[str, int]:
         """Queue again this alert's failed or interrupted deliveries (the next pass sends
         them). Needs `Authorization: Bearer <token>`."""
-        return {"queued": _retry(db, alert_id, (authorization or "").removeprefix("Bearer ")
-                                 .strip())}
+        return {"queued": _retry(db, alert_id, _bearer(authorization))}
 
     @app.get("/api/inbox")
     def api_inbox(db: Db, brand: str | None = None, status: str = "open",
@@ -247,8 +246,7 @@ def create_app(config: Config, db_path: Path | None = None,
     def api_mark(db: Db, mention_id: int, status: str, by: str | None = None,
                  authorization: Annotated[str | None, Header()] = None) -> dict[str, Any]:
         """Record a reply/thanks (or ignore). Needs `Authorization: Bearer <token>`."""
-        given = (authorization or "").removeprefix("Bearer ").strip()
-        _mark(db, mention_id, status, by, given)
+        _mark(db, mention_id, status, by, _bearer(authorization))
         return api_item(db, mention_id)
 
     @app.get("/api/mentions")
@@ -263,7 +261,8 @@ def create_app(config: Config, db_path: Path | None = None,
     def _retry(db: Store, alert_id: int, token: str | None) -> int:
         if not token_ok(token):
             raise HTTPException(403, "retrying needs the token set in " + TOKEN_ENV)
-        api_alert(db, alert_id)  # 404 for an unknown alert
+        if not db.db["alerts"].count_where("id = ?", [alert_id]):
+            raise HTTPException(404, f"no alert {alert_id}")
         return db.requeue_deliveries(alert_id)
 
     def _mark(db: Store, mention_id: int, status: str, by: str | None, token: str | None
@@ -278,6 +277,10 @@ def create_app(config: Config, db_path: Path | None = None,
             raise HTTPException(404, f"no inbox item for mention {mention_id}") from None
 
     return app
+
+
+def _bearer(authorization: str | None) -> str:
+    return (authorization or "").removeprefix("Bearer ").strip()
 
 
 def _alert_json(row: dict[str, Any]) -> dict[str, Any]:
