@@ -8,6 +8,7 @@ from typing import Any
 
 from alerts.notifiers import Notifier, NotifierError, build_notifier
 from alerts.settings import CONSOLE
+from listener import secrets
 from listener.storage import Delivery, Store
 from listener.timeutil import parse_iso, utcnow
 
@@ -31,7 +32,9 @@ def after_failure(attempts: int, now: datetime) -> tuple[str, datetime | None]:
 def build_notifiers(config: Any) -> dict[str, Notifier]:
     channels: dict[str, Notifier] = {CONSOLE: build_notifier(CONSOLE, "console://")}
     for n in config.notifiers:
-        channels[n.name] = build_notifier(n.name, n.url.get_secret_value())
+        url = n.url.get_secret_value()
+        secrets.register(f"notifier {n.name}", url, from_env=False)  # even if written inline
+        channels[n.name] = build_notifier(n.name, url)
     return channels
 
 

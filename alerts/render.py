@@ -8,6 +8,8 @@ from datetime import timedelta
 
 import regex
 
+from listener.urls import message_link
+
 SNIPPET_CHARS = 160
 # Slack/Discord/Teams read <...> as links and mentions, @here/@channel/@everyone ping a whole
 # room, and markdown turns [text](url) into a disguised link.
@@ -44,3 +46,9 @@ def human(delta: timedelta) -> str:
             return f"{value:.0f} {unit}" if value >= 10 or value.is_integer() else (
                 f"{value:.1f} {unit}")
     return f"{seconds} s"
+
+
+def link_line(url: str | None) -> str:
+    """The mention's link on its own line, made inert (see listener.urls.message_link)."""
+    link = message_link(url)
+    return f"\n  {link}" if link else ""

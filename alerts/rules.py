@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from alerts.render import human, snippet
+from alerts.render import human, link_line, snippet
 from listener.storage import LabelCounts, LabelledMention
 from listener.timeutil import iso
 
@@ -36,8 +36,7 @@ def _lines(mentions: Sequence[LabelledMention]) -> str:
     for m in mentions[:EXAMPLES]:
         stars = f"{m.rating:g}★ " if m.rating is not None else ""
         who = f" — {snippet('', m.author, 40)}" if m.author else ""
-        out.append(f"- {stars}{snippet(m.title, m.text)}{who}" + (f"\n  {m.url}" if m.url
-                                                                    else ""))
+        out.append(f"- {stars}{snippet(m.title, m.text)}{who}{link_line(m.url)}")
     return "\n".join(out)
 
 
@@ -202,7 +201,7 @@ def overdue_items(rule: Any, items: Sequence[dict[str, Any]], now: datetime) -> 
             dedupe_key=f"{rule.id}:{item['mention_id']}",
             title=f"{item['brand']}: {what} overdue by {human(late)}",
             message=f"- {snippet(item['title'] or '', item['text'] or '')}"
-                    + (f"\n  {item['url']}" if item["url"] else "")
+                    + link_line(item["url"])
                     + f"\n  `listener inbox show {item['mention_id']}`",
             mention_ids=[item["mention_id"]],
             evidence={"due_at": item["due_at"], "kind": item["kind"],

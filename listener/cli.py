@@ -417,10 +417,12 @@ def _when(value: str | None) -> datetime | None:
 @click.option("--until", help="YYYY-MM-DD or ISO time (UTC), exclusive.")
 @click.option("--corrections", is_flag=True,
               help="Export human corrections with their texts (training data) instead.")
+@click.option("--bom", is_flag=True,
+              help="CSV: start with a UTF-8 byte order mark, so Excel reads non-Latin text.")
 @pass_ctx
 def export(ctx: Context, fmt: str, output: str, brand: str | None, source: str | None,
            language: str | None, label: str | None, since: str | None, until: str | None,
-           corrections: bool) -> None:
+           corrections: bool, bom: bool) -> None:
     """Export mentions with their scores (or, with --corrections, the human labels)."""
     from listener.export import mention_rows, write_rows
 
@@ -429,7 +431,7 @@ def export(ctx: Context, fmt: str, output: str, brand: str | None, source: str |
         rows = store.corrections() if corrections else mention_rows(
             store, ctx.model_key(store), brand=brand, source=source, language=language,
             label=label, since=_when(since), until=_when(until))
-        n = write_rows(rows, fmt, output)
+        n = write_rows(rows, fmt, output, bom=bom)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     finally:
@@ -662,7 +664,7 @@ def serve(ctx: Context, host: str, port: int, allow_host: tuple[str, ...]) -> No
         click.echo(f"listening on {host}: requests for any host name are answered; "
                    "--allow-host NAME restricts them", err=True)
     uvicorn.run(create_app(ctx.config, ctx.db_path(), hosts), host=host, port=port,
-                log_level="warning")
+                log_level="warning", server_header=False)
 
 
 def main() -> None:

@@ -28,6 +28,7 @@ from pydantic import (
 import sources
 from alerts.inbox import DEFAULT_TEMPLATES
 from alerts.settings import CONSOLE, RULE_NAMES, AlertRule
+from listener import secrets
 from listener.metrics import DEFAULT_ASPECTS, aspect_matchers
 from listener.query import Query, parse_query
 from listener.timeutil import Duration
@@ -38,6 +39,10 @@ DEFAULT_REVISION = "f3e34b6c30bf27b6649f72eca85d0bbe79df1e55"
 _ENV_REF = regex.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 Path_ = tuple[str | int, ...]
+# A real sources.yaml for hundreds of sources is well under these.
+MAX_CONFIG_CHARS = 5_000_000
+MAX_CONFIG_VALUES = 200_000
+MAX_ALIASES = 1_000
 
 
 class Strict(BaseModel):
@@ -258,6 +263,7 @@ def _expand_env(value: Any, path: Path_, missing: list[tuple[Path_, str]]) -> An
     def replace(match: regex.Match) -> str:
         name, default = match.group(1), match.group(2)
         if name in os.environ:
+            secrets.register(name, os.environ[name])  # masked wherever it would appear
             return os.environ[name]
         if default is not None:
             return default
@@ -267,17 +273,78 @@ def _expand_env(value: Any, path: Path_, missing: list[tuple[Path_, str]]) -> An
     return _ENV_REF.sub(replace, value)
 
 
+class _Loader(yaml.SafeLoader):
+    """The safe loader (no tags that build Python objects), noting where aliases are used."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.alias_lines: list[int] = []
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            self.alias_lines.append(self.peek_event().start_mark.line + 1)
+        return super().compose_node(parent, index)
+
+
+def _expanded_size(root: yaml.Node, limit: int) -> int | None:
+    """How many values the document holds once aliases are expanded, counted without
+    expanding them (each node once); None if it refers to itself."""
+    size: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            on_path.discard(key)
+            children = _children(node)
+            size[key] = min(1 + sum(size[id(c)] for c in children), limit + 1)
+            continue
+        if key in size:
+            continue
+        if key in on_path:
+            return None
+        on_path.add(key)
+        stack.append((node, True))
+        stack.extend((c, False) for c in _children(node) if id(c) not in size)
+    return size[id(root)]
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
 def _read_yaml(text: str, file: str) -> tuple[Any, dict[Path_, int]]:
-    loader = yaml.SafeLoader(text)  # safe: tags that construct Python objects are refused
+    if len(text) > MAX_CONFIG_CHARS:
+        raise ConfigError(file, [Problem("", None, f"file is larger than "
+                                         f"{MAX_CONFIG_CHARS // 1_000_000} MB; refused")])
+    loader = _Loader(text)
     try:
         node = loader.get_single_node()
         if node is None:
             raise ConfigError(file, [Problem("", 1, "file is empty")])
+        # Aliases are shared when loaded but walked as copies by everything after: a few
+        # nested ones (a "billion laughs") would expand to billions of values.
+        if len(loader.alias_lines) > MAX_ALIASES:
+            raise ConfigError(file, [Problem("", loader.alias_lines[MAX_ALIASES], (
+                f"more than {MAX_ALIASES} YAML aliases (*name); refused"))])
+        size = _expanded_size(node, MAX_CONFIG_VALUES)
+        if size is None or size > MAX_CONFIG_VALUES:
+            why = ("a YAML alias refers to the node that contains it" if size is None else
+                   f"YAML aliases expand this file past {MAX_CONFIG_VALUES:,} values")
+            raise ConfigError(file, [Problem("", loader.alias_lines[0] if loader.alias_lines
+                                             else None, f"{why}; refused")])
         data = loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
         raise ConfigError(file, [Problem("", line, f"not valid YAML: {exc.problem}")]) from None
+    except RecursionError:
+        raise ConfigError(file, [Problem("", None, "nested too deeply; refused")]) from None
     finally:
         loader.dispose()
     return data, _line_map(node)

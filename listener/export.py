@@ -69,23 +69,39 @@ def write_jsonl(rows: Iterable[dict[str, Any]], out: IO[str]) -> int:
     return n
 
 
-def csv_lines(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
-    """CSV text a row at a time (header first), for files and streamed HTTP responses."""
+# A spreadsheet runs a cell that starts with one of these as a formula (=HYPERLINK(...),
+# @SUM(...), +cmd|...): OWASP's advice is to prefix such text cells with a single quote.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "＝", "＋", "－", "＠")
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """A text cell that a spreadsheet would read as a formula, made plain text."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def csv_lines(rows: Iterable[dict[str, Any]], *, bom: bool = False) -> Iterator[str]:
+    """CSV text a row at a time (header first), for files and streamed HTTP responses.
+    Text cells that would run as spreadsheet formulas are prefixed with '; `bom` starts the
+    text with a UTF-8 byte order mark, which Excel needs to read non-Latin text."""
     buffer = io.StringIO()
     writer: csv.DictWriter | None = None
+    if bom:
+        buffer.write("\ufeff")
     for row in rows:
         if writer is None:
             writer = csv.DictWriter(buffer, fieldnames=list(row))
             writer.writeheader()
-        writer.writerow(row)
+        writer.writerow({k: spreadsheet_safe(v) for k, v in row.items()})
         yield buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()
 
 
-def write_csv(rows: Iterable[dict[str, Any]], out: IO[str]) -> int:
+def write_csv(rows: Iterable[dict[str, Any]], out: IO[str], *, bom: bool = False) -> int:
     n = 0
-    for n, line in enumerate(csv_lines(rows), 1):  # noqa: B007
+    for n, line in enumerate(csv_lines(rows, bom=bom), 1):  # noqa: B007
         out.write(line)
     return n
 
@@ -116,13 +132,18 @@ def write_parquet(rows: Iterable[dict[str, Any]], path: Path) -> int:
     return n
 
 
-def write_rows(rows: Iterable[dict[str, Any]], fmt: str, output: str) -> int:
+def write_rows(rows: Iterable[dict[str, Any]], fmt: str, output: str, *,
+               bom: bool = False) -> int:
     """Write to a path ('-' for standard output; Parquet needs a file)."""
     if fmt == "parquet":
         if output == "-":
             raise ValueError("Parquet is binary: give a file with -o")
         return write_parquet(rows, Path(output))
-    writer = write_jsonl if fmt == "jsonl" else write_csv
+    if fmt == "csv":
+        def writer(r: Iterable[dict[str, Any]], out: IO[str]) -> int:
+            return write_csv(r, out, bom=bom)
+    else:
+        writer = write_jsonl
     if output == "-":
         import sys
 

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import time
@@ -27,11 +28,17 @@ from listener.config import Config
 from listener.matching import brands_for
 from listener.storage import FetchCounts, MatchedEntry, Store
 from listener.timeutil import utcnow
-from sentiment import Classifier, ModelUnavailable, configured_key, load_classifier
+from sentiment import (
+    Classifier,
+    ModelUnavailable,
+    candidate_keys,
+    configured_key,
+    load_classifier,
+)
 from sentiment.fusion import verdict
 from sentiment.language import LanguageDetector
 from sentiment.preprocess import mention_text
-from sources.base import Entry, FetchError, FetchResult, SourceState
+from sources.base import Entry, FetchError, FetchResult, SourceState, check_all
 from sources.http import make_client
 
 log = logging.getLogger("listener")
@@ -95,6 +102,10 @@ def store_result(
     """Database half: mentions + run record + new state in one transaction, or the error."""
     source = config.source(name)
     finished = now()
+    if isinstance(result, FetchError) and result.interrupted:
+        # Cut by our own shutdown: nothing stored, state unchanged, fetched again next start.
+        log.info("%s: %s", name, result)
+        return SourceOutcome(name, error=str(result), seconds=seconds)
     if isinstance(result, FetchError):
         failures = store.failures(name) + 1
         store.record_failure(
@@ -105,6 +116,10 @@ def store_result(
         )
         log.warning("%s: %s", name, result)
         return SourceOutcome(name, error=str(result), seconds=seconds)
+    # Whatever a collector hands over is made storable here (text, links, times); an entry
+    # that cannot be is dropped with its reason, and the rest of the fetch is kept.
+    entries, unusable = check_all(result.entries)
+    result = dataclasses.replace(result, entries=entries, rejected=result.rejected + unusable)
     fill_languages(result.entries, config)
     matched = [
         MatchedEntry(e, b) for e in result.entries
@@ -119,6 +134,9 @@ def store_result(
     else:
         log.info("%s: %d entries, %d new, %d updated, %d matched no brand (%.1fs)", name,
                  counts.entries, counts.new, counts.updated, counts.skipped, seconds)
+    if counts.rejected:
+        log.warning("%s: %d entries could not be read and were skipped; first: %s", name,
+                    counts.rejected, (result.rejected or ["(see the fetch run)"])[0])
     return SourceOutcome(name, counts=counts, not_modified=result.not_modified, seconds=seconds)
 
 
@@ -255,6 +273,13 @@ class ClassifierSlot:
             log.error("%s", exc)
         return self._classifier
 
+    def has_work(self, store: Store) -> bool:
+        """Whether any mention waits for a score from this model: a pass with nothing new
+        never loads it (seconds and a gigabyte and more per `collect --once`)."""
+        c = self._classifier
+        keys = [(c.name, c.revision)] if c else candidate_keys(self.settings)
+        return any(store.unscored(name, rev, 1) for name, rev in keys)
+
     @property
     def model_key(self) -> tuple[str, str | None]:
         c = self._classifier
@@ -263,6 +288,8 @@ class ClassifierSlot:
 
 def classify_pending(store: Store, slot: ClassifierSlot, limit: int | None = None) -> int:
     """Score mentions that have no score from the current model, batch by batch."""
+    if not slot.has_work(store):
+        return 0
     classifier = slot.get()
     if classifier is None:
         return 0

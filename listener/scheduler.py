@@ -6,6 +6,7 @@ One scheduler per database: two processes scheduling the same file would fetch e
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from datetime import timedelta
@@ -22,16 +23,23 @@ from listener.pipeline import (
 )
 from listener.storage import Store
 from listener.timeutil import parse_iso, utcnow
+from sources.http import make_client
 
 log = logging.getLogger("listener")
+SHUTDOWN_GRACE_S = 10.0
 
 
 class Monitor:
     """Source jobs re-schedule themselves at the due time their fetch stored (interval, backoff
     or Retry-After), so a restart resumes the same schedule."""
 
-    def __init__(self, config: Config, process_every: timedelta = timedelta(seconds=30)) -> None:
+    def __init__(self, config: Config, process_every: timedelta = timedelta(seconds=30),
+                 shutdown_grace: float = SHUTDOWN_GRACE_S) -> None:
         self.config = config
+        self.shutdown_grace = shutdown_grace
+        # One client for every job: on shutdown, abort() cuts the fetches still running.
+        self.client = make_client(allow_private=config.network.allow_private_addresses)
+        self._running: set[str] = set()
         self.db_path = config.database_path()
         self.process_every = process_every
         self.slot = ClassifierSlot(config)
@@ -77,14 +85,18 @@ class Monitor:
     def _collect(self, name: str) -> None:
         store = self._store()
         outcome = None
+        with self._lock:
+            self._running.add(name)
         try:
-            outcome = collect_source(self.config, store, name)
+            outcome = collect_source(self.config, store, name, self.client)
             due = store.next_due().get(name)  # None once the source is disabled (410)
         except Exception:
             log.exception("%s: collection failed", name)
             due = (utcnow() + self.config.source(name).interval).isoformat()
         finally:
             store.close()
+            with self._lock:
+                self._running.discard(name)
         if due is not None:
             self._schedule(name, due)
         if outcome and outcome.counts and (outcome.counts.new or outcome.counts.updated):
@@ -118,15 +130,52 @@ class Monitor:
         finally:
             store.close()
 
+    def running(self) -> list[str]:
+        with self._lock:
+            return sorted(self._running)
+
+    def abort_fetches(self) -> None:
+        if n := self.client.abort():
+            log.warning("stopping: cut %d fetches still running; they are fetched again at "
+                        "the next start", n)
+
     def stop(self) -> None:
+        """Let running fetches finish and store for up to shutdown_grace seconds, then cut
+        the ones still waiting on a server: a stuck fetch never holds up a shutdown, and
+        nothing is lost (a cut fetch stores nothing, so its cursor stays)."""
         self.stopping.set()
-        log.info("stopping: letting running fetches finish and store what they fetched")
-        self.scheduler.shutdown(wait=True)
+        log.info("stopping: letting running fetches finish and store what they fetched "
+                 "(at most %g s)", self.shutdown_grace)
+        cutoff = threading.Timer(self.shutdown_grace, self.abort_fetches)
+        cutoff.daemon = True
+        cutoff.start()
+        try:
+            self.scheduler.shutdown(wait=True)
+        finally:
+            cutoff.cancel()
+            self.client.close()
 
     def run_until_signal(self) -> None:
         stop = threading.Event()
+        signals = 0
+
+        def on_signal(*_: object) -> None:
+            nonlocal signals
+            signals += 1
+            if signals == 1:
+                stop.set()
+            elif signals == 2:
+                waiting = ", ".join(self.running()) or "the scoring/alerting pass"
+                log.warning("still stopping: waiting for %s; cutting fetches now. Press "
+                            "Ctrl-C once more to quit at once.", waiting)
+                self.abort_fetches()
+            else:
+                log.warning("quitting without waiting: a pass in progress is redone at the "
+                            "next start")
+                os._exit(130)
+
         for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.set())
+            signal.signal(sig, on_signal)
         self.start()
         try:
             while not stop.wait(1.0):

@@ -215,3 +215,14 @@ def m008_delivery_retry_time(db: Database) -> None:
     # A channel that is down is retried with backoff, not every pass, and given up on after a
     # day ('failed', re-queued by `listener alerts retry`).
     _t(db, "deliveries").add_column("next_attempt_at", str)
+
+
+@migrations()
+def m009_rejected_entries_and_safe_links(db: Database) -> None:
+    # One unreadable entry is dropped and counted on its fetch, never the whole response.
+    _t(db, "fetch_runs").add_column("rejected", int)
+    _t(db, "fetch_runs").add_column("rejected_detail", str)  # the first few reasons, JSON
+    # Only http(s) links are kept: a javascript: link stored before is no link at all.
+    db.execute("UPDATE mentions SET url = NULL WHERE url IS NOT NULL AND NOT ("
+               "lower(substr(ltrim(url), 1, 7)) = 'http://' OR "
+               "lower(substr(ltrim(url), 1, 8)) = 'https://')")

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from listener import secrets
 from listener.schema import migrations
 from listener.textnorm import fold
 from listener.timeutil import iso, parse_iso, utcnow
@@ -31,7 +32,14 @@ class FetchCounts:
     entries: int = 0
     new: int = 0
     updated: int = 0
-    skipped: int = 0
+    skipped: int = 0  # matched no brand
+    rejected: int = 0  # could not be read or stored: dropped, reasons on the fetch run
+
+
+# Errors that one entry's values can cause; anything else (a full disk, a lock) fails the fetch.
+_ENTRY_ERRORS = (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.ProgrammingError,
+                 sqlite3.DataError, OverflowError, ValueError, TypeError)
+MAX_REJECTION_DETAILS = 20
 
 
 @dataclass(frozen=True)
@@ -151,15 +159,16 @@ class Store:
     # ---- sources -------------------------------------------------------------------------
 
     def sync_sources(self, configured: Iterable[Any], now: datetime | None = None) -> None:
-        """Make the sources table match the config, keeping each source's state and history."""
+        """Make the sources table match the config, keeping each source's state and history.
+        Endpoints are stored with ${NAME} where a secret from the environment was."""
         now_s = iso(now or utcnow())
         seen = []
         with self._write():
             for source in configured:
                 seen.append(source.name)
-                endpoint = source.endpoint()
-                row = self._one("SELECT config_url, disabled_reason FROM sources WHERE id = ?",
-                                [source.name])
+                endpoint = secrets.mask_env(source.endpoint())
+                row = self._one("SELECT config_url, url, disabled_reason, last_error FROM "
+                                "sources WHERE id = ?", [source.name])
                 if row is None:
                     self.db["sources"].insert(  # type: ignore[union-attr]
                         {"id": source.name, "type": source.type, "brand": source.brand,
@@ -171,17 +180,23 @@ class Store:
                                            "enabled": int(source.enabled)}
                 if not source.enabled:
                     changes["disabled_reason"] = "disabled in config"
-                if row["config_url"] != endpoint:
+                if row["config_url"] != endpoint and row["config_url"] != source.endpoint():
                     # A new endpoint is a new feed: start over, and re-enable after a 410.
                     changes |= {"config_url": endpoint, "url": endpoint, "etag": None,
                                 "last_modified": None, "cursor": "{}", "next_due_at": None,
                                 "consecutive_failures": 0, "last_error": None,
                                 "disabled_reason": None}
-                elif source.enabled:
-                    if row["disabled_reason"] in ("disabled in config", "removed from config"):
-                        changes["disabled_reason"] = None
-                    elif row["disabled_reason"]:
-                        changes["enabled"] = 0  # stays off after a 410 until its url changes
+                else:
+                    # Written before secrets were masked: the same endpoint, stored masked now.
+                    changes |= {"config_url": endpoint,
+                                "url": secrets.mask_env(secrets.reveal(row["url"])),
+                                "last_error": secrets.mask(row["last_error"])}
+                    if source.enabled:
+                        if row["disabled_reason"] in ("disabled in config",
+                                                      "removed from config"):
+                            changes["disabled_reason"] = None
+                        elif row["disabled_reason"]:
+                            changes["enabled"] = 0  # stays off after a 410 until its url changes
                 self.db["sources"].update(source.name, changes)  # type: ignore[union-attr]
             placeholders = ",".join("?" * len(seen)) or "''"
             self.db.execute(
@@ -208,7 +223,7 @@ class Store:
         if row is None:
             raise KeyError(f"no source {source_id!r} in the database")
         return SourceState(
-            url=row["url"], etag=row["etag"], last_modified=row["last_modified"],
+            url=secrets.reveal(row["url"]), etag=row["etag"], last_modified=row["last_modified"],
             cursor=json.loads(row["cursor"] or "{}"),
         )
 
@@ -249,16 +264,18 @@ class Store:
         """Mentions, the run record and the source's new state, in one transaction: a crash
         before commit leaves the old cursor, so the next fetch gets the same entries again."""
         fetched_at = iso(finished)
+        rejected = list(result.rejected)
         with self._write():
-            new, updated = self._upsert_mentions(source_id, matched, fetched_at)
+            new, updated = self._upsert_isolating(source_id, matched, fetched_at, rejected)
             counts = FetchCounts(
-                entries=len(result.entries), new=new, updated=updated,
-                skipped=len(result.entries) - len(matched),
+                entries=len(result.entries) + len(result.rejected), new=new, updated=updated,
+                skipped=len(result.entries) - len(matched), rejected=len(rejected),
             )
             state = result.state
             self.db["sources"].update(  # type: ignore[union-attr]
                 source_id,
-                {"url": state.url, "etag": state.etag, "last_modified": state.last_modified,
+                {"url": secrets.mask_env(state.url), "etag": state.etag,
+                 "last_modified": state.last_modified,
                  "cursor": json.dumps(state.cursor), "next_due_at": iso(next_due),
                  "consecutive_failures": 0, "last_error": None, "last_run_at": fetched_at,
                  "last_success_at": fetched_at},
@@ -267,9 +284,32 @@ class Store:
                 {"source_id": source_id, "started_at": iso(started), "finished_at": fetched_at,
                  "status": "not_modified" if result.not_modified else "ok",
                  "http_status": result.http_status, "entries": counts.entries, "new": new,
-                 "updated": updated, "skipped": counts.skipped}
+                 "updated": updated, "skipped": counts.skipped, "rejected": len(rejected),
+                 "rejected_detail": json.dumps(rejected[:MAX_REJECTION_DETAILS],
+                                               ensure_ascii=False) if rejected else None}
             )
         return counts
+
+    def _upsert_isolating(self, source_id: str, matched: Sequence[MatchedEntry],
+                          fetched_at: str | None, rejected: list[str]) -> tuple[int, int]:
+        """All entries in one go; if one of them cannot be stored, each on its own (inside
+        the same transaction), so that entry is dropped with its reason and the rest kept."""
+        try:
+            with self.db.atomic():  # a savepoint inside the fetch's transaction
+                return self._upsert_mentions(source_id, matched, fetched_at)
+        except _ENTRY_ERRORS:
+            pass
+        new = updated = 0
+        for m in matched:
+            try:
+                with self.db.atomic():
+                    n, u = self._upsert_mentions(source_id, [m], fetched_at)
+            except _ENTRY_ERRORS as exc:
+                rejected.append(f"entry {str(m.entry.external_id)[:80]!r}: could not be "
+                                f"stored: {type(exc).__name__}: {exc}"[:300])
+                continue
+            new, updated = new + n, updated + u
+        return new, updated
 
     def _upsert_mentions(
         self, source_id: str, matched: Sequence[MatchedEntry], fetched_at: str | None
@@ -348,6 +388,7 @@ class Store:
         disable: bool = False,
     ) -> None:
         """Store a failed fetch on that source only."""
+        error = secrets.mask(error) or ""
         with self._write():
             self.db.execute(
                 "UPDATE sources SET consecutive_failures = consecutive_failures + 1, "
@@ -593,10 +634,9 @@ class Store:
                   iso(i["due_at"]), iso(now)) for i in items])
         return cur.rowcount
 
-    def inbox(self, *, brand: str | None = None, status: str | None = None,
-              kind: str | None = None, overdue_at: datetime | None = None,
-              limit: int = 100) -> list[dict[str, Any]]:
-        """Inbox items with their mention, oldest due first."""
+    @staticmethod
+    def _inbox_filter(brand: str | None, status: str | None, kind: str | None,
+                      overdue_at: datetime | None) -> tuple[str, dict[str, Any]]:
         where, params = ["1"], {}
         for column, value in (("i.brand", brand), ("i.status", status), ("i.kind", kind)):
             if value:
@@ -605,11 +645,24 @@ class Store:
         if overdue_at is not None:
             where.append("i.status = 'open' AND i.due_at <= :now")
             params["now"] = iso(overdue_at)
+        return " AND ".join(where), params
+
+    def inbox(self, *, brand: str | None = None, status: str | None = None,
+              kind: str | None = None, overdue_at: datetime | None = None,
+              limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+        """Inbox items with their mention, oldest due first, a page at a time."""
+        where, params = self._inbox_filter(brand, status, kind, overdue_at)
         return list(self.db.query(
             "SELECT i.*, m.title, m.text, m.url, m.author, m.language, m.rating, m.source_id "
             "FROM inbox i JOIN mentions m ON m.id = i.mention_id "
-            f"WHERE {' AND '.join(where)} ORDER BY i.due_at, i.mention_id LIMIT :limit",
-            {**params, "limit": limit}))
+            f"WHERE {where} ORDER BY i.due_at, i.mention_id LIMIT :limit OFFSET :offset",
+            {**params, "limit": limit, "offset": offset}))
+
+    def inbox_count(self, *, brand: str | None = None, status: str | None = None,
+                    kind: str | None = None, overdue_at: datetime | None = None) -> int:
+        where, params = self._inbox_filter(brand, status, kind, overdue_at)
+        row = self._one(f"SELECT count(*) AS n FROM inbox i WHERE {where}", params)
+        return int(row["n"]) if row else 0
 
     def overdue_inbox(self, now: datetime, brand: str | None = None) -> list[dict[str, Any]]:
         return self.inbox(brand=brand, overdue_at=now, limit=1000)
@@ -690,6 +743,7 @@ class Store:
         """Record a send's outcome: 'sent', or 'pending' again (retry at retry_at), or
         'failed' (given up)."""
         now = iso(utcnow())
+        error = secrets.mask(error)
         self.db.execute(
             "UPDATE deliveries SET status = ?, last_error = ?, updated_at = ?, "
             "next_attempt_at = ?, sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END "

@@ -16,6 +16,18 @@ _SAME_LETTER = (("أ", "ا"), ("إ", "ا"), ("آ", "ا"), ("ٱ", "ا"), ("ё", "
 _WORD = regex.compile(r"[\p{L}\p{M}\p{N}]+(?:['’][\p{L}\p{M}\p{N}]+)*")
 _SPACE = regex.compile(r"\s+")
 _DROP_TAGS = ("script", "style", "noscript", "template", "iframe", "object")
+# Lone surrogates (a JSON "\ud83d" cut in half) cannot be encoded as UTF-8, and NUL is refused
+# by PostgreSQL and cut by C tools: both become U+FFFD.
+_UNSTORABLE = regex.compile(r"[\ud800-\udfff\x00]")
+
+
+def clean(text: str) -> str:
+    """Text that can be stored and encoded anywhere: unstorable characters become U+FFFD."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _UNSTORABLE.sub("\ufffd", text)
+    return text.replace("\x00", "\ufffd") if "\x00" in text else text
 
 
 def fold(text: str) -> str:

@@ -32,6 +32,28 @@ def parse_iso(value: str | None) -> datetime | None:
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
+def time_or_none(value: object) -> datetime | None:
+    """A time from outside (ISO 8601 text, Unix seconds or a struct_time-like tuple), as an
+    aware datetime that exists in UTC, or None when it is missing or impossible."""
+    try:
+        if isinstance(value, datetime):
+            dt = value
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            dt = datetime.fromtimestamp(value, UTC)
+        elif isinstance(value, str) and value.strip():
+            dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        elif isinstance(value, tuple) and len(value) >= 6:
+            dt = datetime(*value[:6], tzinfo=UTC)  # type: ignore[misc]
+        else:
+            return None
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=UTC)
+        dt.astimezone(UTC)  # year 1 or 9999 with an offset overflows here
+        return dt
+    except (ValueError, OverflowError, OSError, TypeError):
+        return None
+
+
 def parse_duration(value: str | int | float) -> timedelta:
     """'90', '15m', '1.5h', '2d' -> timedelta. A bare number is seconds."""
     if isinstance(value, int | float) and not isinstance(value, bool):

@@ -70,10 +70,36 @@ def configured_key(settings: Any) -> tuple[str, str | None]:
     return settings.model, "local" if local else settings.revision
 
 
+def _cached_locally(model: str, revision: str | None) -> bool:
+    if Path(model).expanduser().is_dir():
+        return True
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(model, "config.json", revision=revision), str)
+    except Exception:
+        return False
+
+
+def candidate_keys(settings: Any) -> list[tuple[str, str | None]]:
+    """The keys the configured backend could score under once loaded, known without loading
+    it: a pass asks whether any mention lacks a score under them before paying for a load."""
+    if settings.backend == "e5-offline":
+        return [configured_key(settings)]
+    keys = [configured_key(settings)]
+    if settings.backend == "auto":
+        from sentiment.e5_offline import key
+
+        if not _cached_locally(settings.model, settings.revision):
+            keys = []  # not here: auto falls back to the offline model unless it downloads
+        keys.append(key(settings.head))
+    return keys
+
+
 def load_classifier(settings: Any) -> Classifier:
     """Build the configured classifier; raises ModelUnavailable with a how-to-fix message."""
     return BACKENDS[settings.backend](settings)
 
 
-__all__ = ["BACKENDS", "Classifier", "ModelUnavailable", "Prediction", "configured_key",
-           "load_classifier"]
+__all__ = ["BACKENDS", "Classifier", "ModelUnavailable", "Prediction", "candidate_keys",
+           "configured_key", "load_classifier"]

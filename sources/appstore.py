@@ -6,14 +6,14 @@ app version, title and author. Fetch often enough that a busy app's reviews stay
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, ClassVar, Literal
 
 import httpx
 from pydantic import Field
 
+from listener.timeutil import time_or_none
 from sources import register
-from sources.base import Entry, FetchResult, SourceConfig, SourceState
+from sources.base import Entry, FetchResult, SourceConfig, SourceState, normalise_each
 from sources.http import get_json
 from sources.rss import content_hash
 
@@ -35,6 +35,13 @@ def _label(node: Any, key: str) -> str | None:
     return value or None
 
 
+def _number(value: str | None) -> float | None:
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
+
+
 def review_entry(raw: dict[str, Any], source: AppStoreSource) -> Entry:
     rating = _label(raw, "im:rating")
     title = _label(raw, "title") or ""
@@ -51,9 +58,9 @@ def review_entry(raw: dict[str, Any], source: AppStoreSource) -> Entry:
         text=text,
         html=None,
         language=None,
-        published_at=datetime.fromisoformat(updated) if updated else None,
+        published_at=time_or_none(updated),
         content_hash=content_hash(title, text, author, rating),
-        rating=float(rating) if rating else None,
+        rating=_number(rating),
         raw={"review": raw, "app_version": version, "country": source.country},
     )
 
@@ -77,15 +84,21 @@ class AppStoreCollector:
         seen_up_to = int(cursor.get("newest_id", 0))
         base = state.url or source.endpoint()
         entries: list[Entry] = []
+        rejected: list[str] = []
         for page in range(1, source.pages + 1):
             reviews = entries_of(get_json(client, base.replace("/page=1/", f"/page={page}/")))
-            entries += [review_entry(r, source) for r in reviews]
-            ids = [int(e.external_id) for e in entries[-len(reviews):]
-                   if e.external_id.isdigit()] if reviews else []
+            def where(i: int, _: object, page: int = page) -> str:
+                return f"page {page} review {i + 1}"
+
+            good, bad = normalise_each(reviews, lambda r: review_entry(r, source), where)
+            entries += good
+            rejected += bad
+            ids = [int(e.external_id) for e in good if e.external_id.isdigit()]
             # Newest first: once a page reaches reviews seen last time, older pages are known.
             if not reviews or (ids and min(ids) <= seen_up_to):
                 break
         numeric = [int(e.external_id) for e in entries if e.external_id.isdigit()]
         if numeric:
             cursor["newest_id"] = str(max(max(numeric), seen_up_to))
-        return FetchResult(entries, SourceState(url=state.url, cursor=cursor), http_status=200)
+        return FetchResult(entries, SourceState(url=state.url, cursor=cursor), http_status=200,
+                           rejected=rejected)

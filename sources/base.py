@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any, ClassVar, Protocol
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from listener.timeutil import Duration
+from listener import secrets
+from listener.textnorm import clean
+from listener.timeutil import Duration, iso
+from listener.urls import http_url
 
 SOURCE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
@@ -72,6 +78,7 @@ class FetchResult:
     http_status: int | None = None
     not_modified: bool = False
     url_changed_to: str | None = None
+    rejected: list[str] = field(default_factory=list)  # entries dropped, each with its reason
 
 
 class FetchError(Exception):
@@ -84,11 +91,13 @@ class FetchError(Exception):
         http_status: int | None = None,
         retry_after: timedelta | None = None,
         disable: bool = False,
+        interrupted: bool = False,
     ) -> None:
         super().__init__(message)
         self.http_status = http_status
         self.retry_after = retry_after
         self.disable = disable
+        self.interrupted = interrupted  # cut by our own shutdown: not the source's failure
 
 
 class Collector(Protocol):
@@ -98,3 +107,89 @@ class Collector(Protocol):
     config_model: ClassVar[type[SourceConfig]]
 
     def fetch(self, source: Any, state: SourceState, client: httpx.Client) -> FetchResult: ...
+
+
+MAX_REJECTION_CHARS = 300
+_T = TypeVar("_T")
+
+
+def normalise_each(items: Iterable[_T], normalise: Callable[[_T], Entry],
+                   describe: Callable[[int, _T], str] = lambda i, _: f"entry {i + 1}",
+                   ) -> tuple[list[Entry], list[str]]:
+    """Normalise items one by one: an item that cannot be read is dropped with its reason,
+    and never takes the rest of the response with it."""
+    entries, rejected = [], []
+    for i, item in enumerate(items):
+        try:
+            entries.append(normalise(item))
+        except Exception as exc:
+            rejected.append(rejection(describe(i, item), exc))
+    return entries, rejected
+
+
+def rejection(where: str, problem: Exception | str) -> str:
+    why = problem if isinstance(problem, str) else f"{type(problem).__name__}: {problem}"
+    return clean(f"{where}: {why}")[:MAX_REJECTION_CHARS]
+
+
+def _clean_tree(value: Any, depth: int = 0) -> Any:
+    if depth > 64:
+        return None  # deeper than any real API response: not worth keeping
+    if isinstance(value, str):
+        # feedparser records the feed's own URL in each *_detail.base: a token in it stays out
+        return secrets.mask(clean(value))
+    if isinstance(value, dict):
+        return {clean(str(k)): _clean_tree(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean_tree(v, depth + 1) for v in value]
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return clean(str(value))
+
+
+def _storable_time(value: Any) -> datetime | None:
+    if not isinstance(value, datetime):
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    try:
+        iso(value)  # years 1 and 9999 overflow once moved to UTC
+    except (OverflowError, ValueError):
+        return None
+    return value
+
+
+def checked(entry: Entry) -> Entry:
+    """The entry as storage needs it, whatever the source sent: text without unstorable
+    characters, a link only if it is http(s), a time that exists in UTC or none, raw data
+    that serialises. Raises ValueError when it has no usable identity."""
+    external_id = clean(str(entry.external_id or "")).strip()
+    if not external_id:
+        raise ValueError("no id, link or content to identify it")
+    raw = _clean_tree(entry.raw)
+    json.dumps(raw, ensure_ascii=False)  # raises on NaN-free garbage we could not clean
+    rating = entry.rating if isinstance(entry.rating, int | float) and (
+        0 <= entry.rating <= 10) else None
+    reach = entry.reach if isinstance(entry.reach, int) and (
+        0 <= entry.reach < 2**63) else None
+    return dataclasses.replace(
+        entry,
+        external_id=external_id[:1000],
+        url=secrets.mask(http_url(entry.url)),
+        author=clean(entry.author) if isinstance(entry.author, str) else None,
+        title=clean(entry.title or ""),
+        text=clean(entry.text or ""),
+        html=secrets.mask(clean(entry.html)) if isinstance(entry.html, str) else None,
+        language=clean(entry.language)[:35] if isinstance(entry.language, str) else None,
+        published_at=_storable_time(entry.published_at),
+        content_hash=clean(entry.content_hash),
+        rating=float(rating) if rating is not None else None,
+        reach=reach,
+        raw=raw,
+    )
+
+
+def check_all(entries: Iterable[Entry]) -> tuple[list[Entry], list[str]]:
+    """checked() for each entry; one that cannot be stored is dropped with its reason."""
+    return normalise_each(entries, checked,
+                          lambda i, e: f"entry {i + 1} ({str(e.external_id)[:80]!r})")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlencode
 
@@ -10,8 +9,9 @@ import httpx
 from pydantic import Field
 
 from listener.textnorm import html_to_text
+from listener.timeutil import time_or_none
 from sources import register
-from sources.base import Entry, FetchResult, SourceConfig, SourceState
+from sources.base import Entry, FetchResult, SourceConfig, SourceState, normalise_each
 from sources.http import get_json
 from sources.rss import content_hash
 
@@ -41,8 +41,7 @@ def hit_entry(hit: dict[str, Any]) -> Entry:
         text=text,
         html=html,
         language=None,
-        published_at=datetime.fromtimestamp(hit["created_at_i"], UTC)
-        if hit.get("created_at_i") else None,
+        published_at=time_or_none(hit.get("created_at_i")),
         content_hash=content_hash(title, html, hit.get("url")),
         reach=hit.get("points"),
         raw=hit,
@@ -63,10 +62,16 @@ class HackerNewsCollector:
             params = {"query": source.query, "tags": source.tags, "hitsPerPage": 100,
                       "page": page, "numericFilters": f"created_at_i>{since}"}
             doc = get_json(client, f"{API}?{urlencode(params)}")
-            hits += doc.get("hits", [])
-            if page + 1 >= int(doc.get("nbPages", 0)):
+            page_hits = doc.get("hits") if isinstance(doc, dict) else None
+            hits += page_hits if isinstance(page_hits, list) else []
+            pages = doc.get("nbPages") if isinstance(doc, dict) else None
+            if not isinstance(pages, int) or page + 1 >= pages:
                 break
-        newest = max((h.get("created_at_i", 0) for h in hits), default=since)
-        cursor["created_at_i"] = max(newest, since)
-        return FetchResult([hit_entry(h) for h in hits],
-                           SourceState(url=state.url, cursor=cursor), http_status=200)
+        entries, rejected = normalise_each(
+            hits, hit_entry, lambda i, h: f"hit {i + 1} ({str(h.get('objectID'))[:40]!r})"
+            if isinstance(h, dict) else f"hit {i + 1}")
+        times = [t for h in hits if isinstance(h, dict)
+                 and isinstance(t := h.get("created_at_i"), int) and 0 < t < 2**40]
+        cursor["created_at_i"] = max([*times, since])
+        return FetchResult(entries, SourceState(url=state.url, cursor=cursor),
+                           http_status=200, rejected=rejected)

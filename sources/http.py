@@ -1,11 +1,17 @@
-"""The HTTP side of feed-like collectors: conditional GET, bounded size and time, clear errors."""
+"""The HTTP side of feed-like collectors: conditional GET, bounded size and time, clear errors.
+
+Every response body is decoded here, not by httpx, so that the size cap counts decoded bytes
+however many compression layers a server stacks (more than two are refused), and memory stays
+bounded while decoding a bomb. The socket layer (sources.net) adds the total deadline and the
+address check.
+"""
 
 from __future__ import annotations
 
-import ipaddress
 import json
-import socket
 import time
+import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from email.utils import parsedate_to_datetime
@@ -16,36 +22,54 @@ import httpx
 from listener import USER_AGENT
 from listener.timeutil import utcnow
 from sources.base import FetchError
+from sources.net import (
+    AddressRefused,
+    Dialer,
+    GuardedBackend,
+    Resolver,
+    deadline,
+    system_dialer,
+    system_resolver,
+)
 
 MAX_BODY_BYTES = 20 * 1024 * 1024
 TOTAL_TIMEOUT_S = 60.0
+MAX_ENCODING_LAYERS = 2
 _PERMANENT = (301, 308)
+_PIECE = 64 * 1024  # decoded bytes produced per step: the most a bomb gets to allocate at once
 
 
-def refuse_private(request: httpx.Request) -> None:
-    """For configs written by someone else: never fetch loopback, private, link-local or
-    other internal addresses (checked on every request, redirects included)."""
-    host = request.url.host
-    try:
-        infos = socket.getaddrinfo(host, request.url.port or 443, proto=socket.IPPROTO_TCP)
-    except socket.gaierror:
-        return  # the request itself will fail with a clear DNS error
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if (address.is_private or address.is_loopback or address.is_link_local
-                or address.is_multicast or address.is_reserved or address.is_unspecified):
-            raise FetchError(f"{request.url}: refused: {address} is a loopback/private "
-                             "address (network.allow_private_addresses is false)")
+class FetchClient(httpx.Client):
+    """An httpx client whose connections go through a GuardedBackend."""
+
+    backend: GuardedBackend
+
+    def abort(self) -> int:
+        """Cut every connection in flight and refuse new ones (for shutdown)."""
+        return self.backend.abort()
 
 
-def make_client(timeout_s: float = 20.0, *, allow_private: bool = True) -> httpx.Client:
-    return httpx.Client(
+def make_client(timeout_s: float = 20.0, *, allow_private: bool = True,
+                resolver: Resolver = system_resolver,
+                dialer: Dialer = system_dialer) -> FetchClient:
+    client = FetchClient(
         timeout=httpx.Timeout(timeout_s, connect=10.0),
-        headers={"User-Agent": USER_AGENT},
+        headers={"User-Agent": USER_AGENT, "Accept-Encoding": "gzip, deflate"},
         follow_redirects=True,
         max_redirects=5,
-        event_hooks={"request": [] if allow_private else [refuse_private]},
     )
+    client.backend = GuardedBackend(allow_private=allow_private, resolver=resolver,
+                                    dialer=dialer)
+    # httpx builds one transport per proxy from the environment; each gets our backend, so a
+    # proxied fetch is bounded in time too (its address check applies to the proxy).
+    transports = [client._transport, *client._mounts.values()]
+    for transport in transports:
+        pool = getattr(transport, "_pool", None)
+        if pool is not None:
+            if not hasattr(pool, "_network_backend"):
+                raise RuntimeError("this httpcore version cannot take a network backend")
+            pool._network_backend = client.backend
+    return client
 
 
 @dataclass
@@ -63,12 +87,92 @@ def parse_retry_after(value: str | None) -> timedelta | None:
         return None
     value = value.strip()
     if value.isdigit():
-        return timedelta(seconds=int(value))
+        return timedelta(seconds=min(int(value), 30 * 86400))
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
-    return max(when - utcnow(), timedelta(0))
+    if when.tzinfo is None:
+        return None
+    return min(max(when - utcnow(), timedelta(0)), timedelta(days=30))
+
+
+class _Inflater:
+    """One Content-Encoding layer (gzip or deflate), decoded in bounded pieces."""
+
+    def __init__(self, encoding: str) -> None:
+        self.gzip = encoding in ("gzip", "x-gzip")
+        self._raw_fallback = not self.gzip  # HTTP deflate is zlib-wrapped, sometimes raw
+        self._d = self._new()
+
+    def _new(self, raw: bool = False) -> Any:
+        return zlib.decompressobj(16 + zlib.MAX_WBITS if self.gzip else
+                                  -zlib.MAX_WBITS if raw else zlib.MAX_WBITS)
+
+    def decode(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        for chunk in chunks:
+            yield from self._feed(chunk)
+        while out := self._d.decompress(b"", _PIECE):
+            yield out
+        if tail := self._d.flush():
+            yield tail
+
+    def _feed(self, data: bytes) -> Iterator[bytes]:
+        while True:
+            try:
+                out = self._d.decompress(data, _PIECE)
+            except zlib.error:
+                if not self._raw_fallback:
+                    raise
+                self._raw_fallback = False
+                self._d = self._new(raw=True)
+                out = self._d.decompress(data, _PIECE)
+            self._raw_fallback = False
+            if out:
+                yield out
+            data = self._d.unconsumed_tail
+            if self._d.eof:
+                rest = self._d.unused_data
+                if not (rest and self.gzip):
+                    return  # anything after the end of the stream is ignored
+                self._d, data = self._new(), rest  # a multi-member gzip body
+            elif not data and len(out) < _PIECE:
+                return
+
+
+def _encodings(response: httpx.Response, url: str) -> list[str]:
+    found = [e.strip().lower() for e in response.headers.get_list("content-encoding",
+                                                                   split_commas=True)]
+    layers = [e for e in found if e and e != "identity"]
+    if len(layers) > MAX_ENCODING_LAYERS:
+        raise FetchError(f"{url}: refused: Content-Encoding stacks {len(layers)} layers "
+                         f"({', '.join(layers)}); at most {MAX_ENCODING_LAYERS} are accepted")
+    unknown = [e for e in layers if e not in ("gzip", "x-gzip", "deflate")]
+    if unknown:
+        raise FetchError(f"{url}: unsupported Content-Encoding {', '.join(unknown)} "
+                         "(gzip and deflate are asked for)")
+    return layers
+
+
+def _read_body(response: httpx.Response, url: str, max_bytes: int) -> bytes:
+    too_big = FetchError(f"{url}: response is larger than {max_bytes // (1024 * 1024)} MB")
+    length = response.headers.get("content-length", "")
+    if length.isdigit() and int(length) > max_bytes:
+        raise too_big
+    stream: Iterable[bytes] = response.iter_raw()
+    for encoding in reversed(_encodings(response, url)):
+        stream = _Inflater(encoding).decode(stream)
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        for piece in stream:
+            size += len(piece)
+            if size > max_bytes:
+                raise too_big
+            chunks.append(piece)
+    except zlib.error as exc:
+        raise FetchError(f"{url}: response body does not decompress ({exc})") from None
+    return b"".join(chunks)
 
 
 def conditional_get(
@@ -80,7 +184,9 @@ def conditional_get(
     max_bytes: int | None = None,
     total_timeout_s: float | None = None,
 ) -> HttpResponse:
-    """GET with If-None-Match/If-Modified-Since. Raises FetchError for anything but 200/304."""
+    """GET with If-None-Match/If-Modified-Since. Raises FetchError for anything but 200/304.
+
+    Connecting, TLS, headers and body share one deadline of total_timeout_s."""
     max_bytes = max_bytes or MAX_BODY_BYTES
     total_timeout_s = total_timeout_s or TOTAL_TIMEOUT_S
     headers = {}
@@ -88,28 +194,28 @@ def conditional_get(
         headers["If-None-Match"] = etag
     if last_modified:
         headers["If-Modified-Since"] = last_modified
-    deadline = time.monotonic() + total_timeout_s
+    backend = getattr(client, "backend", None)
+    started = time.monotonic()
     try:
-        with client.stream("GET", url, headers=headers) as response:
+        with deadline(total_timeout_s), client.stream("GET", url, headers=headers) as response:
             _raise_for_status(response, url)
-            chunks: list[bytes] = []
-            size = 0
-            for chunk in response.iter_bytes():
-                size += len(chunk)
-                if size > max_bytes:
-                    raise FetchError(
-                        f"{url}: response is larger than {max_bytes // (1024 * 1024)} MB"
-                    )
-                if time.monotonic() > deadline:
-                    raise FetchError(f"{url}: body still arriving after {total_timeout_s:.0f} s")
-                chunks.append(chunk)
+            body = _read_body(response, url, max_bytes)
+    except AddressRefused as exc:
+        raise FetchError(f"{url}: {exc}") from None
     except httpx.TooManyRedirects:
         raise FetchError(f"{url}: too many redirects") from None
-    except httpx.TimeoutException as exc:
-        raise FetchError(f"{url}: timed out ({type(exc).__name__})") from None
     except httpx.InvalidURL as exc:
         raise FetchError(f"{url}: invalid URL ({exc})") from None
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.StreamError) as exc:
+        if backend is not None and backend.aborted.is_set():
+            raise FetchError(f"{url}: stopped: listener is shutting down",
+                             interrupted=True) from None
+        if isinstance(exc, httpx.TimeoutException) and (
+                time.monotonic() - started >= total_timeout_s - 0.05):
+            raise FetchError(f"{url}: no complete response within {total_timeout_s:g} s "
+                             "(the total time limit for one fetch)") from None
+        if isinstance(exc, httpx.TimeoutException):
+            raise FetchError(f"{url}: timed out ({type(exc).__name__})") from None
         raise FetchError(f"{url}: {type(exc).__name__}: {exc}") from None
     history = response.history
     permanent = (
@@ -117,9 +223,8 @@ def conditional_get(
         if history and all(r.status_code in _PERMANENT for r in history)
         else None
     )
-    return HttpResponse(
-        response.status_code, str(response.url), permanent, response.headers, b"".join(chunks)
-    )
+    return HttpResponse(response.status_code, str(response.url), permanent, response.headers,
+                        body)
 
 
 def _raise_for_status(response: httpx.Response, url: str) -> None:
@@ -148,5 +253,5 @@ def get_json(client: httpx.Client, url: str) -> Any:
     response = conditional_get(client, url)
     try:
         return json.loads(response.body)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise FetchError(f"{url}: response is not JSON ({exc})") from None

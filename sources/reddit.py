@@ -7,16 +7,23 @@ and allows 100 requests a minute per OAuth client; praw paces itself from the ra
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal
 
 import httpx
 from pydantic import Field, model_validator
 
-from listener import __version__
+from listener import __version__, secrets
+from listener.timeutil import time_or_none
 from sources import register
-from sources.base import Entry, FetchError, FetchResult, SourceConfig, SourceState
+from sources.base import (
+    Entry,
+    FetchError,
+    FetchResult,
+    SourceConfig,
+    SourceState,
+    normalise_each,
+)
 from sources.rss import content_hash
 
 REMOVED = ("[removed]", "[deleted]")
@@ -67,7 +74,7 @@ def _entry(item: Any) -> Entry:
         text=text,
         html=html,
         language=None,
-        published_at=datetime.fromtimestamp(item.created_utc, UTC),
+        published_at=time_or_none(item.created_utc),
         content_hash=content_hash(title, text, author),
         reach=item.score,
         removed=removed,
@@ -86,8 +93,8 @@ class RedditCollector:
         import praw
         import prawcore
 
-        client_id = os.environ.get(source.client_id_env)
-        secret = os.environ.get(source.client_secret_env)
+        client_id = secrets.register_env(source.client_id_env)
+        secret = secrets.register_env(source.client_secret_env)
         if not client_id or not secret:
             raise FetchError(f"{source.endpoint()}: set {source.client_id_env} and "
                              f"{source.client_secret_env} (a Reddit 'script' app's id/secret)")
@@ -110,12 +117,16 @@ class RedditCollector:
         cursor = dict(state.cursor)
         since = cursor.get("newest_utc", 0.0)
         entries: list[Entry] = []
+        rejected: list[str] = []
         try:
             for listing in listings:
                 for item in listing:
                     if item.created_utc < since - OVERLAP_S:
                         break  # older than last time's newest: the rest were seen
-                    entries.append(_entry(item))
+                    good, bad = normalise_each(
+                        [item], _entry, lambda _, it: f"item {getattr(it, 'name', '?')!r}")
+                    entries += good
+                    rejected += bad
         except prawcore.exceptions.TooManyRequests as exc:
             reset = exc.response.headers.get("x-ratelimit-reset")
             raise FetchError(f"{source.endpoint()}: HTTP 429 rate limited by Reddit",
@@ -136,7 +147,8 @@ class RedditCollector:
             if newest.published_at and newest.published_at.timestamp() >= since:
                 cursor.update(newest=newest.external_id,
                               newest_utc=newest.published_at.timestamp())
-        return FetchResult(entries, SourceState(url=state.url, cursor=cursor), http_status=200)
+        return FetchResult(entries, SourceState(url=state.url, cursor=cursor), http_status=200,
+                           rejected=rejected)
 
 
 # Posts can appear in listings a little after their creation time; re-reading a few minutes

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, datetime
+import re
+from datetime import datetime
 from typing import Any, ClassVar, Literal
 from urllib.parse import parse_qs, urlsplit
 
@@ -16,8 +17,16 @@ import httpx
 from pydantic import field_validator
 
 from listener.textnorm import html_to_text
+from listener.timeutil import time_or_none
 from sources import register
-from sources.base import Entry, FetchError, FetchResult, SourceConfig, SourceState
+from sources.base import (
+    Entry,
+    FetchError,
+    FetchResult,
+    SourceConfig,
+    SourceState,
+    normalise_each,
+)
 from sources.http import conditional_get
 
 
@@ -63,8 +72,11 @@ def _language(entry: Any, feed_language: str | None) -> str | None:
 
 
 def _published(entry: Any) -> datetime | None:
-    parsed = entry.get("published_parsed") or entry.get("updated_parsed")
-    return datetime(*parsed[:6], tzinfo=UTC) if parsed else None
+    # A date outside what a datetime holds (year 0, 9999 with an offset) is just missing.
+    # dict.get: feedparser's own get() maps a missing updated_parsed to published_parsed,
+    # with a deprecation warning each time.
+    return time_or_none(entry.get("published_parsed")) or time_or_none(
+        dict.get(entry, "updated_parsed"))
 
 
 def _rating(entry: Any) -> float | None:
@@ -77,7 +89,10 @@ def _rating(entry: Any) -> float | None:
 
 
 def content_hash(*parts: object) -> str:
-    return hashlib.sha256(json.dumps(parts, ensure_ascii=False).encode()).hexdigest()
+    # surrogatepass: a lone surrogate from a broken source still hashes (the same each time);
+    # every other text hashes exactly as before, so stored hashes stay valid.
+    text = json.dumps(parts, ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def normalise_entry(entry: Any, feed_language: str | None = None) -> Entry:
@@ -105,17 +120,49 @@ def normalise_entry(entry: Any, feed_language: str | None = None) -> Entry:
     )
 
 
-def parse_feed(body: bytes, url: str, content_type: str | None = None) -> list[Entry]:
+# A numeric character reference to a surrogate, past U+10FFFF or to NUL makes feedparser's
+# lenient parser raise (chr() or UTF-8 encoding fails) and lose the whole feed.
+_CHARREF = re.compile(rb"&#(?:[xX]([0-9A-Fa-f]{1,16})|([0-9]{1,20}));")
+
+
+def _fix_charref(match: re.Match[bytes]) -> bytes:
+    code = int(match.group(1), 16) if match.group(1) else int(match.group(2))
+    if code == 0 or 0xD800 <= code <= 0xDFFF or code > 0x10FFFF:
+        return b"&#xFFFD;"
+    return match.group(0)
+
+
+def _valid_charrefs(body: bytes) -> bytes:
+    if b"&#" not in body:
+        return body
+    body = _CHARREF.sub(_fix_charref, body)
+    # Longer digit runs than any code point needs: also out of range.
+    return re.sub(rb"&#(?:[xX][0-9A-Fa-f]{17,}|[0-9]{21,});", b"&#xFFFD;", body)
+
+
+def parse_feed_entries(body: bytes, url: str, content_type: str | None = None
+                       ) -> tuple[list[Entry], list[str]]:
+    """Entries of a feed, and the ones that could not be read (each with its reason)."""
     # Without a Content-Type feedparser assumes ISO-8859-1 and never sniffs; an XML type lets
     # it honour the XML declaration and fall back to chardet for undeclared legacy encodings.
     headers = {"content-location": url, "content-type": content_type or "application/xml"}
-    parsed = feedparser.parse(body, response_headers=headers)
+    try:
+        parsed = feedparser.parse(_valid_charrefs(body), response_headers=headers)
+    except Exception as exc:  # feedparser bugs on hostile input must not look like a crash
+        raise FetchError(f"{url}: the feed could not be parsed "
+                         f"({type(exc).__name__}: {exc})") from None
     if not parsed.entries and not parsed.get("version"):
         reason = parsed.get("bozo_exception") or "no feed elements found"
         kind = f" (Content-Type {content_type})" if content_type else ""
         raise FetchError(f"{url}: not an RSS/Atom feed{kind}: {reason}")
     feed_language = parsed.feed.get("language")
-    return [normalise_entry(e, feed_language) for e in parsed.entries]
+    return normalise_each(
+        parsed.entries, lambda e: normalise_entry(e, feed_language),
+        lambda i, e: f"entry {i + 1} ({str(e.get('id') or e.get('link') or '')[:80]!r})")
+
+
+def parse_feed(body: bytes, url: str, content_type: str | None = None) -> list[Entry]:
+    return parse_feed_entries(body, url, content_type)[0]
 
 
 @register
@@ -136,10 +183,12 @@ class RssCollector:
         )
         if response.status == 304:
             return FetchResult([], new_state, http_status=304, not_modified=True)
-        entries = parse_feed(response.body, url, response.headers.get("Content-Type"))
+        entries, rejected = parse_feed_entries(response.body, url,
+                                               response.headers.get("Content-Type"))
         return FetchResult(
             entries,
             new_state,
             http_status=response.status,
             url_changed_to=response.permanent_url if response.permanent_url != url else None,
+            rejected=rejected,
         )

@@ -7,16 +7,24 @@ are kept in the source's cursor (stored with the mentions in one transaction).
 from __future__ import annotations
 
 import logging
-import os
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal
 
 import httpx
 from pydantic import Field, model_validator
+from requests.adapters import HTTPAdapter
 
-from listener.timeutil import utcnow
+from listener import secrets
+from listener.timeutil import time_or_none, utcnow
 from sources import register
-from sources.base import Entry, FetchError, FetchResult, SourceConfig, SourceState
+from sources.base import (
+    Entry,
+    FetchError,
+    FetchResult,
+    SourceConfig,
+    SourceState,
+    normalise_each,
+)
 from sources.rss import content_hash
 
 TWEET_FIELDS = ["created_at", "lang", "author_id", "public_metrics", "conversation_id",
@@ -26,6 +34,24 @@ EXPANSIONS = ["author_id", "referenced_tweets.id", "referenced_tweets.id.author_
 SEARCH_WINDOW = timedelta(days=7)
 # tweepy's DEBUG log prints request headers, bearer token included: never let it log DEBUG.
 logging.getLogger("tweepy").setLevel(logging.INFO)
+CONNECT_TIMEOUT_S = 10.0
+READ_TIMEOUT_S = 30.0
+
+
+class TimeoutHTTPAdapter(HTTPAdapter):
+    """A requests adapter with a default timeout, as lemon24/reader does for its session."""
+
+    def __init__(self, *args: Any, timeout: float | tuple[float, float], **kwargs: Any
+                 ) -> None:
+        self.timeout = timeout
+        super().__init__(*args, **kwargs)
+
+    def send(self, request: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self.timeout
+        return super().send(request, **kwargs)
+
+
 # X answers 403 with this code when the account's access tier lacks the endpoint.
 NO_ACCESS_CODES = {453}
 
@@ -75,7 +101,7 @@ def _entry(tweet: dict[str, Any], users: dict[str, dict[str, Any]], retweets: in
         text=text,
         html=None,
         language=None if tweet.get("lang") in (None, "und", "zxx") else tweet["lang"],
-        published_at=datetime.fromisoformat(created.replace("Z", "+00:00")) if created else None,
+        published_at=time_or_none(created),
         content_hash=content_hash(text, handle),
         reach=(author.get("public_metrics") or {}).get("followers_count"),
         raw=raw,
@@ -108,11 +134,15 @@ class XCollector:
     def fetch(self, source: XSource, state: SourceState, client: httpx.Client) -> FetchResult:
         import tweepy
 
-        token = os.environ.get(source.bearer_token_env)
+        token = secrets.register_env(source.bearer_token_env)
         if not token:
             raise FetchError(f"{source.endpoint()}: set the environment variable "
                              f"{source.bearer_token_env} to an X API bearer token")
         api = tweepy.Client(bearer_token=token, return_type=dict, wait_on_rate_limit=False)
+        # tweepy passes no timeout to requests: without one a stalled connection hangs forever.
+        adapter = TimeoutHTTPAdapter(timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S))
+        api.session.mount("https://", adapter)
+        api.session.mount("http://", adapter)
         now = utcnow()
         cursor = dict(state.cursor)
         month = month_key(now)
@@ -154,10 +184,11 @@ class XCollector:
         if newest:
             cursor["since_id"] = newest
         cursor["reads"] = {month: reads}
-        return FetchResult(
-            [_entry(t, users, retweets.get(t["id"], 0)) for t in tweets],
-            SourceState(url=state.url, cursor=cursor), http_status=200,
-        )
+        entries, rejected = normalise_each(
+            tweets, lambda t: _entry(t, users, retweets.get(t["id"], 0)),
+            lambda i, t: f"post {str(t.get('id'))[:40]!r}")
+        return FetchResult(entries, SourceState(url=state.url, cursor=cursor), http_status=200,
+                           rejected=rejected)
 
     def _page(self, api: Any, source: XSource, params: dict[str, Any],
               token: str | None) -> dict[str, Any]:

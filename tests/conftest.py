@@ -10,6 +10,7 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import json
+import shutil
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,6 +21,10 @@ from listener.config import Config, parse_config
 from listener.storage import Store
 
 FIXTURES = Path(__file__).parent / "fixtures"
+ARTIFACTS = Path(__file__).parent.parent / "artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# A slow or busy machine (CI beside other jobs) must not fail a browser test by timing out.
+BROWSER_TIMEOUT_MS = 120_000
 
 
 def feed_bytes(name: str) -> bytes:
@@ -69,3 +74,32 @@ def rss(items: list[dict[str, str]], title: str = "Test feed") -> bytes:
         f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
         f"<title>{title}</title><link>http://example.com/</link>{body}</channel></rss>"
     ).encode()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's chromium through Playwright (no browser download), shared by all tests."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail("chromium is not installed: `apt-get install chromium` (.ci/run does it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, timeout=BROWSER_TIMEOUT_MS, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--no-first-run", "--disable-sync"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    # Only loopback: a page that tried to load anything from elsewhere would fail visibly.
+    context.route("**/*", lambda route: route.continue_() if route.request.url.startswith(
+        ("http://127.0.0.1", "http://localhost", "http://[::1]", "data:", "about:"))
+        else route.abort())
+    context.set_default_timeout(BROWSER_TIMEOUT_MS)
+    context.set_default_navigation_timeout(BROWSER_TIMEOUT_MS)
+    pg = context.new_page()
+    yield pg
+    context.close()

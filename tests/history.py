@@ -28,6 +28,8 @@ class Post:
     text: str = ""
     language: str | None = None
     author: str | None = None
+    url: str | None = None  # default: https://example.com/<n>; stored as given (no checks)
+    title: str | None = None
 
 
 class History:
@@ -46,8 +48,9 @@ class History:
         for p in posts:
             self.n += 1
             at = now - p.ago
-            e = Entry(f"e{self.n}", f"https://example.com/{self.n}", p.author,
-                      f"post {self.n}", p.text or f"{p.label} words {self.n}", None, p.language,
+            e = Entry(f"e{self.n}", p.url or f"https://example.com/{self.n}", p.author,
+                      p.title if p.title is not None else f"post {self.n}",
+                      p.text or f"{p.label} words {self.n}", None, p.language,
                       at, f"h{self.n}", rating=p.rating, reach=p.reach)
             self.store.save_fetch(p.source, FetchResult([e], SourceState()),
                                   [MatchedEntry(e, (p.brand,))], started=at, finished=at,

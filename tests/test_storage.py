@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -133,11 +134,11 @@ def test_a_source_that_cannot_be_stored_does_not_stop_the_others(make_config, st
 
     def crash_on_bad(self, source_id, *args, **kwargs):
         if source_id == "bad":
-            raise ValueError("unstorable entry")
+            raise sqlite3.OperationalError("disk I/O error")
         return original(self, source_id, *args, **kwargs)
 
     monkeypatch.setattr(Store, "_upsert_mentions", crash_on_bad)
     outcomes = {o.source: o for o in collect_due(config, store, now=LATER)}
-    assert "unstorable entry" in outcomes["bad"].error
+    assert "disk I/O error" in outcomes["bad"].error
     assert outcomes["good"].counts.new == 5
     assert store.db["sources"].get("bad")["consecutive_failures"] == 1

@@ -4,16 +4,10 @@ JSON API. Screenshots are kept in artifacts/ as test artefacts."""
 from __future__ import annotations
 
 import json
-import shutil
-import socket
-import threading
-import time
 from datetime import timedelta
-from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
 from alerts import engine
 from alerts.inbox import sync_inbox
@@ -22,11 +16,10 @@ from listener.storage import MatchedEntry, Store
 from listener.web.app import create_app
 from sources.base import FetchResult, SourceState
 from sources.rss import parse_feed
-from tests.conftest import feed_bytes
+from tests.conftest import ARTIFACTS, feed_bytes
 from tests.history import MODEL, History, Post
+from tests.webserver import serve
 
-ARTIFACTS = Path(__file__).parent.parent / "artifacts"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 HOSTILE = ('<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
            "Acme broke my order")
 TOKEN = "let-me-mark"
@@ -65,46 +58,13 @@ def site(tmp_path_factory):
                      "'notifier ''console'': delivery failed: HTTP 503' WHERE alert_id = 1")
     store.close()
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(config), host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", hostile_id
-    server.should_exit = True
-    thread.join(5)
+    with serve(create_app(config)) as base:
+        yield base, hostile_id
 
 
 @pytest.fixture(autouse=True)
 def token(monkeypatch):
     monkeypatch.setenv("LISTENER_WEB_TOKEN", TOKEN)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail("chromium is not installed: `apt-get install chromium` (.ci/run does it)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--no-first-run", "--disable-sync"])
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1200, "height": 900})
-    pg = context.new_page()
-    yield pg
-    context.close()
 
 
 def test_overview_draws_charts(site, page):

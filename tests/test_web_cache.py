@@ -52,3 +52,17 @@ def test_values_expire_and_stale_keys_are_dropped():
     clock.now = 62
     cache.get("c", lambda: 0)
     assert len(cache) == 1  # the hundred stale entries are gone
+
+
+def test_a_value_computed_from_another_cached_value_on_the_same_stripe():
+    cache = TTLCache(30, stripes=1)  # every key shares the one lock
+    done = threading.Event()
+
+    def outer():
+        value = cache.get("overview", lambda: cache.get("model", lambda: 2) * 21)
+        if value == 42:
+            done.set()
+
+    thread = threading.Thread(target=outer, daemon=True)
+    thread.start()
+    assert done.wait(10), "nested cache use deadlocked"

@@ -12,45 +12,82 @@ import secrets
 import sqlite3
 import tempfile
 from collections.abc import Iterator, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, Form, Header, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, Form, HTTPException, Query, Request, Response
+from fastapi import Path as PathParam
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.background import BackgroundTask
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from alerts.inbox import draft, response_metrics
+from listener import secrets as secret_values
 from listener.config import Config
 from listener.export import csv_lines, mention_rows, write_parquet
 from listener.metrics import aspect_matchers, key_drivers, sentiment_table, share_of_voice
 from listener.storage import Store
 from listener.timeutil import parse_iso, utcnow
+from listener.urls import http_url
 from listener.web.cache import TTLCache
 from listener.web.charts import line_chart
+from listener.web.security import CSP, add_security, script_hashes
 from sentiment import configured_key
 
-TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+HERE = Path(__file__).parent
+TEMPLATES = Jinja2Templates(directory=str(HERE / "templates"))
+# Rendered as a link only if it is an http(s) URL, however it was stored.
+TEMPLATES.env.filters["http_url"] = http_url
 TOKEN_ENV = "LISTENER_WEB_TOKEN"
 STATUSES = ("open", "replied", "thanked", "ignored")
 CACHE_S = 30.0
-LOCAL_HOSTS = ("localhost", "127.0.0.1")
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
+PAGE_SIZE = 100
+MAX_DAYS = 3660  # ten years of history in one query
+MAX_ID = 2**63 - 1  # SQLite's integer range: larger ids are a 422, not an overflow
+
+Status = Literal["open", "replied", "thanked", "ignored"]
+Kind = Literal["reply", "thank"]
+Label = Literal["negative", "neutral", "positive"]
+BrandParam = Annotated[str | None, Query(max_length=200)]
+IdParam = Annotated[int, PathParam(ge=1, le=MAX_ID)]
+bearer = HTTPBearer(auto_error=False, description="the token in LISTENER_WEB_TOKEN")
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
 def _since(days: int) -> datetime:
     return (utcnow() - timedelta(days=days)).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
+def _utc(value: datetime | None) -> datetime | None:
+    return None if value is None else (value if value.tzinfo else value.replace(tzinfo=UTC))
+
+
+def _docs_static() -> Path | None:
+    """Swagger UI's files from the fastapi-offline package: /docs works without a CDN."""
+    try:
+        import fastapi_offline
+    except ImportError:
+        return None
+    return Path(fastapi_offline.__file__).parent / "static"
+
+
 def create_app(config: Config, db_path: Path | None = None,
                allowed_hosts: Sequence[str] = LOCAL_HOSTS) -> FastAPI:
-    app = FastAPI(title="listener", version="1", description=__doc__)
-    # A page on any web site can re-point its own name at 127.0.0.1 (DNS rebinding) and read
-    # a dashboard that trusts whoever reaches the port; answering only to known Host names
-    # stops that. "*" accepts any (for a server bound to a public address).
-    if "*" not in allowed_hosts:
-        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))
+    app = FastAPI(title="listener", version="1", description=__doc__, docs_url=None,
+                  redoc_url=None)
+    # Host check against DNS rebinding ("*" answers any name, for a public address) and
+    # security headers on every response.
+    add_security(app, allowed_hosts)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    docs_static = _docs_static()
+    if docs_static is not None:
+        app.mount("/static-docs", StaticFiles(directory=docs_static), name="docs-static")
+    secret_values.register_env(TOKEN_ENV)
     path = db_path or config.database_path()
     preferred = configured_key(config.sentiment)
     aspects = aspect_matchers(config.aspects)
@@ -73,7 +110,8 @@ def create_app(config: Config, db_path: Path | None = None,
 
     def token_ok(given: str | None) -> bool:
         wanted = os.environ.get(TOKEN_ENV)
-        return bool(wanted and given and secrets.compare_digest(given, wanted))
+        return bool(wanted and given and secrets.compare_digest(given.encode(),
+                                                                wanted.encode()))
 
     def page(request: Request, name: str, **context: Any) -> HTMLResponse:
         return TEMPLATES.TemplateResponse(request, name, {
@@ -101,8 +139,24 @@ def create_app(config: Config, db_path: Path | None = None,
 
     # ---- pages -----------------------------------------------------------------------------
 
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        if docs_static is None:
+            raise HTTPException(404, "install fastapi-offline for /docs; /openapi.json is here")
+        html = bytes(get_swagger_ui_html(
+            openapi_url="/openapi.json", title="listener API",
+            swagger_js_url="/static-docs/swagger-ui-bundle.js",
+            swagger_css_url="/static-docs/swagger-ui.css",
+            swagger_favicon_url="/static-docs/favicon.png").body).decode()
+        # Swagger UI starts from one inline script: allowed by its hash, nothing else is;
+        # it styles its widgets inline.
+        csp = CSP.replace("script-src 'self'", "script-src 'self' " + " ".join(
+            script_hashes(html))).replace("style-src 'self'", "style-src 'self' 'unsafe-inline'")
+        return HTMLResponse(html, headers={"Content-Security-Policy": csp})
+
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def overview(request: Request, db: Db, days: int = 30) -> HTMLResponse:
+    def overview(request: Request, db: Db, days: int = Query(30, ge=1, le=366)
+                 ) -> HTMLResponse:
         data = overview_data(db, days)
         charts = [
             line_chart(f"Mentions per day, last {days} days", [x[5:] for x in data["xs"]],
@@ -118,47 +172,55 @@ def create_app(config: Config, db_path: Path | None = None,
         return page(request, "alerts.html", alerts=db.alerts(100))
 
     @app.get("/alerts/{alert_id}", response_class=HTMLResponse, include_in_schema=False)
-    def alert_page(request: Request, db: Db, alert_id: int, queued: int | None = None
-                   ) -> HTMLResponse:
+    def alert_page(request: Request, db: Db, alert_id: IdParam,
+                   queued: int | None = Query(None, ge=0, le=10_000)) -> HTMLResponse:
         alert = api_alert(db, alert_id)
         return page(request, "alert.html", alert=alert, queued=queued)
 
     @app.post("/alerts/{alert_id}/retry", include_in_schema=False)
-    def retry_form(db: Db, alert_id: int, token: Annotated[str, Form()] = ""
-                   ) -> RedirectResponse:
+    def retry_form(db: Db, alert_id: IdParam,
+                   token: Annotated[str, Form(max_length=1000)] = "") -> RedirectResponse:
         n = _retry(db, alert_id, token)
         return RedirectResponse(f"/alerts/{alert_id}?queued={n}", status_code=303)
 
     @app.get("/inbox", response_class=HTMLResponse, include_in_schema=False)
-    def inbox_page(request: Request, db: Db, brand: str | None = None, status: str = "open",
-                   kind: str | None = None, overdue: bool = False) -> HTMLResponse:
-        items = api_inbox(db, brand or None, status, kind or None, overdue)
+    def inbox_page(request: Request, db: Db, brand: BrandParam = None,
+                   status: Status = "open", kind: Kind | Literal[""] | None = None,
+                   overdue: bool = False, page_no: int = Query(1, ge=1, le=100_000, alias="page")
+                   ) -> HTMLResponse:
+        offset = (page_no - 1) * PAGE_SIZE
+        items, total = inbox_items(db, brand or None, status, kind or None, overdue,
+                                   PAGE_SIZE, offset)
         return page(request, "inbox.html", items=items, brand=brand, status=status, kind=kind,
-                    overdue=overdue, statuses=STATUSES,
+                    overdue=overdue, statuses=STATUSES, total=total, first=offset + 1,
+                    page_no=page_no, pages=max(1, -(-total // PAGE_SIZE)),
                     metrics=cached(("inbox-metrics", brand, _since(30)), lambda: response_metrics(
                         db.inbox_all(brand or None, _since(30)), utcnow())))
 
     @app.get("/inbox/{mention_id}", response_class=HTMLResponse, include_in_schema=False)
-    def item_page(request: Request, db: Db, mention_id: int, done: str | None = None
+    def item_page(request: Request, db: Db, mention_id: IdParam, done: Status | None = None
                   ) -> HTMLResponse:
         return page(request, "item.html", item=api_item(db, mention_id), done=done)
 
     @app.post("/inbox/{mention_id}/mark", include_in_schema=False)
-    def mark_form(db: Db, mention_id: int, status: Annotated[str, Form()],
-                  token: Annotated[str, Form()] = "", by: Annotated[str, Form()] = ""
-                  ) -> RedirectResponse:
+    def mark_form(db: Db, mention_id: IdParam, status: Annotated[Status, Form()],
+                  token: Annotated[str, Form(max_length=1000)] = "",
+                  by: Annotated[str, Form(max_length=200)] = "") -> RedirectResponse:
         _mark(db, mention_id, status, by or None, token)
         return RedirectResponse(f"/inbox/{mention_id}?done={status}", status_code=303)
 
     @app.get("/search", response_class=HTMLResponse, include_in_schema=False)
-    def search_page(request: Request, db: Db, q: str = "") -> HTMLResponse:
+    def search_page(request: Request, db: Db, q: str = Query("", max_length=500)
+                    ) -> HTMLResponse:
         return page(request, "search.html", q=q, results=api_mentions(db, q or None, None, 50))
 
     @app.get("/export", include_in_schema=False)
-    def export(db: Db, format: str = "csv", brand: str | None = None,
-               label: str | None = None, since: str | None = None) -> Any:
+    def export(db: Db, format: Literal["csv", "jsonl", "parquet"] = "csv",
+               brand: BrandParam = None, label: Label | Literal[""] | None = None,
+               since: datetime | None = None, until: datetime | None = None,
+               bom: bool = False) -> Any:
         rows = mention_rows(db, model(db), brand=brand or None, label=label or None,
-                            since=parse_iso(since) if since else None)
+                            since=_utc(since), until=_utc(until))
         if format == "parquet":
             with tempfile.NamedTemporaryFile(suffix=".parquet", delete=False) as tmp:
                 write_parquet(rows, Path(tmp.name))
@@ -170,7 +232,7 @@ def create_app(config: Config, db_path: Path | None = None,
             return StreamingResponse(lines, media_type="application/x-ndjson",
                                      headers={"Content-Disposition":
                                               "attachment; filename=mentions.jsonl"})
-        return StreamingResponse(csv_lines(rows), media_type="text/csv",
+        return StreamingResponse(csv_lines(rows, bom=bom), media_type="text/csv; charset=utf-8",
                                  headers={"Content-Disposition":
                                           "attachment; filename=mentions.csv"})
 
@@ -182,15 +244,16 @@ def create_app(config: Config, db_path: Path | None = None,
         return overview_data(db, days)
 
     @app.get("/api/metrics")
-    def api_metrics(db: Db, period: str = Query("day", pattern="^(day|week|month|all)$"),
-                    by: str = Query("brand", pattern="^(brand|source|language)$"),
-                    days: int = Query(30, ge=1)) -> list[dict[str, Any]]:
+    def api_metrics(db: Db, period: Literal["day", "week", "month", "all"] = "day",
+                    by: Literal["brand", "source", "language"] = "brand",
+                    days: int = Query(30, ge=1, le=MAX_DAYS)) -> list[dict[str, Any]]:
         """Volume, label counts, net sentiment, CSAT, average rating, NPS-style score."""
         return cached(("metrics", period, by, _since(days)), lambda: sentiment_table(
             db, model(db), period=period, by=by, since=_since(days)))
 
     @app.get("/api/drivers")
-    def api_drivers(db: Db, brand: str, days: int = Query(30, ge=1)) -> list[dict[str, Any]]:
+    def api_drivers(db: Db, brand: Annotated[str, Query(max_length=200)],
+                    days: int = Query(30, ge=1, le=MAX_DAYS)) -> list[dict[str, Any]]:
         """Which aspects appear in negative against positive mentions, and rating impact."""
         return cached(("drivers", brand, _since(days)), lambda: key_drivers(
             db, model(db), aspects, brand=brand, since=_since(days)))
@@ -201,7 +264,7 @@ def create_app(config: Config, db_path: Path | None = None,
         return [_alert_json(a) for a in db.alerts(limit)]
 
     @app.get("/api/alerts/{alert_id}")
-    def api_alert(db: Db, alert_id: int) -> dict[str, Any]:
+    def api_alert(db: Db, alert_id: IdParam) -> dict[str, Any]:
         row = next(db.db.query("SELECT * FROM alerts WHERE id = ?", [alert_id]), None)
         if row is None:
             raise HTTPException(404, f"no alert {alert_id}")
@@ -214,25 +277,36 @@ def create_app(config: Config, db_path: Path | None = None,
         return alert
 
     @app.post("/api/alerts/{alert_id}/retry")
-    def api_retry(db: Db, alert_id: int,
-                  authorization: Annotated[str | None, Header()] = None) -> dict[str, int]:
+    def api_retry(db: Db, alert_id: IdParam, credentials: Credentials) -> dict[str, int]:
         """Queue again this alert's failed or interrupted deliveries (the next pass sends
         them). Needs `Authorization: Bearer <token>`."""
-        return {"queued": _retry(db, alert_id, _bearer(authorization))}
+        return {"queued": _retry(db, alert_id, _token(credentials))}
+
+    def inbox_items(db: Store, brand: str | None, status: str, kind: str | None,
+                    overdue: bool, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
+        now = utcnow()
+        overdue_at = now if overdue else None
+        items = db.inbox(brand=brand, status=status, kind=kind, overdue_at=overdue_at,
+                         limit=limit, offset=offset)
+        for i in items:
+            due = parse_iso(i["due_at"])
+            i["late"] = due is not None and due <= now and i["status"] == "open"
+        total = db.inbox_count(brand=brand, status=status, kind=kind, overdue_at=overdue_at)
+        return items, total
 
     @app.get("/api/inbox")
-    def api_inbox(db: Db, brand: str | None = None, status: str = "open",
-                  kind: str | None = None, overdue: bool = False) -> list[dict[str, Any]]:
-        """Inbox items, oldest due first."""
-        now = utcnow()
-        items = db.inbox(brand=brand, status=status, kind=kind,
-                         overdue_at=now if overdue else None)
-        for i in items:
-            i["late"] = parse_iso(i["due_at"]) <= now and i["status"] == "open"
+    def api_inbox(db: Db, response: Response, brand: BrandParam = None,
+                  status: Status = "open", kind: Kind | None = None, overdue: bool = False,
+                  limit: int = Query(PAGE_SIZE, ge=1, le=1000),
+                  offset: int = Query(0, ge=0, le=10_000_000)) -> list[dict[str, Any]]:
+        """Inbox items, oldest due first, a page at a time: the X-Total-Count header says
+        how many match."""
+        items, total = inbox_items(db, brand, status, kind, overdue, limit, offset)
+        response.headers["X-Total-Count"] = str(total)
         return items
 
     @app.get("/api/inbox/{mention_id}")
-    def api_item(db: Db, mention_id: int) -> dict[str, Any]:
+    def api_item(db: Db, mention_id: IdParam) -> dict[str, Any]:
         """One inbox item with its reply draft in the mention's language."""
         item = db.inbox_item(mention_id)
         if item is None:
@@ -243,14 +317,15 @@ def create_app(config: Config, db_path: Path | None = None,
         return item
 
     @app.post("/api/inbox/{mention_id}/mark")
-    def api_mark(db: Db, mention_id: int, status: str, by: str | None = None,
-                 authorization: Annotated[str | None, Header()] = None) -> dict[str, Any]:
+    def api_mark(db: Db, mention_id: IdParam, status: Status, credentials: Credentials,
+                 by: str | None = Query(None, max_length=200)) -> dict[str, Any]:
         """Record a reply/thanks (or ignore). Needs `Authorization: Bearer <token>`."""
-        _mark(db, mention_id, status, by, _bearer(authorization))
+        _mark(db, mention_id, status, by, _token(credentials))
         return api_item(db, mention_id)
 
     @app.get("/api/mentions")
-    def api_mentions(db: Db, q: str | None = None, brand: str | None = None,
+    def api_mentions(db: Db, q: str | None = Query(None, max_length=500),
+                     brand: BrandParam = None,
                      limit: int = Query(50, ge=1, le=500)) -> list[dict[str, Any]]:
         """Newest mentions, or full-text search results for `q` (any language)."""
         try:
@@ -269,8 +344,6 @@ def create_app(config: Config, db_path: Path | None = None,
               ) -> None:
         if not token_ok(token):
             raise HTTPException(403, "marking needs the token set in " + TOKEN_ENV)
-        if status not in STATUSES:
-            raise HTTPException(400, f"status must be one of {', '.join(STATUSES)}")
         try:
             db.mark_inbox(mention_id, status, by)
         except KeyError:
@@ -279,8 +352,9 @@ def create_app(config: Config, db_path: Path | None = None,
     return app
 
 
-def _bearer(authorization: str | None) -> str:
-    return (authorization or "").removeprefix("Bearer ").strip()
+def _token(credentials: HTTPAuthorizationCredentials | None) -> str | None:
+    # HTTPBearer reads the scheme case-insensitively (RFC 9110): "bearer x" works too.
+    return credentials.credentials if credentials else None
 
 
 def _alert_json(row: dict[str, Any]) -> dict[str, Any]:

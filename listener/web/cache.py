@@ -19,7 +19,9 @@ class TTLCache:
         self.ttl = ttl
         self.clock = clock
         self._values: dict[Hashable, tuple[float, Any]] = {}
-        self._locks = [threading.Lock() for _ in range(stripes)]  # bounded, unlike per-key
+        # Bounded, unlike per-key locks. Re-entrant: one aggregate may use another cached
+        # value (the overview asks for the model key), and both keys can share a stripe.
+        self._locks = [threading.RLock() for _ in range(stripes)]
 
     def _fresh(self, key: Hashable) -> tuple[bool, Any]:
         hit = self._values.get(key)
