@@ -51,19 +51,25 @@ def candidates(rule: Any, config: Any, store: Store, model: tuple[str, str | Non
               if getattr(rule, "aspect", None) else None)  # parsed once, not per brand
     for brand in _brands(rule, config):
         if kind == "negative_streak":
+            news = rule.include_news
             alert = rules.negative_streak(
                 rule.id, brand, rule.count,
-                store.recent_labelled(brand, name, rev, rule.count, rule.source),
-                store.last_non_negative(brand, name, rev, rule.source), rule.source)
+                store.recent_labelled(brand, name, rev, rule.count, rule.source,
+                                      include_news=news),
+                store.last_non_negative(brand, name, rev, rule.source, include_news=news),
+                rule.source)
         elif kind == "negative_share_spike" and rule.aspect:
             alert = _aspect_share_spike(rule, aspect, store, brand, model, now)
         elif kind == "negative_share_spike":
-            start = now - rule.window
+            start, news = now - rule.window, rule.include_news
             alert = rules.negative_share_spike(
-                rule, brand, store.label_counts(brand, name, rev, start, now),
-                store.label_counts(brand, name, rev, start - rule.baseline, start),
+                rule, brand, store.label_counts(brand, name, rev, start, now,
+                                                include_news=news),
+                store.label_counts(brand, name, rev, start - rule.baseline, start,
+                                   include_news=news),
                 store.mentions_between(brand, name, rev, start, now,
-                                       "AND label = 'negative'", rules.EXAMPLES), now)
+                                       "AND label = 'negative'", rules.EXAMPLES,
+                                       include_news=news), now)
         elif kind == "volume_spike":
             start = now - rule.window
             alert = rules.volume_spike(
@@ -100,7 +106,7 @@ def _aspect_share_spike(rule: Any, aspect: Aspect, store: Store, brand: str,
     queries matched in Python (as key drivers does), over the window and its baseline only."""
     start = now - rule.window
     rows = store.mentions_between(brand, *model, start - rule.baseline, now, "AND label IS NOT "
-                                  "NULL", ASPECT_SCAN_LIMIT)
+                                  "NULL", ASPECT_SCAN_LIMIT, include_news=rule.include_news)
     about = [m for m in rows if aspect.matches(words(f"{m.title} {m.text}"))]
     cut = iso(start)
     recent = [m for m in about if m.when >= cut]

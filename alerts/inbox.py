@@ -44,16 +44,23 @@ NO_NAME = {"en": "there", "bg": "приятели", "et": "sõber", "fi": "ystä
 
 
 def inbox_kind(label: str | None, score: float | None, rating: float | None,
-               thank_min_score: float) -> str | None:
-    """reply: negative, or a 1-2 star review; thank: a 4-5 star review that is not negative,
-    or clearly positive text (signed score at least thank_min_score)."""
+               thank_min_score: float, *, text_label: str | None = None,
+               needs_review: bool = False, corrected: str | None = None
+               ) -> tuple[str | None, bool]:
+    """(kind, mixed). reply: negative, or a 1-2 star review; a 4-5 star review whose words
+    are negative is a reply too, marked mixed (a thank-you to "charged me twice" would be an
+    insult). thank: a 4-5 star review whose words are not negative, or confidently positive
+    text (signed score at least thank_min_score, and not flagged for review). A person's
+    correction stands for both the label and the words."""
+    words = corrected or text_label or label
     if (rating is not None and rating <= 2) or label == "negative":
-        return "reply"
+        return "reply", False
     if rating is not None and rating >= 4:
-        return "thank"
-    if rating is None and label == "positive" and (score or 0) >= thank_min_score:
-        return "thank"
-    return None
+        return ("reply", True) if words == "negative" else ("thank", False)
+    if rating is None and label == "positive" and (corrected == "positive" or (
+            (score or 0) >= thank_min_score and not needs_review)):
+        return "thank", False
+    return None, False
 
 
 def draft(kind: str, language: str | None, author: str | None, brand: str,
@@ -73,13 +80,16 @@ def sync_inbox(config: Any, store: Any, model: tuple[str, str | None],
     rows = store.inbox_candidates(model, now - settings.max_age)
     items = []
     for r in rows:
-        kind = inbox_kind(r["label"], r["score"], r["rating"], settings.thank_min_score)
+        kind, mixed = inbox_kind(r["label"], r["score"], r["rating"], settings.thank_min_score,
+                                 text_label=r.get("text_label"),
+                                 needs_review=bool(r.get("needs_review")),
+                                 corrected=r.get("corrected"))
         if kind is None:
             continue
         posted = parse_iso(r["at"]) or now
         within = settings.reply_within if kind == "reply" else settings.thank_within
         items.append({"mention_id": r["id"], "brand": r["brand"], "kind": kind,
-                      "posted_at": posted, "due_at": posted + within})
+                      "mixed": mixed, "posted_at": posted, "due_at": posted + within})
     return store.add_inbox_items(items, now)
 
 

@@ -36,6 +36,8 @@ class NegativeStreak(RuleBase):
     rule: Literal["negative_streak"]
     count: int = Field(default=3, ge=1, description="negatives in a row that fire the alert")
     source: str | None = Field(default=None, description="count only this source's mentions")
+    include_news: bool = Field(default=False, description="count news sources' mentions too "
+                               "(reported events, not opinions: left out by default)")
     default_cooldown: timedelta = Field(default=timedelta(0), exclude=True)
 
 
@@ -49,6 +51,8 @@ class NegativeShareSpike(RuleBase):
                                 description="and at least this many points higher")
     aspect: str | None = Field(default=None, description="only mentions naming this aspect "
                                "(price, quality, service, delivery or one of `aspects`)")
+    include_news: bool = Field(default=False, description="count news sources' mentions too "
+                               "(reported events, not opinions: left out by default)")
 
 
 class VolumeSpike(RuleBase):

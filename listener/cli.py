@@ -51,6 +51,12 @@ class Context:
 
 pass_ctx = click.make_pass_decorator(Context)
 
+# `listener collect --once` exit codes: 0 every due source fetched and stored (or none due);
+# 1 one or more sources failed (the others were stored); 2 bad configuration or usage;
+# 3 the sentiment model could not be loaded (mentions were stored and wait unscored).
+EXIT_SOURCES_FAILED = 1
+EXIT_MODEL_UNAVAILABLE = 3
+
 
 def _print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
     if not rows:
@@ -97,7 +103,9 @@ def validate(ctx: Context) -> None:
 def collect(ctx: Context, once: bool) -> None:
     """Collect due sources, score new mentions, evaluate alerts.
 
-    With --once: one pass, then exit. Without: the same as `listener run`.
+    With --once: one pass, then exit: 0 if every due source was fetched and stored, 1 if any
+    failed (the others are stored), 2 on a configuration error, 3 if the sentiment model could
+    not be loaded. Without --once: the same as `listener run`.
     """
     if not once:
         ctx_run(ctx)
@@ -117,6 +125,12 @@ def collect(ctx: Context, once: bool) -> None:
     if report.model_error:
         click.echo("mentions wait unscored until the sentiment model loads (see the error above)",
                    err=True)
+    # For cron: non-zero when something needs a look (codes in README, "Commands").
+    if report.failed:
+        click.echo(f"{report.failed} sources failed: `listener sources` says why", err=True)
+        sys.exit(EXIT_SOURCES_FAILED)
+    if report.model_error:
+        sys.exit(EXIT_MODEL_UNAVAILABLE)
 
 
 def ctx_run(ctx: Context) -> None:
@@ -158,7 +172,7 @@ def sources_cmd(click_ctx: click.Context, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
-    _print_table(rows, ["id", "type", "brand", "state", "items", "reads", "last_run_at",
+    _print_table(rows, ["id", "type", "kind", "brand", "state", "items", "reads", "last_run_at",
                         "next_due_at", "consecutive_failures", "last_error"])
 
 
@@ -280,6 +294,8 @@ def inbox(click_ctx: click.Context, brand: str | None, status: str, kind: str | 
         r["due"] = f"in {human(due)}" if due.total_seconds() > 0 else f"LATE {human(-due)}"
         r["waiting"] = human(now - parse_iso(r["posted_at"]))
         r["snippet"] = " ".join(f"{r['title'] or ''} {r['text'] or ''}".split())[:70]
+        if r.get("mixed"):
+            r["kind"] = "reply (mixed)"  # stars say happy, words complain
     if as_json:
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
@@ -304,7 +320,8 @@ def inbox_show(ctx: Context, mention_id: int) -> None:
     lang, text = draft(item["kind"], item["language"], item["author"], item["brand"],
                        ctx.config.inbox.all_templates())
     stars = f" {item['rating']:g}★" if item["rating"] is not None else ""
-    click.echo(f"#{mention_id} {item['kind']} ({item['status']}) {item['brand']}{stars} "
+    mixed = " (mixed: the stars are happy, the words complain)" if item.get("mixed") else ""
+    click.echo(f"#{mention_id} {item['kind']}{mixed} ({item['status']}) {item['brand']}{stars} "
                f"by {item['author'] or 'unknown'} on {item['source_id']}")
     click.echo(f"posted {item['posted_at']}, due {item['due_at']}"
                + (f", assigned to {item['assignee']}" if item["assignee"] else ""))
@@ -466,20 +483,25 @@ def _period_options(fn: Any) -> Any:
 @cli.command()
 @click.option("--period", type=click.Choice(["day", "week", "month"]), default="day",
               show_default=True)
-@click.option("--by", type=click.Choice(["brand", "source", "language"]), default="brand",
-              show_default=True)
+@click.option("--by", type=click.Choice(["brand", "source", "language", "kind"]),
+              default="brand", show_default=True)
 @click.option("--brand", "brands", multiple=True, help="Only these brands (repeatable).")
+@click.option("--include-news", is_flag=True,
+              help="Count news sources too (left out by default; --by kind shows them apart).")
 @_period_options
 @pass_ctx
-def metrics(ctx: Context, period: str, by: str, brands: tuple[str, ...], since: str | None,
-            until: str | None, fmt: str) -> None:
-    """Volume, sentiment counts, net sentiment, CSAT, average rating and NPS-style score."""
+def metrics(ctx: Context, period: str, by: str, brands: tuple[str, ...], include_news: bool,
+            since: str | None, until: str | None, fmt: str) -> None:
+    """Volume, sentiment counts, net sentiment, CSAT, average rating and NPS-style score.
+
+    News sources (reported events, not opinions) are left out unless --include-news."""
     from listener.metrics import sentiment_table
 
     store = ctx.store()
     try:
         rows = sentiment_table(store, ctx.model_key(store), period=period, by=by,
-                               brands=brands or None, since=_when(since), until=_when(until))
+                               brands=brands or None, since=_when(since), until=_when(until),
+                               include_news=True if include_news else None)
     finally:
         store.close()
     _emit(rows, fmt)
@@ -527,27 +549,47 @@ def drivers(ctx: Context, brand: str, since: str | None, until: str | None, fmt:
 
 
 @cli.command()
-@click.option("--model", required=True, help="Hub id or local directory of the other model.")
-@click.option("--revision", help="Pinned hub revision.")
+@click.option("--model", help="Hub id or local directory of a transformers model.")
+@click.option("--revision", help="Pinned hub revision (with --model).")
+@click.option("--head", help="The offline model with this head or fine-tuned model: a "
+                             "built-in name (listener-2, listener-1 ...) or a directory or file.")
 @click.option("--limit", type=int, help="Score at most this many mentions.")
+@click.option("--failed", is_flag=True, help="Also try again the mentions the model failed on "
+              "(given up after repeated failures); alone, with the configured model.")
 @pass_ctx
-def rescore(ctx: Context, model: str, revision: str | None, limit: int | None) -> None:
-    """Score stored mentions with another model, keeping every model's scores."""
-    from listener.pipeline import score_unscored
+def rescore(ctx: Context, model: str | None, revision: str | None, head: str | None,
+            limit: int | None, failed: bool) -> None:
+    """Score stored mentions with another model, keeping every model's scores.
+
+    One of --model (a transformers model) or --head (the offline model's head or a model
+    written by `listener model train`); with --failed alone, the configured model. The model
+    asked for is used or the command fails: it never falls back to another."""
+    from listener.pipeline import review_threshold, score_unscored
     from sentiment import ModelUnavailable, load_classifier
 
-    settings = ctx.config.sentiment.model_copy(update={"model": model, "revision": revision})
+    if (model is not None and head is not None) or (model is None and head is None
+                                                  and not failed):
+        raise click.UsageError("give exactly one of --model or --head (or --failed alone)")
+    update: dict[str, Any] = ({"backend": "transformers", "model": model, "revision": revision}
+                              if model else {"backend": "e5-offline", "head": head} if head
+                              else {})
+    settings = ctx.config.sentiment.model_copy(update=update)
     try:
         classifier = load_classifier(settings)
     except ModelUnavailable as exc:
         raise click.ClickException(str(exc)) from None
     store = ctx.store()
     try:
-        done = score_unscored(store, classifier, settings.review_below,
-                              classifier.batch_size * 4, limit)
+        if failed:
+            n = store.clear_score_failures(classifier.name, classifier.revision)
+            click.echo(f"{n} mentions the model had failed on are tried again")
+        done = score_unscored(store, classifier, review_threshold(settings, classifier),
+                              classifier.batch_size * 4, limit,
+                              matchers={b.name: b.matcher for b in ctx.config.brands})
     finally:
         store.close()
-    click.echo(f"scored {done} mentions with {classifier.name} ({classifier.revision})")
+    click.echo(f"scored {done} mentions with {classifier.name} ({classifier.revision}); "
+               "views show the configured model's labels (sentiment: in sources.yaml)")
 
 
 @cli.group()
@@ -627,11 +669,19 @@ def model_tune_head(ctx: Context, out: Path, public: bool, corrections: bool,
                                  "corrections") for row in store.corrections()]
         finally:
             store.close()
+    from sentiment.adapters import adapter_dir
+
     settings = ctx.config.sentiment
+    current = settings.head
+    if adapter_dir(current):  # a fine-tuned model, not a head over the frozen encoder
+        click.echo(f"{current} is a fine-tuned model: `listener model train` re-trains it on "
+                   "your corrections. Comparing heads against listener-1 instead.", err=True)
+        current = "listener-1"
     try:
-        encoder: Any = load_classifier(settings.model_copy(update={"backend": "e5-offline"}))
+        encoder: Any = load_classifier(settings.model_copy(
+            update={"backend": "e5-offline", "head": current}))
         result = tune(examples, lambda texts: encoder.embed(texts).numpy(),
-                      current=settings.head, l2=l2,
+                      current=current, l2=l2,
                       blend_with=None if blend_with == "none" else blend_with)
     except ModelUnavailable as exc:
         raise click.ClickException(str(exc)) from None
@@ -643,6 +693,81 @@ def model_tune_head(ctx: Context, out: Path, public: bool, corrections: bool,
     else:
         click.echo(f"wrote {out}, but it is not better than {settings.head} (see above): "
                    "keep the current head, or add corrections and try again")
+
+
+@model.command("corpora")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+def model_corpora(directory: Path) -> None:
+    """Download the public labelled corpora (pinned commits, checked by sha256) into
+    DIRECTORY, for `listener model train --corpora` on a machine without GitHub."""
+    from sentiment import corpora
+
+    try:
+        n = corpora.copy_to(directory, corpora.github_fetch(directory / ".cache"))
+    except (corpora.CorpusError, Exception) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"wrote {n} files to {directory}")
+
+
+@model.command("train")
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--corpora", "corpora_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="A copy written by `listener model corpora`; default: download them.")
+@click.option("--public/--no-public", default=True, show_default=True,
+              help="Train on the public corpora.")
+@click.option("--corrections/--no-corrections", default=True, show_default=True,
+              help="Train on your `listener label` corrections too.")
+@click.option("--epochs", default=3, show_default=True)
+@click.option("--threads", type=int, help="CPU threads (default: all).")
+@click.option("--limit", type=int, help="At most this many training texts (a quick try).")
+@pass_ctx
+def model_train(ctx: Context, out: Path, corpora_dir: Path | None, public: bool,
+                corrections: bool, epochs: int, threads: int | None, limit: int | None) -> None:
+    """Fine-tune the offline model's encoder (LoRA) and write it to OUT: use it with
+    `sentiment: {head: OUT}`, then `listener rescore --model OUT`.
+
+    Trains on the public corpora and your corrections, never on a text that occurs in a test
+    split; chooses the epoch, calibration and review threshold on dev data; writes a
+    manifest of every training text. Needs `pip install 'listener[train]'` (peft)."""
+    from sentiment import corpora
+    from sentiment.corpora import Item, hash_split
+    from sentiment.labelled import customer_posts
+    from sentiment.preprocess import mention_text
+    from sentiment.training import DEFAULT_CORPORA, Settings, train_public
+
+    try:
+        import peft  # noqa: F401
+    except ImportError:
+        raise click.ClickException("training needs peft: pip install 'listener[train]'") from None
+    items: list[Item] = []
+    try:
+        if public:
+            fetch = (corpora.local_fetch(corpora_dir) if corpora_dir else
+                     corpora.github_fetch(Path.home() / ".cache" / "listener" / "corpora"))
+            items += corpora.load(DEFAULT_CORPORA, fetch)
+    except corpora.CorpusError as exc:
+        raise click.ClickException(str(exc)) from None
+    if corrections:
+        store = ctx.store()
+        try:
+            for row in store.corrections():
+                text = mention_text(row["title"] or "", row["text"] or "")
+                items.append(Item("corrections", row["language"] or "?", row["label"],
+                                  ("negative", "neutral", "positive"), text,
+                                  "dev" if hash_split(text) == "dev" else "train"))
+        finally:
+            store.close()
+    if not items:
+        raise click.ClickException("nothing to train on: use the public corpora or add "
+                                   "corrections with `listener label`")
+    result = train_public(out, items, Settings(epochs=epochs, threads=threads),
+                          held_out=[e.text for e in customer_posts()], limit=limit,
+                          progress=click.echo)
+    click.echo(f"wrote {out}: best epoch {result.best_epoch}, dev mean macro-F1 "
+               f"{result.dev['mean']:.3f}, temperature {result.temperature:.2f}, review below "
+               f"{result.review_below:.2f}, {result.seconds / 60:.0f} min. Use it with "
+               f"`sentiment: {{head: {out}}}`; `bench/sentiment_accuracy.py --model {out}` "
+               "compares it with the default on the public test splits.")
 
 
 @cli.command()

@@ -103,9 +103,11 @@ class Sentiment(Strict):
         default="truncate",
         description="beyond max_length tokens: keep the start, or average over windows")
     max_chunks: int = Field(default=8, ge=1, description="windows per text with chunks")
-    review_below: float = Field(
-        default=0.5, ge=0, le=1,
-        description="mark a mention 'needs review' when its top probability is below this")
+    review_below: float | None = Field(
+        default=None, ge=0, le=1,
+        description="mark a mention 'needs review' when its top probability is below this; "
+                    "default: the model's own threshold (chosen on its calibrated dev data), "
+                    "else 0.5")
 
 
 class InboxSettings(Strict):

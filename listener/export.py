@@ -18,7 +18,7 @@ from listener.timeutil import iso, parse_iso
 COLUMNS = ["id", "source_id", "external_id", "brands", "url", "author", "title", "text",
            "language", "published_at", "fetched_at", "rating", "reach", "label", "text_label",
            "score", "p_negative", "p_neutral", "p_positive", "needs_review", "corrected",
-           "model", "revision"]
+           "brand_labels", "model", "revision"]
 TIMES = ("published_at", "fetched_at")
 BATCH = 5000
 
@@ -48,7 +48,9 @@ def mention_rows(store: Store, model: tuple[str, str | None], *, brand: str | No
         "mention_brands WHERE mention_id = m.id) AS brands, m.url, m.author, m.title, m.text, "
         "m.language, m.published_at, m.fetched_at, m.rating, m.reach, "
         f"{effective} AS label, s.text_label, s.score, s.scores, s.needs_review, "
-        "c.label IS NOT NULL AS corrected, s.model, s.revision FROM mentions m "
+        "c.label IS NOT NULL AS corrected, (SELECT group_concat(bs.brand || ':' || bs.label, "
+        "',') FROM brand_scores bs WHERE bs.mention_id = m.id AND bs.model = :model AND "
+        "bs.revision = :rev) AS brand_labels, s.model, s.revision FROM mentions m "
         "LEFT JOIN scores s ON s.mention_id = m.id AND s.model = :model AND s.revision = :rev "
         "LEFT JOIN corrections c ON c.mention_id = m.id "
         f"WHERE {' AND '.join(where)} ORDER BY {at}, m.id", params)
@@ -120,7 +122,7 @@ def write_parquet(rows: Iterable[dict[str, Any]], path: Path) -> int:
         ("reach", pa.int64()), ("label", pa.string()), ("text_label", pa.string()),
         ("score", pa.float64()), ("p_negative", pa.float64()), ("p_neutral", pa.float64()),
         ("p_positive", pa.float64()), ("needs_review", pa.bool_()), ("corrected", pa.bool_()),
-        ("model", pa.string()), ("revision", pa.string()),
+        ("brand_labels", pa.string()), ("model", pa.string()), ("revision", pa.string()),
     ])
     n = 0
     it = iter(rows)

@@ -21,9 +21,13 @@ PERIODS = {
     "month": "strftime('%Y-%m-01', {at})",
     "all": "'all'",  # one row per dimension over the whole range
 }
-DIMENSIONS = {"brand": "b.brand", "source": "m.source_id", "language": "m.language"}
+DIMENSIONS = {"brand": "b.brand", "source": "m.source_id", "language": "m.language",
+              "kind": "(SELECT coalesce(kind, 'social') FROM sources WHERE id = m.source_id)"}
+NOT_NEWS = "m.source_id NOT IN (SELECT id FROM sources WHERE kind = 'news')"
 AT = "coalesce(m.published_at, m.fetched_at)"
-LABEL = "coalesce(c.label, s.label)"
+# A correction, else the model's label for the brand (a mention naming several brands is
+# scored per brand), else its label for the mention.
+LABEL = "coalesce(c.label, bs.label, s.label)"
 
 
 def _joins() -> str:
@@ -31,6 +35,8 @@ def _joins() -> str:
         # CROSS JOIN: walk mentions through the time index, not every brand link
         "FROM mentions m CROSS JOIN mention_brands b ON b.mention_id = m.id "
         "LEFT JOIN scores s ON s.mention_id = m.id AND s.model = :model AND s.revision = :rev "
+        "LEFT JOIN brand_scores bs ON bs.mention_id = m.id AND bs.brand = b.brand "
+        "AND bs.model = :model AND bs.revision = :rev "
         "LEFT JOIN corrections c ON c.mention_id = m.id "
     )
 
@@ -66,14 +72,17 @@ def _rates(row: dict[str, Any]) -> dict[str, Any]:
 
 def sentiment_table(store: Store, model: tuple[str, str | None], *, period: str = "day",
                     by: str = "brand", brands: Sequence[str] | None = None,
-                    since: datetime | None = None, until: datetime | None = None
-                    ) -> list[dict[str, Any]]:
+                    since: datetime | None = None, until: datetime | None = None,
+                    include_news: bool | None = None) -> list[dict[str, Any]]:
     """Per period and dimension: volume, label counts, net sentiment ((pos - neg) / scored),
     CSAT (share of 4-5 among 1-5 ratings), average rating, NPS-style score (share of 5s minus
-    share of 1-3s)."""
+    share of 1-3s). News sources are left out (reported events are not opinions of the
+    brand) unless include_news, or the table is by kind, which shows them apart."""
     bucket = PERIODS[period].format(at=AT)
     dim = DIMENSIONS[by]
     where, params = _window(since, until, brands)
+    if not (include_news if include_news is not None else by == "kind"):
+        where += f" AND {NOT_NEWS}"
     sql = (
         f"SELECT {bucket} AS period, {dim} AS {by}, count(DISTINCT m.id) AS volume, "
         f"count(DISTINCT CASE WHEN {LABEL} = 'negative' THEN m.id END) AS negative, "
@@ -88,6 +97,16 @@ def sentiment_table(store: Store, model: tuple[str, str | None], *, period: str 
     )
     rows = store.db.query(sql, {**params, "model": model[0], "rev": model[1] or ""})
     return [_rates(r) for r in rows]
+
+
+def news_volume(store: Store, *, since: datetime | None = None,
+                until: datetime | None = None) -> dict[str, int]:
+    """Mentions from news sources per brand: coverage, shown beside the opinion figures."""
+    where, params = _window(since, until, None)
+    return {r["brand"]: r["n"] for r in store.db.query(
+        "SELECT b.brand AS brand, count(DISTINCT m.id) AS n FROM mentions m CROSS JOIN "
+        f"mention_brands b ON b.mention_id = m.id WHERE {where} AND NOT ({NOT_NEWS}) "
+        "GROUP BY 1", params)}
 
 
 def share_of_voice(store: Store, brand: str, competitors: Sequence[str], *,

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -26,6 +27,7 @@ from alerts.notifiers import Notifier
 from alerts.rules import Alert
 from listener.config import Config
 from listener.matching import brands_for
+from listener.query import Query
 from listener.storage import FetchCounts, MatchedEntry, Store
 from listener.timeutil import utcnow
 from sentiment import (
@@ -38,6 +40,7 @@ from sentiment import (
 from sentiment.fusion import verdict
 from sentiment.language import LanguageDetector
 from sentiment.preprocess import mention_text
+from sentiment.targets import Passage, brand_label, passages
 from sources.base import Entry, FetchError, FetchResult, SourceState, check_all
 from sources.http import make_client
 
@@ -145,21 +148,31 @@ def _detector(codes: tuple[str, ...], accuracy: str, min_distance: float) -> Lan
     return LanguageDetector(codes, accuracy=accuracy, min_distance=min_distance)
 
 
+# Detection overrides a source's language hint only for texts at least this long: on a few
+# words a confident-looking guess can still be wrong, and the hint is the better bet.
+OVERRIDE_MIN_CHARS = 40
+
+
 def fill_languages(entries: list[Entry], config: Config) -> None:
-    """The source's hint wins; the rest are detected offline (None when unclear)."""
-    missing = []
+    """Detect languages offline (None when unclear). A source's hint is kept as
+    `language_hint`; it stands unless detection is sure of another language on a text long
+    enough to tell (a feed marked `en` carrying Finnish reviews), or the source's hint is
+    trusted (X's per-post `lang`)."""
+    todo = [e for e in entries if not (e.language and e.hint_trusted)]
     for e in entries:
+        e.language_hint = e.language
         if e.language:
             e.language_source = "hint"
-        else:
-            missing.append(e)
-    if not missing:
+    if not todo:
         return
     settings = config.language
     detector = _detector(tuple(settings.detect), settings.accuracy, settings.min_distance)
-    for e, code in zip(missing, detector.detect(
-        [f"{e.title}\n{e.text}"[:DETECT_CHARS] for e in missing]), strict=True):
-        e.language, e.language_source = code, ("detected" if code else None)
+    texts = [f"{e.title}\n{e.text}"[:DETECT_CHARS] for e in todo]
+    for e, text, code in zip(todo, texts, detector.detect(texts), strict=True):
+        if not e.language:
+            e.language, e.language_source = code, ("detected" if code else None)
+        elif code and code != e.language and len(text.strip()) >= OVERRIDE_MIN_CHARS:
+            e.language, e.language_source = code, "detected"
 
 
 def _timed_fetch(
@@ -250,6 +263,7 @@ class ClassifierSlot:
 
     def __init__(self, config: Config, loader: Callable[..., Classifier] = load_classifier):
         self.settings = config.sentiment
+        self.matchers = {b.name: b.matcher for b in config.brands}
         self._loader = loader
         self._classifier: Classifier | None = None
         self.error: str | None = None
@@ -293,14 +307,26 @@ def classify_pending(store: Store, slot: ClassifierSlot, limit: int | None = Non
     classifier = slot.get()
     if classifier is None:
         return 0
-    return score_unscored(store, classifier, slot.settings.review_below,
-                          classifier.batch_size * 4, limit)
+    return score_unscored(store, classifier, review_threshold(slot.settings, classifier),
+                          classifier.batch_size * 4, limit, matchers=slot.matchers)
+
+
+def review_threshold(settings: Any, classifier: Classifier) -> float:
+    """sentiment.review_below if set, else the model's own (chosen on its calibrated dev
+    data), else 0.5."""
+    if settings.review_below is not None:
+        return float(settings.review_below)
+    own = getattr(classifier, "review_below", None)
+    return float(own) if own is not None else 0.5
 
 
 def score_unscored(store: Store, classifier: Classifier, review_below: float, chunk: int,
-                   limit: int | None = None) -> int:
-    """Score, in chunks, every mention this classifier (name + revision) has not scored yet.
-    Each chunk is committed on its own, so an interrupted run keeps what it scored."""
+                   limit: int | None = None, *, matchers: Mapping[str, Query] | None = None
+                   ) -> int:
+    """Score, in chunks, every mention this classifier (name + revision) has not scored yet,
+    and, for a mention that names several brands, each brand on its own passage (see
+    sentiment.targets). Each chunk is committed on its own, scores and brand scores in one
+    transaction, so an interrupted run keeps what it scored."""
     done = handled = 0  # handled also counts texts the model failed on (recorded, skipped)
     while limit is None or handled < limit:
         size = chunk if limit is None else min(chunk, limit - handled)
@@ -311,29 +337,62 @@ def score_unscored(store: Store, classifier: Classifier, review_below: float, ch
         done += store.save_scores(
             classifier.name, classifier.revision,
             [(m.id, p, verdict(p, m.rating, review_below)) for m, p in scored],
+            brand_rows=_brand_scores(store, classifier, scored, matchers or {}),
         )
         handled += len(pending)
         log.info("scored %d mentions with %s", done, classifier.name)
     return done
 
 
+def _brand_scores(store: Store, classifier: Classifier, scored: list[tuple[Any, Any]],
+                  matchers: Mapping[str, Query]) -> list[tuple[int, str, str, Any, str]]:
+    """(mention id, brand, label, prediction, passage) for mentions naming several brands."""
+    named = store.brands_of([m.id for m, _ in scored])
+    todo: list[tuple[int, Passage]] = []
+    for m, _ in scored:
+        brands = {b: matchers[b] for b in named.get(m.id, ()) if b in matchers}
+        if len(brands) >= 2:
+            todo += [(m.id, p) for p in passages(mention_text(m.title, m.text), brands)]
+    if not todo:
+        return []
+    try:
+        predictions = classifier.classify([p.text for _, p in todo])
+    except Exception as exc:  # the mention-level scores still stand
+        log.warning("per-brand scoring failed for %d passages: %s", len(todo), exc)
+        return []
+    return [(mid, p.brand, brand_label(pred.label, p.comparison), pred, p.text)
+            for (mid, p), pred in zip(todo, predictions, strict=True)]
+
+
+def _checked(predictions: list[Any]) -> list[Any]:
+    """A model output with NaN or infinite probabilities is an error, not a label."""
+    for p in predictions:
+        if not all(math.isfinite(v) for v in p.scores.values()):
+            raise ValueError(f"the model returned non-finite probabilities {p.scores}")
+    return predictions
+
+
 def _classify_isolating_failures(store: Store, classifier: Classifier,
                                  pending: list[Any]) -> list[tuple[Any, Any]]:
-    """Score a batch; if the model fails on it, score one by one and record the texts it
-    cannot score, so one bad input never stops the rest."""
+    """Score a batch; if the model fails on it, score one by one. A text it fails on alone is
+    recorded and retried later with backoff (a passing out-of-memory is not final); only a
+    text that keeps failing on its own is given up on, so one bad input never stops the rest."""
     texts = [mention_text(m.title, m.text) for m in pending]
     try:
-        return list(zip(pending, classifier.classify(texts), strict=True))
+        return list(zip(pending, _checked(classifier.classify(texts)), strict=True))
     except Exception:
         log.warning("the model failed on a batch of %d; scoring them one by one", len(texts))
     out = []
     for m, text in zip(pending, texts, strict=True):
         try:
-            [prediction] = classifier.classify([text])
+            [prediction] = _checked(classifier.classify([text]))
         except Exception as exc:
-            store.score_failed(classifier.name, classifier.revision, m.id,
-                               f"{type(exc).__name__}: {exc}")
-            log.error("mention %d cannot be scored by %s: %s", m.id, classifier.name, exc)
+            attempts, gave_up = store.score_failed(classifier.name, classifier.revision, m.id,
+                                                   f"{type(exc).__name__}: {exc}")
+            what = (f"given up after {attempts} tries; `listener rescore --failed` tries again"
+                    if gave_up else f"try {attempts}, retried later")
+            log.error("mention %d cannot be scored by %s (%s): %s", m.id, classifier.name,
+                      what, exc)
         else:
             out.append((m, prediction))
     return out

@@ -21,6 +21,10 @@ import regex
 from listener.textnorm import fold, words
 
 _ARABIC = regex.compile(r"\p{Arabic}")
+# Scripts written without spaces between words: a whole sentence is one token, so a term
+# matches anywhere inside a token (アプリ in このアプリは最高).
+_UNSPACED = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}\p{Lao}\p{Khmer}"
+                          r"\p{Myanmar}]")
 # Proclitics written as part of the next word: and, so, with, like, for, the, and combinations.
 _ARABIC_PROCLITICS = frozenset(
     {"و", "ف", "ب", "ك", "ل", "ال", "وال", "فال", "بال", "كال", "لل", "ولل", "وب", "ول", "فب", "فل"}
@@ -40,9 +44,12 @@ class _Token:
     column: int
 
 
-def _word_matches(token: str, word: str, prefix: bool, arabic: bool) -> bool:
+def _word_matches(token: str, word: str, prefix: bool, arabic: bool,
+                  unspaced: bool = False) -> bool:
     if token == word or (prefix and token.startswith(word)):
         return True
+    if unspaced:
+        return word in token
     if arabic and token.endswith(word):
         return token[: -len(word)] in _ARABIC_PROCLITICS
     if prefix and arabic:
@@ -61,23 +68,36 @@ class Phrase:
     def _arabic(self) -> tuple[bool, ...]:
         return tuple(bool(_ARABIC.search(w)) for w in self.words)
 
+    @cached_property
+    def _unspaced(self) -> tuple[bool, ...]:
+        return tuple(bool(_UNSPACED.search(w)) for w in self.words)
+
+    @cached_property
+    def simple(self) -> bool:
+        """One word in a script with spaces and no proclitics: a set or prefix test."""
+        return len(self.words) == 1 and not self._arabic[0] and not self._unspaced[0]
+
     def matches(self, tokens: Sequence[str]) -> bool:
-        arabic = self._arabic
-        if len(self.words) == 1 and not arabic[0]:  # the common case, without a Python loop
+        if self.simple:  # the common case, without a Python loop
             word = self.words[0]
             return any(t.startswith(word) for t in tokens) if self.prefix else word in tokens
-        n = len(self.words)
-        last = n - 1
-        for start in range(len(tokens) - n + 1):
-            if all(
-                _word_matches(tokens[start + i], w, self.prefix and i == last, arabic[i])
-                for i, w in enumerate(self.words)
-            ):
-                return True
-        return False
+        return bool(self.starts(tokens, first_only=True))
 
     def positive(self) -> bool:
         return True
+
+    def starts(self, tokens: Sequence[str], first_only: bool = False) -> list[int]:
+        """Token positions where this phrase begins."""
+        arabic, unspaced = self._arabic, self._unspaced
+        n, last = len(self.words), len(self.words) - 1
+        found = []
+        for start in range(len(tokens) - n + 1):
+            if all(_word_matches(tokens[start + i], w, self.prefix and i == last, arabic[i],
+                                 unspaced[i]) for i, w in enumerate(self.words)):
+                found.append(start)
+                if first_only:
+                    break
+        return found
 
 
 @dataclass(frozen=True)
@@ -86,6 +106,9 @@ class Not:
 
     def matches(self, tokens: Sequence[str]) -> bool:
         return not self.child.matches(tokens)
+
+    def starts(self, tokens: Sequence[str]) -> list[int]:
+        return []  # an excluded term never locates the brand
 
     def positive(self) -> bool:
         return False
@@ -101,6 +124,9 @@ class And:
     def positive(self) -> bool:
         return any(c.positive() for c in self.children)
 
+    def starts(self, tokens: Sequence[str]) -> list[int]:
+        return sorted({p for c in self.children for p in c.starts(tokens)})
+
 
 @dataclass(frozen=True)
 class Or:
@@ -112,7 +138,7 @@ class Or:
         str.startswith, so a long keyword list costs one pass over the tokens, not one each."""
         exact, prefixes, rest = set(), [], []
         for c in self.children:
-            if isinstance(c, Phrase) and len(c.words) == 1 and not c._arabic[0]:
+            if isinstance(c, Phrase) and c.simple:
                 (prefixes.append if c.prefix else exact.add)(c.words[0])
             else:
                 rest.append(c)
@@ -128,6 +154,9 @@ class Or:
 
     def positive(self) -> bool:
         return all(c.positive() for c in self.children)
+
+    def starts(self, tokens: Sequence[str]) -> list[int]:
+        return sorted({p for c in self.children for p in c.starts(tokens)})
 
 
 Node = Phrase | Not | And | Or
@@ -238,6 +267,10 @@ class Query:
     def matches_tokens(self, tokens: Sequence[str]) -> bool:
         """Match pre-tokenised text (textnorm.words), to tokenise once for many brands."""
         return self.root.matches(tokens)
+
+    def positions(self, tokens: Sequence[str]) -> list[int]:
+        """Where in the tokens the query's terms occur (the brand's name, for a brand query)."""
+        return self.root.starts(tokens) if self.root.matches(tokens) else []
 
 
 def parse_query(text: str) -> Query:

@@ -226,3 +226,55 @@ def m009_rejected_entries_and_safe_links(db: Database) -> None:
     db.execute("UPDATE mentions SET url = NULL WHERE url IS NOT NULL AND NOT ("
                "lower(substr(ltrim(url), 1, 7)) = 'http://' OR "
                "lower(substr(ltrim(url), 1, 8)) = 'https://')")
+
+
+@migrations()
+def m010_kinds_mixed_and_brand_scores(db: Database) -> None:
+    # What a source carries (news, social, reviews): news is reported, not somebody's opinion
+    # of the brand, so it never enters the inbox and streak/spike rules skip it by default.
+    _t(db, "sources").add_column("kind", str)
+    # A 4-5 star review whose words complain: a reply item, marked mixed.
+    _t(db, "inbox").add_column("mixed", int)
+    # One label per brand when a mention names several ("A is far better than B"), scored
+    # on the sentences around each brand's name; views use it for that brand.
+    _t(db, "brand_scores").create(
+        {"mention_id": int, "brand": str, "model": str, "revision": str, "label": str,
+         "score": float, "scores": str, "text": str},
+        pk=("mention_id", "brand", "model", "revision"),
+        foreign_keys=[("mention_id", "mentions", "id")],
+    )
+
+
+@migrations()
+def m011_retries_and_due_times(db: Database) -> None:
+    # A text the model failed on is retried with backoff; only a text that fails on its own
+    # again and again is given up on ("permanent"), so a passing out-of-memory is not final.
+    _t(db, "score_failures").add_column("attempts", int)
+    _t(db, "score_failures").add_column("next_retry_at", str)
+    _t(db, "score_failures").add_column("permanent", int)
+    db.execute("UPDATE score_failures SET attempts = 1, permanent = 0")
+    # When a source's next due time was set: a due time set "in the future" means the clock
+    # was corrected backwards since, and the delay is re-based on now (see Store.due_sources).
+    _t(db, "sources").add_column("due_set_at", str)
+
+
+@migrations()
+def m012_language_hint(db: Database) -> None:
+    # The source's own language claim, kept beside the language used: a feed marked `en`
+    # carrying Finnish reviews is scored and answered in Finnish (detection wins when sure).
+    _t(db, "mentions").add_column("language_hint", str)
+
+
+@migrations()
+def m013_content_keys(db: Database) -> None:
+    # Some feeds mint a new guid for the same post at every fetch: the same source saying the
+    # same thing again within a week is the same mention (see Store._upsert_mentions).
+    import hashlib
+    import json
+
+    _t(db, "mentions").add_column("content_key", str)
+    rows = db.execute("SELECT id, title, text, author, rating FROM mentions").fetchall()
+    db.conn.executemany("UPDATE mentions SET content_key = ? WHERE id = ?", [
+        (hashlib.sha256(json.dumps([t or "", x or "", a, r], ensure_ascii=False).encode(
+            "utf-8", "surrogatepass")).hexdigest(), mid) for mid, t, x, a, r in rows])
+    db.execute("CREATE INDEX mentions_source_content ON mentions (source_id, content_key)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
@@ -22,6 +23,13 @@ from sources.base import Entry, FetchResult, SourceState
 _CHUNK = 500  # stays under SQLite's bound-parameter limit
 
 
+def content_key(e: Entry) -> str:
+    """What a post says and who said it, whatever id its source gives it."""
+    return hashlib.sha256(json.dumps([e.title or "", e.text or "", e.author, e.rating],
+                                     ensure_ascii=False).encode("utf-8", "surrogatepass")
+                          ).hexdigest()
+
+
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -40,6 +48,11 @@ class FetchCounts:
 _ENTRY_ERRORS = (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.ProgrammingError,
                  sqlite3.DataError, OverflowError, ValueError, TypeError)
 MAX_REJECTION_DETAILS = 20
+REMINT_WINDOW = timedelta(days=7)
+REMINT_MIN_CHARS = 20
+SCORE_RETRY = timedelta(minutes=10)
+SCORE_GIVE_UP_AFTER = 3
+CLOCK_SLACK = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -100,13 +113,19 @@ def _labelled(r: dict[str, Any]) -> LabelledMention:
 # Queries by time join brands with CROSS JOIN: SQLite then walks mentions through the time
 # index (newest first, or a window) instead of every mention of the brand, so an alert pass
 # does not rescan history.
-# The effective label: a human correction, else the given model's score.
-_LABEL = "coalesce(c.label, s.label)"
+# The effective label: a human correction, else the model's label for this brand (when the
+# mention names several), else the model's label for the mention.
+_LABEL = "coalesce(c.label, bs.label, s.label)"
 _LABEL_JOINS = (
     "LEFT JOIN scores s ON s.mention_id = m.id AND s.model = :model AND s.revision = :rev "
+    "LEFT JOIN brand_scores bs ON bs.mention_id = m.id AND bs.brand = b.brand "
+    "AND bs.model = :model AND bs.revision = :rev "
     "LEFT JOIN corrections c ON c.mention_id = m.id "
 )
 _AT = "coalesce(m.published_at, m.fetched_at)"
+# Mentions from news sources, left out where opinions are counted (the set is computed once
+# per query: a handful of source ids).
+_NOT_NEWS = "AND m.source_id NOT IN (SELECT id FROM sources WHERE kind = 'news')"
 
 
 class Store:
@@ -172,11 +191,12 @@ class Store:
                 if row is None:
                     self.db["sources"].insert(  # type: ignore[union-attr]
                         {"id": source.name, "type": source.type, "brand": source.brand,
-                         "config_url": endpoint, "url": endpoint,
-                         "enabled": int(source.enabled), "created_at": now_s}
+                         "kind": source.effective_kind(), "config_url": endpoint,
+                         "url": endpoint, "enabled": int(source.enabled), "created_at": now_s}
                     )
                     continue
                 changes: dict[str, Any] = {"type": source.type, "brand": source.brand,
+                                           "kind": source.effective_kind(),
                                            "enabled": int(source.enabled)}
                 if not source.enabled:
                     changes["disabled_reason"] = "disabled in config"
@@ -227,13 +247,28 @@ class Store:
             cursor=json.loads(row["cursor"] or "{}"),
         )
 
+    def _due_times(self, now: datetime) -> dict[str, datetime | None]:
+        """Each enabled source's next due time. One set at a time that is now in the future
+        (the clock was corrected backwards since) is re-based on now and stored so: a day's
+        correction must not leave a source unfetched for a day."""
+        out: dict[str, datetime | None] = {}
+        fixed = []
+        for r in self.db.query("SELECT id, next_due_at, due_set_at FROM sources "
+                               "WHERE enabled = 1 ORDER BY coalesce(next_due_at, ''), id"):
+            due, set_at = parse_iso(r["next_due_at"]), parse_iso(r["due_set_at"])
+            if due is not None and set_at is not None and set_at > now + CLOCK_SLACK:
+                due = now + max(due - set_at, timedelta(0))
+                fixed.append((iso(due), iso(now), r["id"]))
+            out[r["id"]] = due
+        if fixed:
+            with self._write():
+                self.db.conn.executemany("UPDATE sources SET next_due_at = ?, due_set_at = ? "
+                                         "WHERE id = ?", fixed)
+        return out
+
     def due_sources(self, now: datetime | None = None) -> list[str]:
-        rows = self.db.query(
-            "SELECT id FROM sources WHERE enabled = 1 AND (next_due_at IS NULL OR "
-            "next_due_at <= ?) ORDER BY coalesce(next_due_at, ''), id",
-            [iso(now or utcnow())],
-        )
-        return [r["id"] for r in rows]
+        now = now or utcnow()
+        return [name for name, due in self._due_times(now).items() if due is None or due <= now]
 
     def sources(self) -> list[dict[str, Any]]:
         return list(
@@ -243,11 +278,8 @@ class Store:
             )
         )
 
-    def next_due(self) -> dict[str, str | None]:
-        return {
-            r["id"]: r["next_due_at"]
-            for r in self.db.query("SELECT id, next_due_at FROM sources WHERE enabled = 1")
-        }
+    def next_due(self, now: datetime | None = None) -> dict[str, str | None]:
+        return {name: iso(due) for name, due in self._due_times(now or utcnow()).items()}
 
     # ---- fetches -------------------------------------------------------------------------
 
@@ -277,6 +309,7 @@ class Store:
                 {"url": secrets.mask_env(state.url), "etag": state.etag,
                  "last_modified": state.last_modified,
                  "cursor": json.dumps(state.cursor), "next_due_at": iso(next_due),
+                 "due_set_at": fetched_at,
                  "consecutive_failures": 0, "last_error": None, "last_run_at": fetched_at,
                  "last_success_at": fetched_at},
             )
@@ -325,6 +358,7 @@ class Store:
             )
             existing.update({ext: (mid, h) for ext, mid, h in rows})
         fresh = [m for ext, m in by_id.items() if ext not in existing]
+        fresh = self._drop_reminted(source_id, fresh, fetched_at)
         changed = [
             (existing[ext][0], m) for ext, m in by_id.items()
             if ext in existing and existing[ext][1] != m.entry.content_hash and not m.entry.removed
@@ -342,12 +376,14 @@ class Store:
             e = m.entry
             cur = conn.execute(
                 "INSERT INTO mentions (source_id, external_id, url, author, title, text, html, "
-                "language, language_source, published_at, fetched_at, rating, reach, removed_at, "
-                "raw, content_hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "language, language_source, language_hint, published_at, fetched_at, rating, "
+                "reach, removed_at, raw, content_hash, content_key) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (source_id, e.external_id, e.url, e.author, e.title, e.text, e.html, e.language,
-                 e.language_source, iso(e.published_at), fetched_at, e.rating, e.reach,
-                 fetched_at if e.removed else None,
-                 json.dumps(e.raw, ensure_ascii=False, default=str), e.content_hash),
+                 e.language_source, e.language_hint, iso(e.published_at), fetched_at, e.rating,
+                 e.reach, fetched_at if e.removed else None,
+                 json.dumps(e.raw, ensure_ascii=False, default=str), e.content_hash,
+                 content_key(e)),
             )
             mention_id = cur.lastrowid
             assert mention_id is not None
@@ -357,14 +393,16 @@ class Store:
             e = m.entry
             conn.execute(
                 "UPDATE mentions SET url=?, author=?, title=?, text=?, html=?, language=?, "
-                "language_source=?, published_at=?, updated_at=?, rating=?, reach=?, raw=?, "
-                "content_hash=? WHERE id=?",
+                "language_source=?, language_hint=?, published_at=?, updated_at=?, rating=?, "
+                "reach=?, raw=?, content_hash=?, content_key=? WHERE id=?",
                 (e.url, e.author, e.title, e.text, e.html, e.language, e.language_source,
-                 iso(e.published_at), fetched_at, e.rating, e.reach,
-                 json.dumps(e.raw, ensure_ascii=False, default=str), e.content_hash, mention_id),
+                 e.language_hint, iso(e.published_at), fetched_at, e.rating, e.reach,
+                 json.dumps(e.raw, ensure_ascii=False, default=str), e.content_hash,
+                 content_key(e), mention_id),
             )
             # The text changed, so its old scores no longer describe it: score it again.
             conn.execute("DELETE FROM scores WHERE mention_id = ?", (mention_id,))
+            conn.execute("DELETE FROM brand_scores WHERE mention_id = ?", (mention_id,))
             conn.execute("DELETE FROM mentions_search WHERE rowid = ?", (mention_id,))
             links += [(mention_id, b) for b in m.brands]
             search.append((mention_id, fold(e.title), fold(e.text)))
@@ -375,6 +413,25 @@ class Store:
             "INSERT INTO mentions_search (rowid, title, text) VALUES (?, ?, ?)", search
         )
         return len(fresh), len(changed)
+
+    def _drop_reminted(self, source_id: str, fresh: list[MatchedEntry],
+                       fetched_at: str | None) -> list[MatchedEntry]:
+        """Entries with a new id but the same content as one this source gave within
+        REMINT_WINDOW: a feed that mints a new guid for the same post at every fetch. Short
+        texts ("great app!") are left alone: two people can write them."""
+        keyed = [(content_key(m.entry), m) for m in fresh
+                 if len(m.entry.title) + len(m.entry.text) >= REMINT_MIN_CHARS]
+        if not keyed:
+            return fresh
+        since = iso((parse_iso(fetched_at) or utcnow()) - REMINT_WINDOW)
+        seen: set[str] = set()
+        for chunk in _chunks([k for k, _ in keyed]):
+            seen.update(r[0] for r in self.db.execute(
+                "SELECT content_key FROM mentions WHERE source_id = ? AND content_key IN "
+                f"({','.join('?' * len(chunk))}) AND fetched_at >= ?",
+                [source_id, *chunk, since]))
+        dropped = {id(m) for k, m in keyed if k in seen}
+        return [m for m in fresh if id(m) not in dropped]
 
     def record_failure(
         self,
@@ -392,10 +449,11 @@ class Store:
         with self._write():
             self.db.execute(
                 "UPDATE sources SET consecutive_failures = consecutive_failures + 1, "
-                "last_error = ?, last_run_at = ?, next_due_at = ?, enabled = ?, "
-                "disabled_reason = CASE WHEN ? THEN ? ELSE disabled_reason END WHERE id = ?",
-                [error, iso(finished), iso(next_due), 0 if disable else 1, disable,
-                 error, source_id],
+                "last_error = ?, last_run_at = ?, next_due_at = ?, due_set_at = ?, "
+                "enabled = ?, disabled_reason = CASE WHEN ? THEN ? ELSE disabled_reason END "
+                "WHERE id = ?",
+                [error, iso(finished), iso(next_due), iso(finished), 0 if disable else 1,
+                 disable, error, source_id],
             )
             self.db["fetch_runs"].insert(  # type: ignore[union-attr]
                 {"source_id": source_id, "started_at": iso(started), "finished_at": iso(finished),
@@ -415,8 +473,9 @@ class Store:
             "WHERE NOT EXISTS (SELECT 1 FROM scores s WHERE s.mention_id = m.id "
             "AND s.model = :model AND s.revision = :rev) AND NOT EXISTS (SELECT 1 FROM "
             "score_failures f WHERE f.mention_id = m.id AND f.model = :model AND "
-            "f.revision = :rev) ORDER BY m.id LIMIT :limit",
-            {"model": model, "rev": revision or "", "limit": limit},
+            "f.revision = :rev AND (f.permanent = 1 OR f.next_retry_at > :now)) "
+            "ORDER BY m.id LIMIT :limit",
+            {"model": model, "rev": revision or "", "limit": limit, "now": iso(utcnow())},
         )
         return [PendingMention(r["id"], r["title"] or "", r["text"] or "", r["language"],
                                r["rating"]) for r in rows]
@@ -434,8 +493,10 @@ class Store:
     def save_scores(
         self, model: str, revision: str | None, scored: Iterable[tuple[int, Any, Any]],
         now: datetime | None = None,
+        brand_rows: Iterable[tuple[int, str, str, Any, str]] = (),
     ) -> int:
-        """Rows of (mention id, Prediction, Verdict or None: the text label is final)."""
+        """Rows of (mention id, Prediction, Verdict or None: the text label is final), and
+        per-brand rows (mention id, brand, label, Prediction, passage), in one transaction."""
         now_s = iso(now or utcnow())
         rows = [
             {"mention_id": mid, "model": model, "revision": revision or "",
@@ -444,19 +505,55 @@ class Store:
              "score": p.score, "scores": json.dumps(p.scores), "scored_at": now_s}
             for mid, p, v in scored
         ]
+        per_brand = [
+            {"mention_id": mid, "brand": brand, "model": model, "revision": revision or "",
+             "label": label, "score": p.score, "scores": json.dumps(p.scores), "text": text}
+            for mid, brand, label, p, text in brand_rows
+        ]
         with self._write():
             self.db["scores"].upsert_all(  # type: ignore[union-attr]
                 rows, pk=("mention_id", "model", "revision")
             )
+            if per_brand:
+                self.db["brand_scores"].upsert_all(  # type: ignore[union-attr]
+                    per_brand, pk=("mention_id", "brand", "model", "revision"))
         return len(rows)
 
-    def score_failed(self, model: str, revision: str | None, mention_id: int, error: str
-                     ) -> None:
+    def brands_of(self, mention_ids: Sequence[int]) -> dict[int, list[str]]:
+        out: dict[int, list[str]] = {}
+        for chunk in _chunks(list(mention_ids)):
+            for mid, brand in self.db.execute(
+                    "SELECT mention_id, brand FROM mention_brands WHERE mention_id IN "
+                    f"({','.join('?' * len(chunk))}) ORDER BY mention_id, brand", list(chunk)):
+                out.setdefault(mid, []).append(brand)
+        return out
+
+    def score_failed(self, model: str, revision: str | None, mention_id: int, error: str,
+                     now: datetime | None = None) -> tuple[int, bool]:
+        """Record that the model failed on this mention's text, scored on its own. It is
+        retried after 10 min, 20 min, 40 min ... (a day at most); after GIVE_UP_AFTER
+        failures it is given up on. Returns (attempts, given up)."""
+        now = now or utcnow()
         with self._write():
+            row = self._one("SELECT attempts FROM score_failures WHERE mention_id = ? AND "
+                            "model = ? AND revision = ?", [mention_id, model, revision or ""])
+            attempts = int((row or {}).get("attempts") or 0) + 1
+            permanent = attempts >= SCORE_GIVE_UP_AFTER
+            wait = min(SCORE_RETRY * 2 ** (attempts - 1), timedelta(days=1))
             self.db["score_failures"].upsert(  # type: ignore[union-attr]
                 {"mention_id": mention_id, "model": model, "revision": revision or "",
-                 "error": error[:500], "failed_at": iso(utcnow())},
+                 "error": error[:500], "failed_at": iso(now), "attempts": attempts,
+                 "next_retry_at": iso(now + wait), "permanent": int(permanent)},
                 pk=("mention_id", "model", "revision"))
+        return attempts, permanent
+
+    def clear_score_failures(self, model: str | None = None, revision: str | None = None
+                             ) -> int:
+        """Forget recorded failures (of one model, or all): they are scored again."""
+        with self._write():
+            return self.db.execute(
+                "DELETE FROM score_failures WHERE (? IS NULL OR model = ?) AND "
+                "(? IS NULL OR revision = ?)", [model, model, revision, revision]).rowcount
 
     def search(self, query: str, limit: int = 50) -> list[dict[str, Any]]:
         """Full-text search over title and text (FTS5 syntax, any script)."""
@@ -519,15 +616,18 @@ class Store:
 
     def recent_labelled(
         self, brand: str, model: str, revision: str | None, limit: int,
-        source: str | None = None,
+        source: str | None = None, *, include_news: bool = True,
     ) -> list[LabelledMention]:
         """A brand's newest labelled mentions, newest first, by published (else fetched) time."""
-        return self._labelled(brand, model, revision, limit, source)
+        return self._labelled(brand, model, revision, limit, source,
+                              "" if include_news else _NOT_NEWS)
 
     def last_non_negative(
-        self, brand: str, model: str, revision: str | None, source: str | None = None
+        self, brand: str, model: str, revision: str | None, source: str | None = None, *,
+        include_news: bool = True,
     ) -> LabelledMention | None:
-        rows = self._labelled(brand, model, revision, 1, source, f"AND {_LABEL} != 'negative'")
+        rows = self._labelled(brand, model, revision, 1, source, f"AND {_LABEL} != 'negative' "
+                              + ("" if include_news else _NOT_NEWS))
         return rows[0] if rows else None
 
     def _labelled(
@@ -549,13 +649,15 @@ class Store:
     # ---- facts for alert rules (time windows are [start, end) on published-else-fetched time)
 
     def label_counts(self, brand: str, model: str, revision: str | None, start: datetime,
-                     end: datetime, source: str | None = None) -> LabelCounts:
+                     end: datetime, source: str | None = None, *,
+                     include_news: bool = True) -> LabelCounts:
         row = self._one(
             f"SELECT sum({_LABEL} = 'negative') AS negative, sum({_LABEL} = 'neutral') AS "
             f"neutral, sum({_LABEL} = 'positive') AS positive FROM mentions m "
             "CROSS JOIN mention_brands b ON b.mention_id = m.id AND b.brand = :brand "
             f"{_LABEL_JOINS} WHERE {_AT} >= :start AND {_AT} < :end "
-            "AND (:source IS NULL OR m.source_id = :source)",
+            "AND (:source IS NULL OR m.source_id = :source) "
+            + ("" if include_news else _NOT_NEWS),
             {"brand": brand, "model": model, "rev": revision or "", "start": iso(start),
              "end": iso(end), "source": source},
         ) or {}
@@ -571,14 +673,16 @@ class Store:
 
     def mentions_between(self, brand: str, model: str, revision: str | None, start: datetime,
                          end: datetime, where: str = "", limit: int = 100,
-                         order: str = "at DESC") -> list[LabelledMention]:
+                         order: str = "at DESC", *, include_news: bool = True
+                         ) -> list[LabelledMention]:
         """A brand's mentions in a window with their effective label, filtered by `where`
         (SQL over m.* and `label`)."""
         rows = self.db.query(
             f"SELECT * FROM (SELECT m.id, {_LABEL} AS label, {_AT} AS at, m.url, m.title, "
             "m.text, m.source_id, m.author, m.rating, m.reach FROM mentions m "
             "CROSS JOIN mention_brands b ON b.mention_id = m.id AND b.brand = :brand "
-            f"{_LABEL_JOINS} WHERE {_AT} >= :start AND {_AT} < :end) "
+            f"{_LABEL_JOINS} WHERE {_AT} >= :start AND {_AT} < :end "
+            f"{'' if include_news else _NOT_NEWS}) "
             f"WHERE 1 {where} ORDER BY {order}, id DESC LIMIT :limit",
             {"brand": brand, "model": model, "rev": revision or "", "start": iso(start),
              "end": iso(end), "limit": limit},
@@ -618,20 +722,21 @@ class Store:
         """Labelled mentions posted since `since` that have no inbox item yet, per brand."""
         name, rev = model
         return list(self.db.query(
-            f"SELECT m.id, b.brand, {_LABEL} AS label, s.score, m.rating, {_AT} AS at "
+            f"SELECT m.id, b.brand, {_LABEL} AS label, s.score, s.text_label, s.needs_review, "
+            f"c.label AS corrected, m.rating, {_AT} AS at "
             "FROM mentions m CROSS JOIN mention_brands b ON b.mention_id = m.id "
             f"{_LABEL_JOINS} WHERE {_LABEL} IS NOT NULL AND {_AT} >= :since "
             "AND m.id NOT IN (SELECT mention_id FROM inbox) AND m.removed_at IS NULL "
-            "GROUP BY m.id",
+            f"{_NOT_NEWS} GROUP BY m.id",
             {"model": name, "rev": rev or "", "since": iso(since)}))
 
     def add_inbox_items(self, items: Sequence[dict[str, Any]], now: datetime) -> int:
         with self._write():
             cur = self.db.conn.executemany(
                 "INSERT OR IGNORE INTO inbox (mention_id, brand, kind, status, posted_at, "
-                "due_at, created_at) VALUES (?, ?, ?, 'open', ?, ?, ?)",
+                "due_at, created_at, mixed) VALUES (?, ?, ?, 'open', ?, ?, ?, ?)",
                 [(i["mention_id"], i["brand"], i["kind"], iso(i["posted_at"]),
-                  iso(i["due_at"]), iso(now)) for i in items])
+                  iso(i["due_at"]), iso(now), int(bool(i.get("mixed")))) for i in items])
         return cur.rowcount
 
     @staticmethod

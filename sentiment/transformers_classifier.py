@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from sentiment.base import ModelUnavailable, Prediction, label_map, prediction_from_probs
+from sentiment.batching import length_batches, padded, token_ids
 from sentiment.preprocess import for_tweet_model
 
 HUB_PROBE_TIMEOUT_S = 5.0
@@ -182,22 +183,7 @@ class TransformersClassifier:
         return [for_tweet_model(t) if self.tweet_style else t.strip() for t in texts]
 
     def _batches(self, order: list[int], lengths: list[int]) -> list[list[int]]:
-        """Cut length-sorted texts into batches of at most batch_size texts and max_tokens
-        padded tokens, and never pad a text to more than twice its length: a 512-token
-        article does not drag shorter posts to its width."""
-        batches: list[list[int]] = []
-        current: list[int] = []
-        for k in order:
-            width = lengths[current[0]] if current else lengths[k]
-            if current and (len(current) >= self.batch_size
-                            or (len(current) + 1) * width > self.max_tokens
-                            or lengths[k] * 2 < width):
-                batches.append(current)
-                current = []
-            current.append(k)
-        if current:
-            batches.append(current)
-        return batches
+        return length_batches(order, lengths, self.batch_size, self.max_tokens)
 
     def _encode(self, texts: list[str]) -> list[tuple[int, list[int]]]:
         """(text index, token ids) pieces: one per text, truncated to max_length, or with
@@ -214,30 +200,11 @@ class TransformersClassifier:
         return pieces
 
     def _token_ids(self, texts: list[str]) -> list[list[int]]:
-        """Token ids per text, truncated to max_length. With a fast tokenizer this asks its Rust
-        backend directly: transformers turns every encoding into Python dicts, which took
-        longer than the tokenising itself and would cap a GPU's end-to-end rate."""
-        backend = getattr(self.tokenizer, "_tokenizer", None)
-        if backend is None or not self.tokenizer.is_fast:
-            return self.tokenizer(texts, truncation=True, max_length=self.max_length,
-                                  padding=False, return_attention_mask=False)["input_ids"]
-        # Set on every call, as transformers does: the backend's settings are shared state.
-        backend.enable_truncation(self.max_length,
-                                  direction=getattr(self.tokenizer, "truncation_side", "right"))
-        backend.no_padding()
-        encode = getattr(backend, "encode_batch_fast", backend.encode_batch)  # no offsets
-        return [e.ids for e in encode(texts)]
+        return token_ids(self.tokenizer, texts, self.max_length)
 
     def _padded(self, rows: list[list[int]]) -> tuple[Any, Any]:
-        """input_ids and attention_mask for length-sorted rows, padded to the first (longest)
-        row, filled in one vectorised step; pinned on CUDA so the copy runs asynchronously."""
-        torch = self._torch
-        lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
-        mask = np.arange(lengths[0]) < lengths[:, None]
-        ids = np.full(mask.shape, self.pad_id, dtype=np.int64)
-        ids[mask] = np.fromiter(chain.from_iterable(rows), dtype=np.int64,
-                                count=int(lengths.sum()))
-        tensors = torch.from_numpy(ids), torch.from_numpy(mask.astype(np.int64))
+        """Pinned on CUDA so the copy to the GPU runs asynchronously."""
+        tensors = padded(rows, self.pad_id, self._torch)
         if self.device.type != "cuda":
             return tensors
         return tuple(t.pin_memory().to(self.device, non_blocking=True) for t in tensors)

@@ -13,7 +13,7 @@ from pydantic import Field
 
 from listener.timeutil import time_or_none
 from sources import register
-from sources.base import Entry, FetchResult, SourceConfig, SourceState, normalise_each
+from sources.base import Entry, FetchResult, Kind, SourceConfig, SourceState, normalise_each
 from sources.http import get_json
 from sources.rss import content_hash
 
@@ -28,6 +28,9 @@ class AppStoreSource(SourceConfig):
 
     def endpoint(self) -> str:
         return FEED.format(country=self.country, page=1, app_id=self.app_id)
+
+    def default_kind(self) -> Kind:
+        return "reviews"
 
 
 def _label(node: Any, key: str) -> str | None:

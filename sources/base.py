@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
@@ -18,6 +18,9 @@ from listener.timeutil import Duration, iso
 from listener.urls import http_url
 
 SOURCE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+# What a source carries. news: reported, not the writer's opinion of a brand (a robbery at a
+# store is not a complaint); social: people's posts; reviews: customers rating a product.
+Kind = Literal["news", "social", "reviews"]
 
 
 class SourceConfig(BaseModel):
@@ -33,10 +36,19 @@ class SourceConfig(BaseModel):
     )
     interval: Duration = Field(default=timedelta(minutes=15), description="how often to fetch")
     enabled: bool = True
+    kind: Kind | None = Field(
+        default=None, description="news, social or reviews; default by source type. News is "
+        "never an inbox item and streak/spike rules skip it unless they ask for it")
 
     def endpoint(self) -> str:
         """Where this source reads from, for messages and the sources table."""
         return ""
+
+    def default_kind(self) -> Kind:
+        return "social"
+
+    def effective_kind(self) -> Kind:
+        return self.kind or self.default_kind()
 
 
 @dataclass
@@ -67,6 +79,8 @@ class Entry:
     language_source: str | None = None  # hint (from the source) | detected
     reach: int | None = None  # the author's audience: followers, karma...
     removed: bool = False  # deleted/removed at the source: kept as first seen, flagged
+    hint_trusted: bool = False  # the source's language is per item and reliable (X's `lang`)
+    language_hint: str | None = None  # the source's claim, when detection overrode it
 
 
 @dataclass
@@ -181,6 +195,8 @@ def checked(entry: Entry) -> Entry:
         text=clean(entry.text or ""),
         html=secrets.mask(clean(entry.html)) if isinstance(entry.html, str) else None,
         language=clean(entry.language)[:35] if isinstance(entry.language, str) else None,
+        language_hint=clean(entry.language_hint)[:35] if isinstance(entry.language_hint, str)
+        else None,
         published_at=_storable_time(entry.published_at),
         content_hash=clean(entry.content_hash),
         rating=float(rating) if rating is not None else None,

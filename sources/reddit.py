@@ -14,6 +14,7 @@ import httpx
 from pydantic import Field, model_validator
 
 from listener import __version__, secrets
+from listener.textnorm import html_to_text
 from listener.timeutil import time_or_none
 from sources import register
 from sources.base import (
@@ -60,11 +61,14 @@ class RedditSource(SourceConfig):
 
 def _entry(item: Any) -> Entry:
     is_comment = item.name.startswith("t1_")
-    text = item.body if is_comment else (item.selftext or "")
+    markdown = item.body if is_comment else (item.selftext or "")
     html = item.body_html if is_comment else getattr(item, "selftext_html", None)
+    # Reddit's text is Markdown source ("[post](https://…) &nbsp; ---"): the rendered HTML it
+    # sends beside it reads as people see it. The Markdown is kept in raw.
+    text = html_to_text(html) if html else markdown
     title = getattr(item, "link_title", "") if is_comment else item.title
     author = str(item.author) if item.author is not None else None
-    removed = text in REMOVED or author is None
+    removed = markdown in REMOVED or author is None
     return Entry(
         external_id=item.name,
         url=f"https://www.reddit.com{item.permalink}" if getattr(item, "permalink", None)
@@ -75,10 +79,10 @@ def _entry(item: Any) -> Entry:
         html=html,
         language=None,
         published_at=time_or_none(item.created_utc),
-        content_hash=content_hash(title, text, author),
-        reach=item.score,
+        content_hash=content_hash(title, markdown, author),
+        reach=item.score,  # the post's or comment's score (votes), not the author's audience
         removed=removed,
-        raw={"subreddit": str(item.subreddit), "score": item.score,
+        raw={"subreddit": str(item.subreddit), "score": item.score, "markdown": markdown,
              "num_comments": getattr(item, "num_comments", None), "kind": item.name[:2]},
     )
 

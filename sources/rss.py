@@ -23,11 +23,13 @@ from sources.base import (
     Entry,
     FetchError,
     FetchResult,
+    Kind,
     SourceConfig,
     SourceState,
     normalise_each,
 )
 from sources.http import conditional_get
+from sources.jsonfeed import looks_like_json, parse_json_feed
 
 
 class RssSource(SourceConfig):
@@ -44,6 +46,26 @@ class RssSource(SourceConfig):
 
     def endpoint(self) -> str:
         return self.url
+
+    def default_kind(self) -> Kind:
+        return feed_kind(self.url)
+
+
+# Feeds whose entries are people's posts or reviews; any other feed (news searches, Google
+# Alerts, news sites, blogs) is taken as news unless the source says `kind:`.
+_SOCIAL_HOSTS = ("reddit.com", "hnrss.org", "news.ycombinator.com", "mastodon.", "bsky.",
+                 "lobste.rs", "stackoverflow.com", "stackexchange.com")
+_REVIEW_HINTS = ("customerreviews", "/reviews", "trustpilot.", "play.google.com")
+
+
+def feed_kind(url: str) -> Kind:
+    low = url.lower()
+    host = (urlsplit(low).hostname or "")
+    if any(h in low for h in _REVIEW_HINTS):
+        return "reviews"
+    if any(host == h or host.endswith("." + h) or host.startswith(h) for h in _SOCIAL_HOSTS):
+        return "social"
+    return "news"
 
 
 def unwrap_redirect(link: str | None) -> str | None:
@@ -88,6 +110,23 @@ def _rating(entry: Any) -> float | None:
         return None
 
 
+_EMAIL_AND_NAME = re.compile(r"^\s*\S+@\S+\s+\((.+)\)\s*$")
+
+
+def author_name(entry: Any) -> str | None:
+    """The author's name: RSS writes "email (Name)", which must not end up in a greeting."""
+    detail = entry.get("author_detail") or {}
+    name = (detail.get("name") or "").strip()
+    raw = (entry.get("author") or "").strip()
+    if match := _EMAIL_AND_NAME.match(raw):
+        return match.group(1).strip()
+    if name and "@" not in name:
+        return name
+    if raw and "@" in raw and " " not in raw:
+        return raw.split("@")[0]  # a bare address: the part before @ is what people see
+    return raw or name or None
+
+
 def content_hash(*parts: object) -> str:
     # surrogatepass: a lone surrogate from a broken source still hashes (the same each time);
     # every other text hashes exactly as before, so stored hashes stay valid.
@@ -100,7 +139,7 @@ def normalise_entry(entry: Any, feed_language: str | None = None) -> Entry:
     html = entry["content"][0].get("value") if entry.get("content") else entry.get("summary")
     title = html_to_text(entry.get("title"))
     link = unwrap_redirect(entry.get("link"))
-    author = entry.get("author") or None
+    author = author_name(entry)
     rating = _rating(entry)
     digest = content_hash(title, html, link, author, rating)
     external_id = entry.get("id") or link or f"sha256:{digest}"
@@ -183,8 +222,11 @@ class RssCollector:
         )
         if response.status == 304:
             return FetchResult([], new_state, http_status=304, not_modified=True)
-        entries, rejected = parse_feed_entries(response.body, url,
-                                               response.headers.get("Content-Type"))
+        content_type = response.headers.get("Content-Type")
+        if looks_like_json(response.body, content_type):
+            entries, rejected = parse_json_feed(response.body, url)
+        else:
+            entries, rejected = parse_feed_entries(response.body, url, content_type)
         return FetchResult(
             entries,
             new_state,

@@ -6,6 +6,7 @@ are kept in the source's cursor (stored with the mentions in one transaction).
 
 from __future__ import annotations
 
+import html
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal
@@ -28,7 +29,7 @@ from sources.base import (
 from sources.rss import content_hash
 
 TWEET_FIELDS = ["created_at", "lang", "author_id", "public_metrics", "conversation_id",
-                "referenced_tweets"]
+                "referenced_tweets", "note_tweet"]
 USER_FIELDS = ["username", "name", "public_metrics"]
 EXPANSIONS = ["author_id", "referenced_tweets.id", "referenced_tweets.id.author_id"]
 SEARCH_WINDOW = timedelta(days=7)
@@ -92,7 +93,10 @@ def _entry(tweet: dict[str, Any], users: dict[str, dict[str, Any]], retweets: in
     handle = author.get("username")
     created = tweet.get("created_at")
     raw = {"tweet": tweet, "author": author, "retweets_seen": retweets}
-    text = tweet.get("text", "")
+    # A long post's `text` is cut at 280 characters; `note_tweet` holds all of it. X escapes
+    # &, < and > as HTML entities in both: "AT&amp;T" must read (and match) as "AT&T".
+    note = tweet.get("note_tweet") or {}
+    text = html.unescape(note.get("text") or tweet.get("text", ""))
     return Entry(
         external_id=tweet["id"],
         url=f"https://x.com/{handle or 'i/web'}/status/{tweet['id']}",
@@ -105,6 +109,7 @@ def _entry(tweet: dict[str, Any], users: dict[str, dict[str, Any]], retweets: in
         content_hash=content_hash(text, handle),
         reach=(author.get("public_metrics") or {}).get("followers_count"),
         raw=raw,
+        hint_trusted=True,  # X detects each post's language itself
     )
 
 

@@ -31,7 +31,7 @@ def hist(store):
 
 def test_streak_per_source_counts_only_that_source(store, hist, tmp_path):
     cfg = config_with("{rule: negative_streak, count: 2, source: s}", tmp_path,
-                      "[{name: s, type: rss, url: 'http://x/'}, {name: t, type: rss, "
+                      "[{name: s, type: rss, url: 'http://x/'}, {name: t, type: rss, kind: social, "
                       "url: 'http://y/'}]")
     hist.add(Post("negative", 3 * M, source="s"), Post("positive", 2 * M, source="t"),
              Post("negative", 1 * M, source="s"))
@@ -124,7 +124,7 @@ def test_volume_spike(store, hist, tmp_path):
 def test_silence_of_a_source_that_used_to_yield(store, hist, tmp_path):
     cfg = config_with("{rule: silence, baseline: 1d, factor: 2, min_silence: 2h, "
                       "min_history: 5}", tmp_path,
-                      "[{name: s, type: rss, url: 'http://x/'}, {name: t, type: rss, "
+                      "[{name: s, type: rss, url: 'http://x/'}, {name: t, type: rss, kind: social, "
                       "url: 'http://y/'}]")
     hist.add(*[Post("neutral", 10 * H + i * H) for i in range(12)])  # every hour, then quiet
     hist.add(Post("neutral", 30 * M), Post("neutral", 20 * M, source="t"))

@@ -80,8 +80,8 @@ def pipeline(make_config, store, httpserver, monkeypatch):
     config = make_config(f"""
         brands: [{{name: Acme}}]
         sources:
-          - {{name: feed, type: rss, url: '{httpserver.url_for("/feed.xml")}', brand: Acme,
-              interval: 1s}}
+          - {{name: feed, type: rss, kind: social, url: '{httpserver.url_for("/feed.xml")}',
+              brand: Acme, interval: 1s}}
         notifiers: [{{name: hook, url: '${{HOOK_URL}}'}}]
         alerts: [{{rule: negative_streak, count: 3, notify: [hook]}}]
     """)
@@ -193,7 +193,7 @@ def test_unavailable_model_leaves_mentions_unscored_until_it_loads(make_config, 
     model_dir = tmp_path / "model"
     config = make_config(f"""
         brands: [{{name: Acme}}]
-        sources: [{{name: feed, type: rss, url: '{httpserver.url_for("/feed.xml")}',
+        sources: [{{name: feed, type: rss, kind: social, url: '{httpserver.url_for("/feed.xml")}',
                     brand: Acme}}]
         alerts: [{{rule: negative_streak, count: 2}}]
         sentiment: {{model: '{model_dir}', backend: transformers}}

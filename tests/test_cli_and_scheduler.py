@@ -32,9 +32,10 @@ def project(tmp_path, httpserver):
     (tmp_path / "sources.yaml").write_text(f"""
 brands: [{{name: Acme}}]
 sources:
-  - {{name: feed, type: rss, url: '{httpserver.url_for("/feed.xml")}', brand: Acme,
+  - {{name: feed, type: rss, kind: social, url: '{httpserver.url_for("/feed.xml")}', brand: Acme,
       interval: 1h}}
-  - {{name: broken, type: rss, url: '{httpserver.url_for("/broken.xml")}', brand: Acme}}
+  - {{name: broken, type: rss, kind: social, url: '{httpserver.url_for("/broken.xml")}',
+      brand: Acme}}
 alerts: [{{rule: negative_streak, count: 3}}]
 sentiment: {{model: '{model}'}}
 """)
@@ -47,12 +48,14 @@ def invoke(project: Path, *args: str):
 
 def test_collect_once_runs_a_whole_pass(project):
     result = invoke(project, "collect", "--once")
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # cron notices: one source failed
     assert ("2 sources fetched (1 failed), 3 new mentions, 3 scored, 1 alerts, "
             "1 notifications sent") in result.output
+    assert "1 sources failed: `listener sources` says why" in result.output
     assert "Acme: 3 negative mentions in a row" in result.output  # the console channel
     again = invoke(project, "collect", "--once")
     assert "0 sources fetched" in again.output  # nothing due yet: intervals are respected
+    assert again.exit_code == 0
     assert (project / "listener.db").exists()
 
 
@@ -102,8 +105,8 @@ def test_run_schedules_sources_and_stops_cleanly_on_sigterm(project, httpserver)
 
     httpserver.expect_request("/slow.xml").respond_with_handler(slow)
     config = (project / "sources.yaml").read_text().replace(
-        "alerts:", f"  - {{name: slow, type: rss, url: '{httpserver.url_for('/slow.xml')}', "
-        "brand: Acme}\nalerts:")
+        "alerts:", f"  - {{name: slow, type: rss, kind: social, "
+        f"url: '{httpserver.url_for('/slow.xml')}', brand: Acme}}\nalerts:")
     (project / "sources.yaml").write_text(config)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(

@@ -144,7 +144,57 @@ def test_a_text_the_model_crashes_on_is_marked_and_the_batch_goes_on(make_config
     assert classify_pending(store, slot) == 2
     failed = list(store.db.query("SELECT * FROM score_failures"))
     assert len(failed) == 1 and "device-side assert" in failed[0]["error"]
-    assert classify_pending(store, slot) == 0  # not retried forever
+    assert classify_pending(store, slot) == 0  # waits for its retry time, not every pass
+    # Retried later with backoff, and given up on only after failing alone three times.
+    for attempt in (2, 3):
+        store.db.execute("UPDATE score_failures SET next_retry_at = '2000-01-01T00:00:00+00:00'")
+        assert classify_pending(store, slot) == 0
+        row = store.db["score_failures"].get((failed[0]["mention_id"], "fragile", "1"))
+        assert row["attempts"] == attempt and row["permanent"] == (attempt == 3)
+    store.db.execute("UPDATE score_failures SET next_retry_at = '2000-01-01T00:00:00+00:00'")
+    assert classify_pending(store, slot) == 0  # given up: not even at its retry time
+
+
+def test_a_passing_model_error_is_retried_and_the_mention_scored(make_config, store):
+    from tests.history import History, Post
+
+    class OutOfMemoryOnce:
+        name, revision, batch_size = "oom", "1", 32
+        calls = 0
+
+        def classify(self, texts):
+            OutOfMemoryOnce.calls += 1
+            if OutOfMemoryOnce.calls <= 2:  # the batch, then the first text alone
+                raise RuntimeError("CUDA out of memory")
+            return [Prediction("neutral", {"neutral": 1.0}, 0.0) for _ in texts]
+
+    History(store).add(Post("neutral", timedelta(hours=1), text="fine"),
+                       Post("neutral", timedelta(hours=1), text="also fine"))
+    config = make_config("brands: [{name: Acme}]")
+    slot = ClassifierSlot(config, loader=lambda s: OutOfMemoryOnce())
+    assert classify_pending(store, slot) == 1  # one was scored alone after the batch failed
+    store.db.execute("UPDATE score_failures SET next_retry_at = '2000-01-01T00:00:00+00:00'")
+    assert classify_pending(store, slot) == 1  # and the other at its retry
+    assert store.db["scores"].count_where("model = 'oom'") == 2
+
+
+def test_a_model_output_with_nan_is_an_error_not_a_label(make_config, store):
+    from tests.history import History, Post
+
+    class Broken:
+        name, revision, batch_size = "nan", "1", 32
+
+        def classify(self, texts):
+            nan = float("nan")
+            return [Prediction("negative", {"negative": nan, "neutral": nan, "positive": nan},
+                               nan) for _ in texts]
+
+    History(store).add(Post("neutral", timedelta(hours=1), text="fine"))
+    slot = ClassifierSlot(make_config("brands: [{name: Acme}]"), loader=lambda s: Broken())
+    assert classify_pending(store, slot) == 0
+    assert store.db["scores"].count_where("model = 'nan'") == 0
+    [failure] = store.db.query("SELECT * FROM score_failures")
+    assert "non-finite" in failure["error"]
 
 
 @pytest.mark.parametrize("status", [500, 502, 503])

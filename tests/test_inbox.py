@@ -84,13 +84,28 @@ def test_inbox_flow(project):
     assert result.exit_code == 1 and "no inbox item for mention 9999" in result.output
 
 
-@pytest.mark.parametrize(("label", "score", "rating", "kind"), [
-    ("negative", -0.9, None, "reply"), ("neutral", 0.0, 2, "reply"),
-    ("neutral", 0.1, 4, "thank"), ("positive", 0.9, None, "thank"),
-    ("positive", 0.3, None, None), ("neutral", 0.0, 3, None),
+@pytest.mark.parametrize(("label", "text_label", "score", "rating", "review", "expected"), [
+    ("negative", "negative", -0.9, None, False, ("reply", False)),
+    ("neutral", "neutral", 0.0, 2, False, ("reply", False)),
+    ("positive", "positive", 0.9, None, False, ("thank", False)),
+    ("positive", "positive", 0.3, None, False, (None, False)),  # not confidently positive
+    ("positive", "positive", 0.9, None, True, (None, False)),  # the model is unsure
+    ("neutral", "neutral", 0.0, 3, False, (None, False)),
+    ("positive", "positive", 0.9, 5, False, ("thank", False)),
+    ("neutral", "neutral", 0.1, 4, False, ("thank", False)),  # 4 stars, words not negative
+    # 5 stars and "charged me twice": fused to neutral, but the words complain
+    ("neutral", "negative", -0.8, 5, False, ("reply", True)),
 ])
-def test_what_enters_the_inbox(label, score, rating, kind):
-    assert inbox_kind(label, score, rating, 0.6) == kind
+def test_what_enters_the_inbox(label, text_label, score, rating, review, expected):
+    assert inbox_kind(label, score, rating, 0.6, text_label=text_label,
+                      needs_review=review) == expected
+
+
+def test_a_correction_decides_the_inbox_kind():
+    assert inbox_kind("positive", -0.5, None, 0.6, text_label="negative",
+                      corrected="positive") == ("thank", False)
+    assert inbox_kind("negative", 0.9, 5, 0.6, text_label="positive",
+                      corrected="negative") == ("reply", False)
 
 
 @pytest.mark.parametrize("lang", ["en", "bg", "et", "fi", "ar", "ru"])

@@ -50,7 +50,7 @@ def run_kills(tmp_path, httpserver, rounds: int, seed: int) -> None:
     config = tmp_path / "sources.yaml"
     config.write_text(
         "brands: [{name: Acme}]\n"
-        f"sources: [{{name: app, type: rss, url: '{httpserver.url_for('/reviews')}', "
+        f"sources: [{{name: app, type: rss, kind: social, url: '{httpserver.url_for('/reviews')}', "
         "brand: Acme, interval: 1s}]\n"
         f"notifiers: [{{name: hook, url: 'json://{httpserver.host}:{httpserver.port}/hook'}}]\n"
         "alerts: [{rule: low_rating, notify: [hook]}]\n"

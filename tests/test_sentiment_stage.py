@@ -92,7 +92,7 @@ def project(tmp_path, httpserver):
         feed, content_type="application/atom+xml")
     (tmp_path / "sources.yaml").write_text(f"""
 brands: [{{name: Acme}}]
-sources: [{{name: reviews, type: rss, url: '{httpserver.url_for("/reviews.xml")}',
+sources: [{{name: reviews, type: rss, kind: social, url: '{httpserver.url_for("/reviews.xml")}',
             brand: Acme}}]
 alerts: [{{rule: negative_streak, count: 2}}]
 sentiment: {{model: '{model}'}}

@@ -183,7 +183,8 @@ def test_listener_sources_shows_reads_used(tmp_path):
         "sentiment: {model: ./no-model, offline: true, backend: transformers}\n")
     run = CliRunner().invoke
     with replay(CASSETTES / "x" / "test_client_search_recent_tweets.yaml"):
-        assert run(cli, ["-c", str(tmp_path / "sources.yaml"), "collect", "--once"]).exit_code == 0
+        done = run(cli, ["-c", str(tmp_path / "sources.yaml"), "collect", "--once"])
+    assert done.exit_code == 3  # stored; the (absent) model is what cron should hear about
     out = run(cli, ["-c", str(tmp_path / "sources.yaml"), "sources", "--json"]).output
     assert json.loads(out)[0]["reads"] == 10
 

@@ -29,7 +29,13 @@ from alerts.inbox import draft, response_metrics
 from listener import secrets as secret_values
 from listener.config import Config
 from listener.export import csv_lines, mention_rows, write_parquet
-from listener.metrics import aspect_matchers, key_drivers, sentiment_table, share_of_voice
+from listener.metrics import (
+    aspect_matchers,
+    key_drivers,
+    news_volume,
+    sentiment_table,
+    share_of_voice,
+)
 from listener.storage import Store
 from listener.timeutil import parse_iso, utcnow
 from listener.urls import http_url
@@ -135,7 +141,7 @@ def create_app(config: Config, db_path: Path | None = None,
         sov = {b.name: share_of_voice(db, b.name, b.competitors, period="all", since=since)
                for b in config.brands if b.competitors}
         return {"days": days, "xs": xs, "volume": volume, "net": net, "totals": totals,
-                "sov": sov}
+                "sov": sov, "news": news_volume(db, since=since)}
 
     # ---- pages -----------------------------------------------------------------------------
 
