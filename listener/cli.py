@@ -167,6 +167,10 @@ def sources_cmd(click_ctx: click.Context, as_json: bool) -> None:
     for r in rows:
         r["state"] = "ok" if r["enabled"] and not r["last_error"] else (
             "failing" if r["enabled"] else f"off: {r['disabled_reason']}")
+        if r["state"] == "ok" and r.get("last_warning") and (r.get("last_warning_at") or "") >= (
+                r.get("last_success_at") or ""):
+            r["state"] = "ok, with a gap"  # the last fetch may have missed posts
+            r["last_error"] = r["last_warning"]
         # X bills per post read: show this month's reads (kept in the source's cursor)
         r["reads"] = json.loads(r["cursor"] or "{}").get("reads", {}).get(month)
     if as_json:

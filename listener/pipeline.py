@@ -123,13 +123,17 @@ def store_result(
     # that cannot be is dropped with its reason, and the rest of the fetch is kept.
     entries, unusable = check_all(result.entries)
     result = dataclasses.replace(result, entries=entries, rejected=result.rejected + unusable)
+    clamp_future(result.entries, finished)
     fill_languages(result.entries, config)
     matched = [
         MatchedEntry(e, b) for e in result.entries
         if (b := brands_for(e, source.brand, config.brands))
     ]
+    due = finished + max(source.interval, result.retry_after or timedelta(0))
     counts = store.save_fetch(name, result, matched, started=started, finished=finished,
-                              next_due=finished + source.interval)
+                              next_due=due)
+    for warning in result.warnings:
+        log.warning("%s: %s", name, warning)
     if result.url_changed_to:
         log.info("%s: moved permanently, now fetching %s", name, result.url_changed_to)
     if result.not_modified:
@@ -141,6 +145,18 @@ def store_result(
         log.warning("%s: %d entries could not be read and were skipped; first: %s", name,
                     counts.rejected, (result.rejected or ["(see the fetch run)"])[0])
     return SourceOutcome(name, counts=counts, not_modified=result.not_modified, seconds=seconds)
+
+
+FUTURE_SLACK = timedelta(minutes=10)
+
+
+def clamp_future(entries: list[Entry], fetched: datetime) -> None:
+    """A date in the future (a wrong clock or time zone at the source) would sort first for
+    days: it becomes the fetch time; the date as sent stays in raw."""
+    for e in entries:
+        if e.published_at is not None and e.published_at > fetched + FUTURE_SLACK:
+            e.raw = {**e.raw, "published_as_sent": e.published_at.isoformat()}
+            e.published_at = fetched
 
 
 @lru_cache(maxsize=4)

@@ -278,3 +278,12 @@ def m013_content_keys(db: Database) -> None:
         (hashlib.sha256(json.dumps([t or "", x or "", a, r], ensure_ascii=False).encode(
             "utf-8", "surrogatepass")).hexdigest(), mid) for mid, t, x, a, r in rows])
     db.execute("CREATE INDEX mentions_source_content ON mentions (source_id, content_key)")
+
+
+@migrations()
+def m014_fetch_warnings(db: Database) -> None:
+    # A fetch that stored what it read but may have missed some (more new posts than one fetch
+    # reads, X's 7-day window passed by, a page that failed): said on the run and the source.
+    _t(db, "fetch_runs").add_column("warning", str)
+    _t(db, "sources").add_column("last_warning", str)
+    _t(db, "sources").add_column("last_warning_at", str)

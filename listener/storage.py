@@ -304,6 +304,10 @@ class Store:
                 skipped=len(result.entries) - len(matched), rejected=len(rejected),
             )
             state = result.state
+            warning = secrets.mask("; ".join(result.warnings)) if result.warnings else None
+            if warning:
+                self.db["sources"].update(  # type: ignore[union-attr]
+                    source_id, {"last_warning": warning, "last_warning_at": fetched_at})
             self.db["sources"].update(  # type: ignore[union-attr]
                 source_id,
                 {"url": secrets.mask_env(state.url), "etag": state.etag,
@@ -319,7 +323,8 @@ class Store:
                  "http_status": result.http_status, "entries": counts.entries, "new": new,
                  "updated": updated, "skipped": counts.skipped, "rejected": len(rejected),
                  "rejected_detail": json.dumps(rejected[:MAX_REJECTION_DETAILS],
-                                               ensure_ascii=False) if rejected else None}
+                                               ensure_ascii=False) if rejected else None,
+                 "warning": warning}
             )
         return counts
 
@@ -357,6 +362,7 @@ class Store:
                 [source_id, *chunk],
             )
             existing.update({ext: (mid, h) for ext, mid, h in rows})
+        self._adopt_aliases(source_id, by_id, existing)
         fresh = [m for ext, m in by_id.items() if ext not in existing]
         fresh = self._drop_reminted(source_id, fresh, fetched_at)
         changed = [
@@ -413,6 +419,22 @@ class Store:
             "INSERT INTO mentions_search (rowid, title, text) VALUES (?, ?, ?)", search
         )
         return len(fresh), len(changed)
+
+    def _adopt_aliases(self, source_id: str, by_id: dict[str, MatchedEntry],
+                       existing: dict[str, tuple[int, str]]) -> None:
+        """An entry stored under an older form of its id (see Entry.aliases) keeps its row:
+        the row takes the current id."""
+        wanted = {a: ext for ext, m in by_id.items() if ext not in existing
+                  for a in m.entry.aliases}
+        for chunk in _chunks(list(wanted)):
+            for alias, mid, h in self.db.execute(
+                    "SELECT external_id, id, content_hash FROM mentions WHERE source_id = ? "
+                    f"AND external_id IN ({','.join('?' * len(chunk))})", [source_id, *chunk]):
+                ext = wanted[alias]
+                if ext in existing:
+                    continue
+                self.db.execute("UPDATE mentions SET external_id = ? WHERE id = ?", [ext, mid])
+                existing[ext] = (mid, h)
 
     def _drop_reminted(self, source_id: str, fresh: list[MatchedEntry],
                        fetched_at: str | None) -> list[MatchedEntry]:

@@ -1,7 +1,10 @@
-"""Apple App Store customer reviews: the public per-app, per-country JSON feed.
+"""Apple App Store customer reviews: the public per-app, per-country review feed, XML form.
 
 Apple serves the 500 most recent reviews only (10 pages of 50), newest first, with star rating,
-app version, title and author. Fetch often enough that a busy app's reviews stay in that window.
+app version, title, author and date. The XML form is read, not the JSON one: Apple's JSON
+entries carry no date at all (0 of 50 in real US and Japanese responses), so every review
+would look posted at fetch time; the XML entries have `updated` (50 of 50). Fetch often enough
+that a busy app's reviews stay in the 500 window.
 """
 
 from __future__ import annotations
@@ -11,13 +14,12 @@ from typing import Any, ClassVar, Literal
 import httpx
 from pydantic import Field
 
-from listener.timeutil import time_or_none
 from sources import register
-from sources.base import Entry, FetchResult, Kind, SourceConfig, SourceState, normalise_each
-from sources.http import get_json
-from sources.rss import content_hash
+from sources.base import Entry, FetchResult, Kind, SourceConfig, SourceState
+from sources.http import conditional_get
+from sources.rss import parse_feed_entries
 
-FEED = "https://itunes.apple.com/{country}/rss/customerreviews/page={page}/id={app_id}/sortby=mostrecent/json"
+FEED = "https://itunes.apple.com/{country}/rss/customerreviews/page={page}/id={app_id}/sortby=mostrecent/xml"
 
 
 class AppStoreSource(SourceConfig):
@@ -33,47 +35,12 @@ class AppStoreSource(SourceConfig):
         return "reviews"
 
 
-def _label(node: Any, key: str) -> str | None:
-    value = (node.get(key) or {}).get("label") if isinstance(node, dict) else None
-    return value or None
-
-
-def _number(value: str | None) -> float | None:
-    try:
-        return float(value) if value else None
-    except ValueError:
-        return None
-
-
-def review_entry(raw: dict[str, Any], source: AppStoreSource) -> Entry:
-    rating = _label(raw, "im:rating")
-    title = _label(raw, "title") or ""
-    text = _label(raw, "content") or ""
-    author = _label(raw.get("author") or {}, "name")
-    version = _label(raw, "im:version")
-    updated = _label(raw, "updated")
-    review_id = _label(raw, "id") or content_hash(title, text, author)
-    return Entry(
-        external_id=review_id,
-        url=f"https://apps.apple.com/{source.country}/app/id{source.app_id}?see-all=reviews",
-        author=author,
-        title=title,
-        text=text,
-        html=None,
-        language=None,
-        published_at=time_or_none(updated),
-        content_hash=content_hash(title, text, author, rating),
-        rating=_number(rating),
-        raw={"review": raw, "app_version": version, "country": source.country},
-    )
-
-
-def entries_of(document: Any) -> list[dict[str, Any]]:
-    """Apple's feed has `entry` as a list, a lone object when there is one review, or none."""
-    entry = ((document or {}).get("feed") or {}).get("entry") or []
-    entries = entry if isinstance(entry, list) else [entry]
-    # Older feeds put the app itself first: it has no rating.
-    return [e for e in entries if isinstance(e, dict) and "im:rating" in e]
+def review_entry(e: Entry, source: AppStoreSource) -> Entry:
+    """A feed entry as a review: the app's review page as link, version and country kept."""
+    raw: dict[str, Any] = e.raw
+    e.url = f"https://apps.apple.com/{source.country}/app/id{source.app_id}?see-all=reviews"
+    e.raw = {"review": raw, "app_version": raw.get("im_version"), "country": source.country}
+    return e
 
 
 @register
@@ -85,18 +52,19 @@ class AppStoreCollector:
               client: httpx.Client) -> FetchResult:
         cursor = dict(state.cursor)
         seen_up_to = int(cursor.get("newest_id", 0))
-        base = state.url or source.endpoint()
+        base = state.url if state.url and state.url.endswith("/xml") else source.endpoint()
         entries: list[Entry] = []
         rejected: list[str] = []
         for page in range(1, source.pages + 1):
-            reviews = entries_of(get_json(client, base.replace("/page=1/", f"/page={page}/")))
-            def where(i: int, _: object, page: int = page) -> str:
-                return f"page {page} review {i + 1}"
-
-            good, bad = normalise_each(reviews, lambda r: review_entry(r, source), where)
-            entries += good
-            rejected += bad
-            ids = [int(e.external_id) for e in good if e.external_id.isdigit()]
+            url = base.replace("/page=1/", f"/page={page}/")
+            response = conditional_get(client, url)
+            good, bad = parse_feed_entries(response.body, url,
+                                           response.headers.get("Content-Type"))
+            # Older feeds put the app itself first: it has no rating.
+            reviews = [review_entry(e, source) for e in good if e.rating is not None]
+            entries += reviews
+            rejected += [f"page {page}: {why}" for why in bad]
+            ids = [int(e.external_id) for e in reviews if e.external_id.isdigit()]
             # Newest first: once a page reaches reviews seen last time, older pages are known.
             if not reviews or (ids and min(ids) <= seen_up_to):
                 break

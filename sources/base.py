@@ -81,6 +81,7 @@ class Entry:
     removed: bool = False  # deleted/removed at the source: kept as first seen, flagged
     hint_trusted: bool = False  # the source's language is per item and reliable (X's `lang`)
     language_hint: str | None = None  # the source's claim, when detection overrode it
+    aliases: tuple[str, ...] = ()  # ids this entry was stored under by earlier versions
 
 
 @dataclass
@@ -93,6 +94,9 @@ class FetchResult:
     not_modified: bool = False
     url_changed_to: str | None = None
     rejected: list[str] = field(default_factory=list)  # entries dropped, each with its reason
+    # Stored, but something may be missing (a coverage gap): shown on the source.
+    warnings: list[str] = field(default_factory=list)
+    retry_after: timedelta | None = None  # a floor on the next fetch (a rate limit hit midway)
 
 
 class FetchError(Exception):
@@ -189,6 +193,7 @@ def checked(entry: Entry) -> Entry:
     return dataclasses.replace(
         entry,
         external_id=external_id[:1000],
+        aliases=tuple(clean(str(a))[:1000] for a in entry.aliases if a),
         url=secrets.mask(http_url(entry.url)),
         author=clean(entry.author) if isinstance(entry.author, str) else None,
         title=clean(entry.title or ""),

@@ -119,18 +119,38 @@ class RedditCollector:
         if "comments" in source.watch:
             listings.append(sub.comments(limit=source.limit))
         cursor = dict(state.cursor)
-        since = cursor.get("newest_utc", 0.0)
+        seen = set(cursor.get("seen", []))
+        since = float(cursor.get("newest_utc", 0.0))
         entries: list[Entry] = []
         rejected: list[str] = []
+        warnings: list[str] = []
         try:
             for listing in listings:
+                read = new = seen_in_a_row = 0
                 for item in listing:
-                    if item.created_utc < since - OVERLAP_S:
-                        break  # older than last time's newest: the rest were seen
+                    read += 1
+                    # Listings are not strictly in time order (a post can sit above one
+                    # written hours later): a listing ends after a run of posts read before,
+                    # not at a time. Posts read before are handed on again (an edit or a
+                    # removal is noticed; storage keeps each once).
+                    if item.name in seen:
+                        seen_in_a_row += 1
+                        if seen_in_a_row >= SEEN_RUN:
+                            break
+                    else:
+                        seen_in_a_row = 0
+                        new += 1
+                    if since and item.created_utc < since - OLDEST_GAP_S:
+                        break
                     good, bad = normalise_each(
                         [item], _entry, lambda _, it: f"item {getattr(it, 'name', '?')!r}")
                     entries += good
                     rejected += bad
+                if seen and read >= source.limit and new >= source.limit:
+                    warnings.append(
+                        f"coverage gap: {source.limit} new items in one listing and none "
+                        "stored before: more may have been posted than one fetch reads; "
+                        "fetch more often or raise `limit`")
         except prawcore.exceptions.TooManyRequests as exc:
             reset = exc.response.headers.get("x-ratelimit-reset")
             raise FetchError(f"{source.endpoint()}: HTTP 429 rate limited by Reddit",
@@ -151,10 +171,16 @@ class RedditCollector:
             if newest.published_at and newest.published_at.timestamp() >= since:
                 cursor.update(newest=newest.external_id,
                               newest_utc=newest.published_at.timestamp())
+        # The ids read lately (newest last): stored in the same transaction as the posts.
+        recent = [i for i in cursor.get("seen", []) if i not in {e.external_id for e in entries}]
+        cursor["seen"] = (recent + [e.external_id for e in entries])[-SEEN_KEPT:]
         return FetchResult(entries, SourceState(url=state.url, cursor=cursor), http_status=200,
-                           rejected=rejected)
+                           rejected=rejected, warnings=warnings)
 
 
-# Posts can appear in listings a little after their creation time; re-reading a few minutes
-# is harmless, as the (source, id) key stores each once.
-OVERLAP_S = 300
+# A listing is read until it reaches posts read before (kept in the cursor); posts more than
+# a day older than the newest one seen end it anyway (real listings put a post above one
+# written 4.9 hours later; none a day).
+OLDEST_GAP_S = 86_400
+SEEN_KEPT = 3000
+SEEN_RUN = 25  # posts read before, in a row, that end a listing

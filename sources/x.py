@@ -162,19 +162,49 @@ class XCollector:
             "max_results": source.max_results, "tweet_fields": TWEET_FIELDS,
             "user_fields": USER_FIELDS, "expansions": EXPANSIONS,
         }
-        if cursor.get("since_id"):
-            params["since_id"] = cursor["since_id"]
-        elif source.query:
-            # Recent search only reaches back 7 days; start just inside that window.
+        # A fetch where a page failed goes on from that page at the next fetch, under the same
+        # since_id; only when every page is read does since_id move to the newest post.
+        resume = cursor.get("resume") or {}
+        since_id = resume.get("since_id") if resume else cursor.get("since_id")
+        if since_id:
+            params["since_id"] = since_id
+        else:
+            # Recent search and mentions reach back 7 days; start just inside that window.
             params["start_time"] = now - SEARCH_WINDOW + timedelta(minutes=1)
         data: list[dict[str, Any]] = []
         includes: dict[str, list[dict[str, Any]]] = {"users": [], "tweets": []}
-        newest: str | None = None
-        token_ = None
-        for _ in range(source.max_pages):
+        newest: str | None = resume.get("newest")
+        token_: str | None = resume.get("token")
+        warnings: list[str] = []
+        stopped: FetchError | None = None
+        pages = 0
+        restarted = False
+        while pages < source.max_pages:
             if budget is not None and reads + source.max_results > budget:
                 break
-            page = self._page(api, source, params, token_)
+            try:
+                page = self._page(api, source, params, token_)
+            except FetchError as exc:
+                if exc.http_status == 400 and not pages and not restarted and (
+                        "since_id" in params or token_):
+                    # X answers 400 for a since_id older than its 7-day window (after
+                    # downtime, or a month paused by the read budget) or an expired page
+                    # token: start again inside the window and say what was missed.
+                    restarted = True
+                    params.pop("since_id", None)
+                    start = now - SEARCH_WINDOW + timedelta(minutes=1)
+                    params["start_time"] = start
+                    token_, newest = None, None
+                    warnings.append(
+                        f"coverage gap: X would not go on from the last fetch ({exc}); "
+                        f"reading again from {start:%Y-%m-%d %H:%M} UTC, the oldest it "
+                        "serves: posts before that were not read")
+                    continue
+                if not pages:
+                    raise
+                stopped = exc
+                break
+            pages += 1
             reads += page.get("meta", {}).get("result_count", len(page.get("data", [])))
             data += page.get("data", [])
             for key in includes:
@@ -183,17 +213,29 @@ class XCollector:
             token_ = page.get("meta", {}).get("next_token")
             if not token_:
                 break
+        if stopped is not None:
+            cursor["resume"] = {"token": token_, "since_id": params.get("since_id"),
+                                "newest": newest}
+            warnings.append(f"stopped after {pages} pages: page {pages + 1} failed "
+                            f"({stopped}); the rest is read at the next fetch")
+        else:
+            cursor.pop("resume", None)
+            if newest:
+                cursor["since_id"] = newest  # stored with every page's posts, one transaction
+            if token_:  # the newest posts first: freshness over an old backlog
+                warnings.append(
+                    f"coverage gap: more new posts than {source.max_pages} pages of "
+                    f"{source.max_results} (or the read budget) allow; older ones in between "
+                    "were not read (raise max_pages or fetch more often)")
         users = {u["id"]: u for u in includes["users"]}
         tweets, retweets = fold_retweets(data, includes)
-        # since_id moves only now, stored with every page's posts in one transaction.
-        if newest:
-            cursor["since_id"] = newest
-        cursor["reads"] = {month: reads}
+        cursor["reads"] = {month: reads}  # every read counted, a failed run's too
         entries, rejected = normalise_each(
             tweets, lambda t: _entry(t, users, retweets.get(t["id"], 0)),
             lambda i, t: f"post {str(t.get('id'))[:40]!r}")
         return FetchResult(entries, SourceState(url=state.url, cursor=cursor), http_status=200,
-                           rejected=rejected)
+                           rejected=rejected, warnings=warnings,
+                           retry_after=stopped.retry_after if stopped else None)
 
     def _page(self, api: Any, source: XSource, params: dict[str, Any],
               token: str | None) -> dict[str, Any]:

@@ -18,53 +18,60 @@ from listener.timeutil import utcnow
 LATER = utcnow() + timedelta(days=1)
 
 
-def review(i: int, stars: int, title: str, text: str, version: str = "8.9.1") -> dict:
-    """One entry of Apple's feed (hand-made, in its format)."""
-    return {"author": {"uri": {"label": f"https://itunes.apple.com/us/reviews/id{i}"},
-                       "name": {"label": f"user{i}"}, "label": ""},
-            "updated": {"label": f"2026-11-{10 + i % 10:02d}T08:00:00-07:00"},
-            "im:rating": {"label": str(stars)}, "im:version": {"label": version},
-            "id": {"label": str(10_000 + i)}, "title": {"label": title},
-            "content": {"label": text, "attributes": {"type": "text"}},
-            "im:voteSum": {"label": "0"}, "im:voteCount": {"label": "0"}}
+def review(i: int, stars: int, title: str, text: str, version: str = "8.9.1") -> str:
+    """One entry of Apple's customer-review XML feed (hand-made, in the structure of a real
+    response: a bare numeric id, two content elements, im:rating, im:version, updated)."""
+    return (f"<entry><updated>2026-11-{10 + i % 10:02d}T08:00:00-07:00</updated>"
+            f"<id>{10_000 + i}</id><title>{title}</title>"
+            f'<content type="text">{text}</content><im:voteSum>0</im:voteSum>'
+            f'<im:contentType term="Application" label="Application"/>'
+            f"<im:rating>{stars}</im:rating><im:version>{version}</im:version>"
+            f"<author><name>user{i}</name><uri>https://itunes.apple.com/us/reviews/id{i}"
+            f'</uri></author><content type="html">&lt;b&gt;{title}&lt;/b&gt;</content>'
+            "</entry>")
 
 
-def feed(entries) -> dict:
-    return {"feed": {"author": {"name": {"label": "iTunes Store"}}, "entry": entries,
-                     "updated": {"label": "2026-11-20T10:00:00-07:00"}}}
+def feed(entries: list[str]) -> str:
+    return ('<?xml version="1.0" encoding="utf-8"?><feed xmlns:im="http://itunes.apple.com/'
+            'rss" xmlns="http://www.w3.org/2005/Atom" xml:lang="en"><id>https://itunes.apple'
+            '.com/us/rss/customerreviews/id=324684580/sortBy=mostRecent/xml</id><title>iTunes '
+            "Store: Customer Reviews</title><updated>2026-11-20T10:00:00-07:00</updated>"
+            + "".join(entries) + "</feed>")
 
 
 @pytest.fixture
 def appstore(make_config, store, httpserver, monkeypatch):
-    pages = {1: feed([review(i, 5 - i % 5, f"title {i}", f"review text {i}")
-                      for i in range(60, 10, -1)]),
-             2: feed(review(9, 1, "Crashes", "Crashes at start since 8.9.1")),  # a lone object
-             3: {"feed": {"author": {}}}}  # no more reviews
+    pages = {1: [review(i, 5 - i % 5, f"title {i}", f"review text {i}")
+                 for i in range(60, 10, -1)],
+             2: [review(9, 1, "Crashes", "Crashes at start since 8.9.1")],
+             3: []}  # no more reviews
     served = []
 
     def handler(request: Request) -> Response:
         page = int(request.path.split("/page=")[1].split("/")[0])
         served.append(page)
-        return Response(json.dumps(pages.get(page, pages[3])), content_type="application/json")
+        return Response(feed(pages.get(page, [])), content_type="text/xml; charset=UTF-8")
 
     httpserver.expect_request(re.compile(".*")).respond_with_handler(handler)
     monkeypatch.setattr(sources.appstore, "FEED", httpserver.url_for("/") +
                         "{country}/rss/customerreviews/page={page}/id={app_id}/sortby=mostrecent"
-                        "/json")
+                        "/xml")
     config = make_config("brands: [{name: Acme}]\nsources: [{name: ios, type: appstore, "
                          "app_id: 324684580, country: fi, brand: Acme}]\n")
     store.sync_sources(config.sources)
     return config, served, pages
 
 
-def test_app_store_reviews_with_ratings_and_versions(appstore, store):
+def test_app_store_reviews_with_ratings_versions_and_dates(appstore, store):
     config, served, _ = appstore
     [outcome] = collect_due(config, store, now=LATER)
     assert outcome.error is None, outcome.error
     assert outcome.counts.new == 51 and served == [1, 2, 3]
     row = next(store.db.query("SELECT * FROM mentions WHERE external_id = '10009'"))
     assert (row["rating"], row["title"], row["author"]) == (1.0, "Crashes", "user9")
-    assert row["published_at"] == "2026-11-19T15:00:00+00:00"
+    assert row["text"] == "Crashes at start since 8.9.1"
+    assert row["published_at"] == "2026-11-19T15:00:00+00:00"  # every review has its date
+    assert store.db["mentions"].count_where("published_at IS NULL") == 0
     assert json.loads(row["raw"])["app_version"] == "8.9.1"
     assert row["url"] == "https://apps.apple.com/fi/app/id324684580?see-all=reviews"
 
@@ -73,7 +80,7 @@ def test_app_store_stops_paging_at_reviews_already_seen(appstore, store):
     config, served, pages = appstore
     collect_due(config, store, now=LATER)
     served.clear()
-    pages[1]["feed"]["entry"].insert(0, review(61, 2, "new", "a new complaint"))
+    pages[1].insert(0, review(61, 2, "new", "a new complaint"))
     [again] = collect_due(config, store, now=LATER)
     assert again.counts.new == 1 and served == [1]
 

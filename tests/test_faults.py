@@ -208,3 +208,29 @@ def test_server_errors_back_off_with_jitter(make_config, store, httpserver, stat
     gaps = [d for d in dues]
     assert gaps == sorted(gaps)  # each failure pushes the next try further out
     assert store.db["sources"].get("s")["consecutive_failures"] == 3
+
+
+def test_rescore_failed_tries_given_up_texts_again(tmp_path):
+    from click.testing import CliRunner
+
+    from listener.cli import cli
+    from listener.storage import Store
+    from tests.history import History, Post
+    from tests.tiny_model import build_tiny_model
+
+    model = build_tiny_model(tmp_path / "model")
+    store = Store.open(tmp_path / "listener.db")
+    [mid] = History(store).add(Post("neutral", timedelta(hours=1), text="good service"))
+    for _ in range(3):  # the model failed on it alone three times: given up
+        store.score_failed(str(model), "local", mid, "RuntimeError: out of memory")
+    assert store.db["score_failures"].get((mid, str(model), "local"))["permanent"] == 1
+    store.close()
+    config = tmp_path / "sources.yaml"
+    config.write_text(f"database: {tmp_path / 'listener.db'}\nbrands: [{{name: Acme}}]\n"
+                      f"sentiment: {{model: '{model}', backend: transformers}}\n")
+    plain = CliRunner().invoke(cli, ["-c", str(config), "rescore", "--model", str(model)])
+    assert "scored 0 mentions" in plain.output  # given up: not retried by itself
+    again = CliRunner().invoke(cli, ["-c", str(config), "rescore", "--failed"])
+    assert again.exit_code == 0, again.output
+    assert "1 mentions the model had failed on are tried again" in again.output
+    assert "scored 1 mentions" in again.output

@@ -137,3 +137,51 @@ def test_missing_credentials_name_the_variables(setup, store, monkeypatch):
     config = setup(query="acme")
     [outcome] = collect_due(config, store, now=LATER)
     assert "set REDDIT_CLIENT_ID and REDDIT_CLIENT_SECRET" in outcome.error
+
+
+def test_a_new_post_below_older_ones_is_still_read(setup, store, serve):
+    """praw's real `new` listing, read twice; the second time a post written after the first
+    read sits below older posts, as real listings do (praw's TestMultiredditListings.test_new
+    has one above a post 4.9 h older). A time cut-off stopped at the older posts."""
+    replay = serve("TestSubredditListings.test_new.json")
+    config = setup(subreddits=["askreddit"], watch=["submissions"])
+    collect_due(config, store, now=LATER)
+    body = json.loads(replay.interactions[1]["response"]["body"]["string"])
+    children = body["data"]["children"]
+    late = json.loads(json.dumps(children[0]))
+    late["data"].update(id="zzlate", name="t3_zzlate", title="A late post",
+                        created_utc=children[0]["data"]["created_utc"] + 60,
+                        permalink="/r/AskReddit/comments/zzlate/a_late_post/")
+    children.insert(12, late)  # below posts more than 5 minutes older than the newest
+    replay.interactions[1]["response"]["body"]["string"] = json.dumps(body)
+    [outcome] = collect_due(config, store, now=LATER)
+    assert outcome.counts.new == 1
+    assert store.db["mentions"].count_where("external_id = 't3_zzlate'") == 1
+    assert outcome.error is None
+
+
+def test_a_fetch_that_may_have_missed_posts_says_so(setup, store, serve):
+    serve("TestSubredditListings.test_new.json")
+    config = setup(subreddits=["askreddit"], watch=["submissions"])
+    store.db["sources"].update("reddit", {"cursor": json.dumps(
+        {"seen": ["t3_old1"], "newest_utc": 1456000000.0})})  # long before the listing
+    [outcome] = collect_due(config, store, now=LATER)
+    assert outcome.counts.new == 100
+    row = store.db["sources"].get("reddit")
+    assert "coverage gap: 100 new items" in row["last_warning"]
+
+
+def test_comments_are_stored_as_people_read_them_not_as_markdown(setup, store, serve):
+    """praw's real recording of r/all comments: Markdown source ("[Yuri!!! on Ice](/s ...",
+    "* Already Submitted", `code`) is stored as the rendered text; the Markdown is kept."""
+    serve("TestSubredditStreams.test_comments.json")
+    config = setup(subreddits=["all"], watch=["comments"])
+    [outcome] = collect_due(config, store, now=LATER)
+    assert outcome.error is None and outcome.counts.new >= 90
+    texts = [r["text"] for r in rows(store)]
+    assert not [t for t in texts if "](" in t or "&amp;" in t or "&gt;" in t]
+    markdown = [json.loads(r["raw"])["markdown"] for r in rows(store)]
+    assert sum("](" in m for m in markdown) >= 2  # the source had links in Markdown
+    spoiler = next(r for r in rows(store) if json.loads(r["raw"])["markdown"].startswith(
+        "[Yuri!!! on Ice]"))
+    assert spoiler["text"].startswith("Yuri!!! on Ice")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -200,3 +200,83 @@ def test_cassette_discipline(tmp_path):
         {"uri": f"{SEARCH}?query=Tweepy", "status": 200, "body": {"data": []}}])
     with pytest.raises(AssertionError, match="played nothing"), replay(path):
         pass
+
+
+def test_a_page_that_fails_keeps_what_was_read_and_resumes_there(setup, store, tmp_path):
+    """Hand-made cassettes (X API v2 format): page 1 read and billed, page 2 rate limited;
+    the posts of page 1 are stored, both pages' reads counted, and the next fetch goes on at
+    page 2 under the old since_id, then moves since_id to the newest post."""
+    reset = int(time.time()) + 900
+    page1 = {"data": [_tweet(205), _tweet(204)], "includes": {"users": []},
+             "meta": {"newest_id": "205", "result_count": 2, "next_token": "p2"}}
+    page2 = {"data": [_tweet(203)], "includes": {"users": []},
+             "meta": {"newest_id": "203", "result_count": 1}}
+    config = setup(query="Tweepy", max_pages=5)
+    store.db["sources"].update("x", {"cursor": json.dumps({"since_id": "100"})})
+    first = write_cassette(tmp_path / "first.yaml", [
+        {"uri": f"{SEARCH}?query=Tweepy&since_id=100&next_token=p2", "status": 429,
+         "headers": {"x-rate-limit-reset": str(reset)}, "body": {"title": "Too Many Requests"}},
+        {"uri": f"{SEARCH}?query=Tweepy&since_id=100", "status": 200, "body": page1},
+    ])
+    with replay(first):
+        [outcome] = collect_due(config, store, now=LATER)
+    assert outcome.error is None and outcome.counts.new == 2  # page 1 kept
+    c = cursor(store)
+    assert c["since_id"] == "100" and c["resume"]["token"] == "p2"
+    assert c["reads"] == {utcnow().strftime("%Y-%m"): 2}
+    row = store.db["sources"].get("x")
+    assert "stopped after 1 pages: page 2 failed" in row["last_warning"]
+    assert row["next_due_at"] >= datetime.fromtimestamp(reset - 5, UTC).isoformat()
+    second = write_cassette(tmp_path / "second.yaml", [
+        {"uri": f"{SEARCH}?query=Tweepy&since_id=100&next_token=p2", "status": 200,
+         "body": page2}])
+    with replay(second) as cassette:
+        [outcome] = collect_due(config, store, now=LATER + timedelta(hours=1))
+    assert cassette.all_played and outcome.counts.new == 1
+    c = cursor(store)
+    assert c["since_id"] == "205" and "resume" not in c
+    assert c["reads"] == {utcnow().strftime("%Y-%m"): 3}
+
+
+def test_a_since_id_older_than_the_window_restarts_inside_it(setup, store, tmp_path):
+    """Hand-made (X's documented 400 for a since_id older than 7 days): the fetch starts
+    again at the window's start, stores what it reads, and records the gap."""
+    config = setup(query="Tweepy", max_pages=1)
+    store.db["sources"].update("x", {"cursor": json.dumps({"since_id": "42"})})
+    invalid = {"errors": [{"parameters": {"since_id": ["42"]}, "message":
+                           "Invalid 'since_id':'42'. 'since_id' must be a tweet id created "
+                           "after 2026-11-16T00:00Z."}],
+               "title": "Invalid Request", "detail": "One or more parameters to your request "
+               "was invalid.", "type": "https://api.twitter.com/2/problems/invalid-request"}
+    page = {"data": [_tweet(301)], "includes": {"users": []},
+            "meta": {"newest_id": "301", "result_count": 1}}
+    path = write_cassette(tmp_path / "stale.yaml", [
+        {"uri": f"{SEARCH}?query=Tweepy&since_id=42", "status": 400, "body": invalid},
+        {"uri": f"{SEARCH}?query=Tweepy", "status": 200, "body": page},
+    ])
+    with replay(path) as cassette:
+        [outcome] = collect_due(config, store, now=LATER)
+    assert cassette.all_played and outcome.error is None and outcome.counts.new == 1
+    assert "start_time" in SENT[-1].uri and "since_id" not in SENT[-1].uri
+    assert cursor(store)["since_id"] == "301"
+    warning = store.db["sources"].get("x")["last_warning"]
+    assert warning.startswith("coverage gap: X would not go on from the last fetch")
+
+
+def test_text_is_unescaped_and_long_posts_are_whole(setup, store, tmp_path):
+    """Hand-made (X API v2 format): X escapes &, < and > in `text`; a long post's full text
+    is in `note_tweet`."""
+    long_text = "AT&amp;T and Tweepy: " + "word " * 80
+    page = {"data": [_tweet(401, text="NYC &lt; London, AT&amp;T &gt; all, Tweepy"),
+                     _tweet(402, text=long_text[:280] + "…",
+                            note_tweet={"text": long_text + "the end"})],
+            "includes": {"users": []}, "meta": {"newest_id": "402", "result_count": 2}}
+    path = write_cassette(tmp_path / "entities.yaml", [
+        {"uri": f"{SEARCH}?query=Tweepy", "status": 200, "body": page}])
+    config = setup(query="Tweepy", max_pages=1)
+    with replay(path):
+        collect_due(config, store, now=LATER)
+    rows = {r["external_id"]: r for r in mentions(store)}
+    assert rows["401"]["text"] == "NYC < London, AT&T > all, Tweepy"
+    assert rows["402"]["text"].endswith("the end") and "&amp;" not in rows["402"]["text"]
+    assert "note_tweet" in SENT[0].uri  # asked for
