@@ -58,8 +58,9 @@ def digest_text(deliveries: list[Delivery]) -> tuple[str, str]:
     return title, body
 
 
-def _send(store: Store, notifier: Notifier, batch: list[Delivery], title: str,
-          body: str, now: datetime) -> str | None:
+def _send(
+    store: Store, notifier: Notifier, batch: list[Delivery], title: str, body: str, now: datetime
+) -> str | None:
     """Claim, send, record: claimed rows are committed as 'sending' before the send, so a
     crash mid-send never leads to a second send."""
     claimed = [d for d in batch if store.claim_delivery(d.alert_id, d.channel)]
@@ -77,14 +78,23 @@ def _send(store: Store, notifier: Notifier, batch: list[Delivery], title: str,
         status, retry_at = after_failure(d.attempts + 1, now)
         store.finish_delivery(d.alert_id, d.channel, status, error, retry_at)
         if status == "failed":
-            log.error("gave up on alert %d for %s after %d attempts (`listener alerts retry` "
-                      "re-queues it): %s", d.alert_id, d.channel, d.attempts + 1, error)
+            log.error(
+                "gave up on alert %d for %s after %d attempts (`listener alerts retry` "
+                "re-queues it): %s",
+                d.alert_id,
+                d.channel,
+                d.attempts + 1,
+                error,
+            )
     return error
 
 
-def deliver_pending(store: Store, channels: dict[str, Notifier],
-                    digests: dict[str, time] | None = None,
-                    now: datetime | None = None) -> tuple[int, list[str]]:
+def deliver_pending(
+    store: Store,
+    channels: dict[str, Notifier],
+    digests: dict[str, time] | None = None,
+    now: datetime | None = None,
+) -> tuple[int, list[str]]:
     """Send the deliveries that are due. A failed one is retried later (after_failure); after
     one failure a channel is left alone for the rest of the pass, so a dead endpoint costs one
     timeout per pass, not one per waiting alert."""

@@ -31,14 +31,21 @@ def _brands(rule: Any, config: Any) -> list[str]:
     return [rule.brand] if rule.brand else [b.name for b in config.brands]
 
 
-def candidates(rule: Any, config: Any, store: Store, model: tuple[str, str | None],
-               now: datetime) -> Iterator[Alert]:
+def candidates(
+    rule: Any, config: Any, store: Store, model: tuple[str, str | None], now: datetime
+) -> Iterator[Alert]:
     name, rev = model
     kind = rule.rule
     if kind == "silence":
-        watched = [rule.source] if rule.source else [
-            s.name for s in config.sources if s.enabled and (not rule.brand or s.brand in
-                                                             (None, rule.brand))]
+        watched = (
+            [rule.source]
+            if rule.source
+            else [
+                s.name
+                for s in config.sources
+                if s.enabled and (not rule.brand or s.brand in (None, rule.brand))
+            ]
+        )
         for source in watched:
             last, n = store.source_activity(source, rule.baseline)
             if alert := rules.silence(rule, source, last, n, now):
@@ -47,52 +54,103 @@ def candidates(rule: Any, config: Any, store: Store, model: tuple[str, str | Non
     if kind == "overdue":
         yield from rules.overdue_items(rule, store.overdue_inbox(now, rule.brand), now)
         return
-    aspect = (aspect_matchers({rule.aspect: config.aspects[rule.aspect]})[0]
-              if getattr(rule, "aspect", None) else None)  # parsed once, not per brand
+    aspect = (
+        aspect_matchers({rule.aspect: config.aspects[rule.aspect]})[0]
+        if getattr(rule, "aspect", None)
+        else None
+    )  # parsed once, not per brand
     for brand in _brands(rule, config):
         if kind == "negative_streak":
             news = rule.include_news
             alert = rules.negative_streak(
-                rule.id, brand, rule.count,
-                store.recent_labelled(brand, name, rev, rule.count, rule.source,
-                                      include_news=news),
+                rule.id,
+                brand,
+                rule.count,
+                store.recent_labelled(brand, name, rev, rule.count, rule.source, include_news=news),
                 store.last_non_negative(brand, name, rev, rule.source, include_news=news),
-                rule.source)
+                rule.source,
+            )
         elif kind == "negative_share_spike" and rule.aspect:
             alert = _aspect_share_spike(rule, aspect, store, brand, model, now)
         elif kind == "negative_share_spike":
             start, news = now - rule.window, rule.include_news
             alert = rules.negative_share_spike(
-                rule, brand, store.label_counts(brand, name, rev, start, now,
-                                                include_news=news),
-                store.label_counts(brand, name, rev, start - rule.baseline, start,
-                                   include_news=news),
-                store.mentions_between(brand, name, rev, start, now,
-                                       "AND label = 'negative'", rules.EXAMPLES,
-                                       include_news=news), now)
+                rule,
+                brand,
+                store.label_counts(brand, name, rev, start, now, include_news=news),
+                store.label_counts(
+                    brand, name, rev, start - rule.baseline, start, include_news=news
+                ),
+                store.mentions_between(
+                    brand,
+                    name,
+                    rev,
+                    start,
+                    now,
+                    "AND label = 'negative'",
+                    rules.EXAMPLES,
+                    include_news=news,
+                ),
+                now,
+            )
         elif kind == "volume_spike":
             start = now - rule.window
             alert = rules.volume_spike(
-                rule, brand, store.mention_count(brand, start, now),
+                rule,
+                brand,
+                store.mention_count(brand, start, now),
                 store.mention_count(brand, start - rule.baseline, start),
-                store.mentions_between(brand, name, rev, start, now, "", rules.EXAMPLES), now)
+                store.mentions_between(brand, name, rev, start, now, "", rules.EXAMPLES),
+                now,
+            )
         elif kind == "rating_drop":
             start = now - rule.window
             alert = rules.rating_drop(
-                rule, brand, store.rating_stats(brand, start, now),
+                rule,
+                brand,
+                store.rating_stats(brand, start, now),
                 store.rating_stats(brand, start - rule.baseline, start),
-                store.mentions_between(brand, name, rev, start, now,
-                                       "AND rating IS NOT NULL", rules.EXAMPLES,
-                                       order="rating ASC"), now)
+                store.mentions_between(
+                    brand,
+                    name,
+                    rev,
+                    start,
+                    now,
+                    "AND rating IS NOT NULL",
+                    rules.EXAMPLES,
+                    order="rating ASC",
+                ),
+                now,
+            )
         elif kind == "low_rating":
-            yield from rules.low_ratings(rule, brand, store.mentions_between(
-                brand, name, rev, now - LOOKBACK, now + timedelta(minutes=1),
-                f"AND rating IS NOT NULL AND rating <= {float(rule.max_stars)}", 1000))
+            yield from rules.low_ratings(
+                rule,
+                brand,
+                store.mentions_between(
+                    brand,
+                    name,
+                    rev,
+                    now - LOOKBACK,
+                    now + timedelta(minutes=1),
+                    f"AND rating IS NOT NULL AND rating <= {float(rule.max_stars)}",
+                    1000,
+                ),
+            )
             continue
         elif kind == "high_reach_negative":
-            yield from rules.high_reach_negatives(rule, brand, store.mentions_between(
-                brand, name, rev, now - LOOKBACK, now + timedelta(minutes=1),
-                f"AND label = 'negative' AND reach >= {int(rule.min_reach)}", 1000))
+            yield from rules.high_reach_negatives(
+                rule,
+                brand,
+                store.mentions_between(
+                    brand,
+                    name,
+                    rev,
+                    now - LOOKBACK,
+                    now + timedelta(minutes=1),
+                    f"AND label = 'negative' AND reach >= {int(rule.min_reach)}",
+                    1000,
+                ),
+            )
             continue
         else:  # pragma: no cover - the config refuses unknown rules
             raise ValueError(f"unknown rule {kind!r}")
@@ -100,38 +158,55 @@ def candidates(rule: Any, config: Any, store: Store, model: tuple[str, str | Non
             yield alert
 
 
-def _aspect_share_spike(rule: Any, aspect: Aspect, store: Store, brand: str,
-                        model: tuple[str, str | None], now: datetime) -> Alert | None:
+def _aspect_share_spike(
+    rule: Any,
+    aspect: Aspect,
+    store: Store,
+    brand: str,
+    model: tuple[str, str | None],
+    now: datetime,
+) -> Alert | None:
     """negative_share_spike among the mentions that name one aspect. Aspects are keyword
     queries matched in Python (as key drivers does), over the window and its baseline only."""
     start = now - rule.window
-    rows = store.mentions_between(brand, *model, start - rule.baseline, now, "AND label IS NOT "
-                                  "NULL", ASPECT_SCAN_LIMIT, include_news=rule.include_news)
+    rows = store.mentions_between(
+        brand,
+        *model,
+        start - rule.baseline,
+        now,
+        "AND label IS NOT NULL",
+        ASPECT_SCAN_LIMIT,
+        include_news=rule.include_news,
+    )
     about = [m for m in rows if aspect.matches(words(f"{m.title} {m.text}"))]
     cut = iso(start)
     recent = [m for m in about if m.when >= cut]
     older = [m for m in about if m.when < cut]
     return rules.negative_share_spike(
-        rule, brand, _counts(recent), _counts(older),
-        [m for m in recent if m.label == "negative"][: rules.EXAMPLES], now)
+        rule,
+        brand,
+        _counts(recent),
+        _counts(older),
+        [m for m in recent if m.label == "negative"][: rules.EXAMPLES],
+        now,
+    )
 
 
 def _counts(mentions: list[LabelledMention]) -> LabelCounts:
     labels = [m.label for m in mentions]
-    return LabelCounts(labels.count("negative"), labels.count("neutral"),
-                       labels.count("positive"))
+    return LabelCounts(labels.count("negative"), labels.count("neutral"), labels.count("positive"))
 
 
-def evaluate(config: Any, store: Store, model: tuple[str, str | None],
-             now: datetime | None = None) -> list[Alert]:
+def evaluate(
+    config: Any, store: Store, model: tuple[str, str | None], now: datetime | None = None
+) -> list[Alert]:
     """Every rule, every brand or source it covers; cooldown per rule and scope."""
     now = now or utcnow()
     fired: list[Alert] = []
     for rule in config.alerts:
         quiet = rule.quiet_for()
         for alert in candidates(rule, config, store, model, now):
-            if quiet and rules.in_cooldown(store.last_alert_at(rule.id, alert.scope), quiet,
-                                           now):
+            if quiet and rules.in_cooldown(store.last_alert_at(rule.id, alert.scope), quiet, now):
                 continue
             if store.add_alert(alert, rule.notify, now):
                 log.warning("alert: %s", alert.title)

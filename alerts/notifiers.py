@@ -56,8 +56,9 @@ class AppriseNotifier:
         self._apprise = apprise.Apprise()
         self._capture = apprise.LogCapture
         # The URL's longer parts (tokens, passwords, webhook paths), kept out of any error.
-        self._secrets = sorted((p for p in re.split(r"[/:@?&=#]+", url) if len(p) >= 6),
-                               key=len, reverse=True)
+        self._secrets = sorted(
+            (p for p in re.split(r"[/:@?&=#]+", url) if len(p) >= 6), key=len, reverse=True
+        )
         if not self._apprise.add(url):
             # Never echo the URL: it usually holds a token.
             raise NotifierError(f"notifier {name!r}: not a URL Apprise understands")

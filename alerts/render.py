@@ -18,8 +18,20 @@ _PING = regex.compile(r"@(?=\w)")
 # Zalgo: stacks of combining marks that overflow lines. Real scripts use at most two or three
 # on one letter (Vietnamese, Arabic harakat), so keep three.
 _MARK_STACK = regex.compile(r"(\p{M}{3})\p{M}+")
-_MARKUP = str.maketrans({"<": "‹", ">": "›", "[": "⟦", "]": "⟧", "`": "ˋ", "*": "∗",
-                         "_": "＿", "~": "∼", "|": "│", "&": "＆"})
+_MARKUP = str.maketrans(
+    {
+        "<": "‹",
+        ">": "›",
+        "[": "⟦",
+        "]": "⟧",
+        "`": "ˋ",
+        "*": "∗",
+        "_": "＿",
+        "~": "∼",
+        "|": "│",
+        "&": "＆",
+    }
+)
 
 
 def neutralise(text: str) -> str:
@@ -32,8 +44,11 @@ def neutralise(text: str) -> str:
 
 
 def snippet(title: str, text: str, limit: int = SNIPPET_CHARS) -> str:
-    flat = " ".join(f"{title} {text}".split()) if title and not text.startswith(title) else (
-        " ".join(text.split()))
+    flat = (
+        " ".join(f"{title} {text}".split())
+        if title and not text.startswith(title)
+        else (" ".join(text.split()))
+    )
     flat = flat if len(flat) <= limit else flat[: limit - 1] + "…"
     return neutralise(flat)
 
@@ -43,8 +58,11 @@ def human(delta: timedelta) -> str:
     for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
         if seconds >= size:
             value = seconds / size
-            return f"{value:.0f} {unit}" if value >= 10 or value.is_integer() else (
-                f"{value:.1f} {unit}")
+            return (
+                f"{value:.0f} {unit}"
+                if value >= 10 or value.is_integer()
+                else (f"{value:.1f} {unit}")
+            )
     return f"{seconds} s"
 
 

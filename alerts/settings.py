@@ -19,7 +19,8 @@ class RuleBase(BaseModel):
     brand: str | None = Field(default=None, description="omit to apply the rule to every brand")
     notify: list[str] = Field(default_factory=lambda: [CONSOLE])
     cooldown: Duration | None = Field(
-        default=None, description="quiet time after an alert, per rule and brand/source")
+        default=None, description="quiet time after an alert, per rule and brand/source"
+    )
     rule: str
 
     @property
@@ -36,8 +37,11 @@ class NegativeStreak(RuleBase):
     rule: Literal["negative_streak"]
     count: int = Field(default=3, ge=1, description="negatives in a row that fire the alert")
     source: str | None = Field(default=None, description="count only this source's mentions")
-    include_news: bool = Field(default=False, description="count news sources' mentions too "
-                               "(reported events, not opinions: left out by default)")
+    include_news: bool = Field(
+        default=False,
+        description="count news sources' mentions too "
+        "(reported events, not opinions: left out by default)",
+    )
     default_cooldown: timedelta = Field(default=timedelta(0), exclude=True)
 
 
@@ -47,12 +51,19 @@ class NegativeShareSpike(RuleBase):
     baseline: Duration = Field(default=timedelta(hours=12), description="what came before it")
     min_sample: int = Field(default=10, ge=1, description="scored mentions in the window")
     factor: float = Field(default=2.0, gt=1, description="window share ≥ factor × baseline")
-    min_increase: float = Field(default=0.15, ge=0, le=1,
-                                description="and at least this many points higher")
-    aspect: str | None = Field(default=None, description="only mentions naming this aspect "
-                               "(price, quality, service, delivery or one of `aspects`)")
-    include_news: bool = Field(default=False, description="count news sources' mentions too "
-                               "(reported events, not opinions: left out by default)")
+    min_increase: float = Field(
+        default=0.15, ge=0, le=1, description="and at least this many points higher"
+    )
+    aspect: str | None = Field(
+        default=None,
+        description="only mentions naming this aspect "
+        "(price, quality, service, delivery or one of `aspects`)",
+    )
+    include_news: bool = Field(
+        default=False,
+        description="count news sources' mentions too "
+        "(reported events, not opinions: left out by default)",
+    )
 
 
 class VolumeSpike(RuleBase):
@@ -99,7 +110,15 @@ class Overdue(RuleBase):
     default_cooldown: timedelta = Field(default=timedelta(0), exclude=True)
 
 
-RULES = (NegativeStreak, NegativeShareSpike, VolumeSpike, Silence, LowRating, RatingDrop,
-         HighReachNegative, Overdue)
+RULES = (
+    NegativeStreak,
+    NegativeShareSpike,
+    VolumeSpike,
+    Silence,
+    LowRating,
+    RatingDrop,
+    HighReachNegative,
+    Overdue,
+)
 RULE_NAMES = tuple(r.model_fields["rule"].annotation.__args__[0] for r in RULES)  # type: ignore
 AlertRule = Annotated[Union[RULES], Field(discriminator="rule")]  # type: ignore[valid-type]  # noqa: UP007

@@ -43,8 +43,16 @@ alerts:
 sentiment: {model: m, revision: '1'}
 """
 LABELS = ["negative", "neutral", "positive"]
-TEXTS = ["some text", "delivery was late again", "great price", "the support never answered",
-         "доставка опоздала", "toimitus myöhässä", "quality went down", "love it"]
+TEXTS = [
+    "some text",
+    "delivery was late again",
+    "great price",
+    "the support never answered",
+    "доставка опоздала",
+    "toimitus myöhässä",
+    "quality went down",
+    "love it",
+]
 
 
 def build(path: Path, n: int, recent: int = 2000, month: int = 20_000) -> Store:
@@ -52,8 +60,10 @@ def build(path: Path, n: int, recent: int = 2000, month: int = 20_000) -> Store:
     windows and baselines fall in these), and the rest older: only the history grows."""
     store = Store.open(path)
     db = store.db
-    db.execute("INSERT INTO sources (id, type, enabled, consecutive_failures) VALUES "
-               "('s0', 'rss', 1, 0), ('s1', 'rss', 1, 0)")
+    db.execute(
+        "INSERT INTO sources (id, type, enabled, consecutive_failures) VALUES "
+        "('s0', 'rss', 1, 0), ('s1', 'rss', 1, 0)"
+    )
     rng = random.Random(3)
     conn = db.conn
     conn.execute("BEGIN")
@@ -68,18 +78,35 @@ def build(path: Path, n: int, recent: int = 2000, month: int = 20_000) -> Store:
         at = iso(NOW - age)
         label = rng.choice(LABELS)
         rating = rng.choice([None, None, 1, 2, 3, 4, 5])
-        batch_m.append((i + 1, f"s{i % 2}", f"e{i}", at, at, "post", rng.choice(TEXTS), f"h{i}",
-                        rating, rng.randint(0, 20_000)))
+        batch_m.append(
+            (
+                i + 1,
+                f"s{i % 2}",
+                f"e{i}",
+                at,
+                at,
+                "post",
+                rng.choice(TEXTS),
+                f"h{i}",
+                rating,
+                rng.randint(0, 20_000),
+            )
+        )
         batch_b.append((i + 1, BRANDS[i % len(BRANDS)]))
         batch_s.append((i + 1, "m", "1", label, label, 0.0, json.dumps({label: 1.0}), at))
         if len(batch_m) == 50_000 or i == n - 1:
-            conn.executemany("INSERT INTO mentions (id, source_id, external_id, published_at, "
-                             "fetched_at, title, text, content_hash, rating, reach) VALUES "
-                             "(?,?,?,?,?,?,?,?,?,?)", batch_m)
+            conn.executemany(
+                "INSERT INTO mentions (id, source_id, external_id, published_at, "
+                "fetched_at, title, text, content_hash, rating, reach) VALUES "
+                "(?,?,?,?,?,?,?,?,?,?)",
+                batch_m,
+            )
             conn.executemany("INSERT INTO mention_brands VALUES (?, ?)", batch_b)
-            conn.executemany("INSERT INTO scores (mention_id, model, revision, label, "
-                             "text_label, score, scores, scored_at) VALUES (?,?,?,?,?,?,?,?)",
-                             batch_s)
+            conn.executemany(
+                "INSERT INTO scores (mention_id, model, revision, label, "
+                "text_label, score, scores, scored_at) VALUES (?,?,?,?,?,?,?,?)",
+                batch_s,
+            )
             batch_m, batch_b, batch_s = [], [], []
     conn.execute("COMMIT")
     db.execute("ANALYZE")
@@ -107,13 +134,17 @@ def main() -> None:
                 engine.evaluate(config, store, ("m", "1"), NOW + timedelta(minutes=k + 1))
                 times.append(time.perf_counter() - t)
             results[n] = sorted(times)[len(times) // 2]
-            print(f"{n:>9,} mentions: median pass {results[n] * 1000:7.1f} ms "
-                  f"({len(config.alerts)} rules x 5 brands + inbox; DB built in {built:.0f} s)")
+            print(
+                f"{n:>9,} mentions: median pass {results[n] * 1000:7.1f} ms "
+                f"({len(config.alerts)} rules x 5 brands + inbox; DB built in {built:.0f} s)"
+            )
             store.close()
     small, large = min(results), max(results)
     if small != large:
-        print(f"ratio {large:,} / {small:,}: {results[large] / results[small]:.2f}x time for "
-              f"{large / small:.0f}x history")
+        print(
+            f"ratio {large:,} / {small:,}: {results[large] / results[small]:.2f}x time for "
+            f"{large / small:.0f}x history"
+        )
 
 
 if __name__ == "__main__":

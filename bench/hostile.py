@@ -35,11 +35,15 @@ CASES = {
 
 
 def ordinary() -> bytes:
-    items = "".join(f"<item><title>Acme post {i}</title><guid>{i}</guid><description>Order "
-                    f"{i} never arrived, support does not answer.</description></item>"
-                    for i in range(1000))
-    return (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>f'
-            f"</title>{items}</channel></rss>").encode()
+    items = "".join(
+        f"<item><title>Acme post {i}</title><guid>{i}</guid><description>Order "
+        f"{i} never arrived, support does not answer.</description></item>"
+        for i in range(1000)
+    )
+    return (
+        f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>f'
+        f"</title>{items}</channel></rss>"
+    ).encode()
 
 
 def bomb(gigabytes: int, layers: int, fill: bytes, *, one_stream: bool = True) -> bytes:
@@ -57,8 +61,11 @@ def bomb(gigabytes: int, layers: int, fill: bytes, *, one_stream: bool = True) -
 
 
 def serve(port: int) -> None:
-    bodies = {"ordinary": (ordinary(), None), "gzip-gzip": (bomb(4, 2, b" "), "gzip, gzip"),
-              "gzip-10g": (bomb(10, 1, b"\0", one_stream=False), "gzip")}
+    bodies = {
+        "ordinary": (ordinary(), None),
+        "gzip-gzip": (bomb(4, 2, b" "), "gzip, gzip"),
+        "gzip-10g": (bomb(10, 1, b"\0", one_stream=False), "gzip"),
+    }
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -108,7 +115,9 @@ def one_pass(port: int, case: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         config = parse_config(
             f"database: {tmp}/l.db\nbrands: [{{name: Acme}}]\nsources: [{{name: s, type: rss,"
-            f" url: 'http://127.0.0.1:{port}/{case}', brand: Acme}}]\n", base_dir=Path(tmp))
+            f" url: 'http://127.0.0.1:{port}/{case}', brand: Acme}}]\n",
+            base_dir=Path(tmp),
+        )
         store = Store.open(config.database_path())
         store.sync_sources(config.sources)
         start = time.monotonic()
@@ -116,8 +125,16 @@ def one_pass(port: int, case: str) -> None:
         took = time.monotonic() - start
         store.close()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": took, "peak_mb": peak, "new": outcome.counts.new
-                      if outcome.counts else 0, "error": outcome.error}))
+    print(
+        json.dumps(
+            {
+                "seconds": took,
+                "peak_mb": peak,
+                "new": outcome.counts.new if outcome.counts else 0,
+                "error": outcome.error,
+            }
+        )
+    )
 
 
 def main() -> None:
@@ -139,19 +156,26 @@ def main() -> None:
                 time.sleep(0.1)
         rows = []
         for case in args.only or list(CASES):
-            out = subprocess.run([sys.executable, __file__, "--pass", str(port), case],
-                                 capture_output=True, text=True, check=True).stdout
+            out = subprocess.run(
+                [sys.executable, __file__, "--pass", str(port), case],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
             rows.append((case, json.loads(out.strip().splitlines()[-1])))
     finally:
         server.kill()
     base = dict(rows).get("ordinary")
-    print(f"{'case':<11} {'what the server does':<47} {'s':>6} {'peak MB':>8} {'x base':>7}"
-          "  outcome")
+    print(
+        f"{'case':<11} {'what the server does':<47} {'s':>6} {'peak MB':>8} {'x base':>7}  outcome"
+    )
     for case, r in rows:
         ratio = f"{r['peak_mb'] / base['peak_mb']:.2f}" if base else "-"
         outcome = (r["error"] or f"{r['new']} stored").split(": ", 1)[-1][:70]
-        print(f"{case:<11} {CASES[case]:<47} {r['seconds']:>6.1f} {r['peak_mb']:>8.0f} "
-              f"{ratio:>7}  {outcome}")
+        print(
+            f"{case:<11} {CASES[case]:<47} {r['seconds']:>6.1f} {r['peak_mb']:>8.0f} "
+            f"{ratio:>7}  {outcome}"
+        )
 
 
 if __name__ == "__main__":

@@ -46,13 +46,20 @@ def make_entries(n: int, seed: int = 1) -> list[Entry]:
     out = []
     for i in range(n):
         text = " ".join(rng.choice(SAMPLES) for _ in range(rng.randint(1, 4)))
-        out.append(Entry(
-            external_id=f"https://example.com/post/{i}", url=f"https://example.com/post/{i}",
-            author=f"user{rng.randint(1, 5000)}", title=text[:60], text=text,
-            html=f"<p>{text}</p>", language=None,
-            published_at=start + timedelta(seconds=i * 7), content_hash=f"{i:064x}",
-            raw={"id": i, "text": text},
-        ))
+        out.append(
+            Entry(
+                external_id=f"https://example.com/post/{i}",
+                url=f"https://example.com/post/{i}",
+                author=f"user{rng.randint(1, 5000)}",
+                title=text[:60],
+                text=text,
+                html=f"<p>{text}</p>",
+                language=None,
+                published_at=start + timedelta(seconds=i * 7),
+                content_hash=f"{i:064x}",
+                raw={"id": i, "text": text},
+            )
+        )
     return out
 
 
@@ -67,9 +74,14 @@ def ours(path: Path, entries: list[Entry], batch: int) -> float:
     t0 = time.perf_counter()
     for start in range(0, len(entries), batch):
         chunk = entries[start : start + batch]
-        store.save_fetch("bench", FetchResult(chunk, SourceState()),
-                         [MatchedEntry(e, ("Acme",)) for e in chunk],
-                         started=now, finished=now, next_due=now)
+        store.save_fetch(
+            "bench",
+            FetchResult(chunk, SourceState()),
+            [MatchedEntry(e, ("Acme",)) for e in chunk],
+            started=now,
+            finished=now,
+            next_due=now,
+        )
     elapsed = time.perf_counter() - t0
     store.close()
     return elapsed
@@ -77,14 +89,27 @@ def ours(path: Path, entries: list[Entry], batch: int) -> float:
 
 def naive(path: Path, entries: list[Entry]) -> float:
     conn = sqlite3.connect(path)
-    conn.execute("CREATE TABLE mentions (source_id TEXT, external_id TEXT, url TEXT, author TEXT,"
-                 " title TEXT, text TEXT, html TEXT, published_at TEXT, content_hash TEXT,"
-                 " PRIMARY KEY (source_id, external_id))")
+    conn.execute(
+        "CREATE TABLE mentions (source_id TEXT, external_id TEXT, url TEXT, author TEXT,"
+        " title TEXT, text TEXT, html TEXT, published_at TEXT, content_hash TEXT,"
+        " PRIMARY KEY (source_id, external_id))"
+    )
     t0 = time.perf_counter()
     for e in entries:
-        conn.execute("INSERT OR REPLACE INTO mentions VALUES (?,?,?,?,?,?,?,?,?)",
-                     ("bench", e.external_id, e.url, e.author, e.title, e.text, e.html,
-                      e.published_at.isoformat() if e.published_at else None, e.content_hash))
+        conn.execute(
+            "INSERT OR REPLACE INTO mentions VALUES (?,?,?,?,?,?,?,?,?)",
+            (
+                "bench",
+                e.external_id,
+                e.url,
+                e.author,
+                e.title,
+                e.text,
+                e.html,
+                e.published_at.isoformat() if e.published_at else None,
+                e.content_hash,
+            ),
+        )
         conn.commit()
     elapsed = time.perf_counter() - t0
     conn.close()
@@ -110,10 +135,14 @@ def main() -> None:
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"entries: {args.entries:,} in fetches of {args.batch:,} (WAL, FTS5 index included)")
     print(f"store new:        {ours_rate:>10,.0f} mentions/s  ({first:.1f} s)")
-    print(f"same again:       {args.entries / again:>10,.0f} mentions/s  (all unchanged; "
-          f"{again:.1f} s)")
-    print(f"naive baseline:   {base_rate:>10,.0f} mentions/s  (row-at-a-time commits, "
-          f"{args.baseline:,} entries)")
+    print(
+        f"same again:       {args.entries / again:>10,.0f} mentions/s  (all unchanged; "
+        f"{again:.1f} s)"
+    )
+    print(
+        f"naive baseline:   {base_rate:>10,.0f} mentions/s  (row-at-a-time commits, "
+        f"{args.baseline:,} entries)"
+    )
     print(f"ratio ours/naive: {ours_rate / base_rate:>10.1f}x")
     print(f"database size: {size_mb:.0f} MB; peak RSS: {peak_mb:.0f} MB")
 

@@ -22,8 +22,11 @@ DATA = Path(__file__).parent / "data" / "languages.tsv"
 
 
 def main() -> None:
-    rows = [line.split("\t", 1) for line in DATA.read_text(encoding="utf-8").splitlines()
-            if line and not line.startswith("#")]
+    rows = [
+        line.split("\t", 1)
+        for line in DATA.read_text(encoding="utf-8").splitlines()
+        if line and not line.startswith("#")
+    ]
     gold = [code for code, _ in rows]
     texts = [text for _, text in rows]
     for accuracy in ("low", "high"):
@@ -36,9 +39,11 @@ def main() -> None:
             right[g] += g == f
         per = "  ".join(f"{c} {right[c]}/{total[c]}" for c in total)
         misses = [(g, f, t[:40]) for g, f, t in zip(gold, found, texts, strict=True) if g != f]
-        print(f"{accuracy:>4} accuracy: {sum(right.values())}/{len(gold)}  {per}  "
-              f"({seconds:.1f} s incl. model load, peak RSS "
-              f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)")
+        print(
+            f"{accuracy:>4} accuracy: {sum(right.values())}/{len(gold)}  {per}  "
+            f"({seconds:.1f} s incl. model load, peak RSS "
+            f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)"
+        )
         for g, f, t in misses:
             print(f"      expected {g}, got {f}: {t}")
 

@@ -29,9 +29,13 @@ def feed(source: int, n: int) -> bytes:
     items = "".join(
         f"<item><title>Acme post {source}-{i}</title><guid>{source}-{i}</guid>"
         f"<pubDate>Fri, 20 Nov 2026 10:{i % 60:02d}:00 GMT</pubDate>"
-        f"<description>{TEXT} #{i}</description></item>" for i in range(n))
-    return (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
-            f"<title>feed {source}</title>{items}</channel></rss>").encode()
+        f"<description>{TEXT} #{i}</description></item>"
+        for i in range(n)
+    )
+    return (
+        f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+        f"<title>feed {source}</title>{items}</channel></rss>"
+    ).encode()
 
 
 def serve(port: int) -> None:
@@ -57,10 +61,14 @@ def collect(port: int, sources: int, entries: int) -> None:
     from listener.storage import Store
 
     with tempfile.TemporaryDirectory() as tmp:
-        srcs = ", ".join(f"{{name: s{i}, type: rss, url: 'http://127.0.0.1:{port}/f/{i}/"
-                         f"{entries}', brand: Acme}}" for i in range(sources))
-        config = parse_config(f"database: {tmp}/x.db\nbrands: [{{name: Acme}}]\n"
-                              f"sources: [{srcs}]\n")
+        srcs = ", ".join(
+            f"{{name: s{i}, type: rss, url: 'http://127.0.0.1:{port}/f/{i}/"
+            f"{entries}', brand: Acme}}"
+            for i in range(sources)
+        )
+        config = parse_config(
+            f"database: {tmp}/x.db\nbrands: [{{name: Acme}}]\nsources: [{srcs}]\n"
+        )
         store = Store.open(config.database_path())
         store.sync_sources(config.sources)
         start = time.perf_counter()
@@ -68,16 +76,24 @@ def collect(port: int, sources: int, entries: int) -> None:
         seconds = time.perf_counter() - start
         stored = store.db["mentions"].count
         store.close()
-    print(json.dumps({"seconds": seconds, "mentions": stored,
-                      "failed": sum(1 for o in outcomes if o.error),
-                      "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "mentions": stored,
+                "failed": sum(1 for o in outcomes if o.error),
+                "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            }
+        )
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sources", type=int, default=1000)
-    parser.add_argument("--entries", type=int, nargs="+", default=[10, 100],
-                        help="entries per feed, one run each")
+    parser.add_argument(
+        "--entries", type=int, nargs="+", default=[10, 100], help="entries per feed, one run each"
+    )
     parser.add_argument("--port", type=int, default=18765)
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--collect", type=int, help=argparse.SUPPRESS)
@@ -93,19 +109,35 @@ def main() -> None:
     try:
         results = []
         for n in args.entries:
-            out = subprocess.run([sys.executable, __file__, "--collect", str(n), "--sources",
-                                  str(args.sources), "--port", str(args.port)],
-                                 capture_output=True, text=True, check=True)
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--collect",
+                    str(n),
+                    "--sources",
+                    str(args.sources),
+                    "--port",
+                    str(args.port),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             r = json.loads(out.stdout.strip().splitlines()[-1])
             results.append(r)
-            print(f"{args.sources} sources x {n} entries: {r['mentions']:,} mentions stored in "
-                  f"{r['seconds']:.1f} s ({r['mentions'] / r['seconds']:,.0f}/s), "
-                  f"{r['failed']} failed, peak RSS {r['peak_mb']:.0f} MB")
+            print(
+                f"{args.sources} sources x {n} entries: {r['mentions']:,} mentions stored in "
+                f"{r['seconds']:.1f} s ({r['mentions'] / r['seconds']:,.0f}/s), "
+                f"{r['failed']} failed, peak RSS {r['peak_mb']:.0f} MB"
+            )
         if len(results) > 1:
             a, b = results[0], results[-1]
-            print(f"{b['mentions'] / a['mentions']:.0f}x the mentions took "
-                  f"{b['seconds'] / a['seconds']:.1f}x the time and "
-                  f"{b['peak_mb'] / a['peak_mb']:.2f}x the peak memory")
+            print(
+                f"{b['mentions'] / a['mentions']:.0f}x the mentions took "
+                f"{b['seconds'] / a['seconds']:.1f}x the time and "
+                f"{b['peak_mb'] / a['peak_mb']:.2f}x the peak memory"
+            )
     finally:
         server.terminate()
 

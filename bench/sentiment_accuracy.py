@@ -46,8 +46,10 @@ XLMT_LINES = 870
 def xlmt_predictions(fetch: corpora.Fetch) -> dict[str, list[str]]:
     """The published XLM-T predictions on UMSAB's test split, per language."""
     preds = fetch("cardiffnlp/xlm-t", "predictions/sentiment/all.txt").decode().split("\n")
-    return {lang: [LABELS[int(p)] for p in preds[i * XLMT_LINES:(i + 1) * XLMT_LINES]
-                   if p.strip()] for i, lang in enumerate(UMSAB_ORDER)}
+    return {
+        lang: [LABELS[int(p)] for p in preds[i * XLMT_LINES : (i + 1) * XLMT_LINES] if p.strip()]
+        for i, lang in enumerate(UMSAB_ORDER)
+    }
 
 
 def predicted(probs: np.ndarray, allowed: tuple[str, ...]) -> list[str]:
@@ -64,21 +66,26 @@ def score_sets(items: list[corpora.Item], probs: np.ndarray) -> dict[str, dict[s
         allowed = items[idx[0]].labels
         gold = [items[i].label for i in idx]
         got = predicted(probs[idx], allowed)
-        row = {"n": len(idx), "F1": macro_f1(got, gold, allowed),
-               "acc": sum(g == p for g, p in zip(gold, got, strict=True)) / len(idx)}
+        row = {
+            "n": len(idx),
+            "F1": macro_f1(got, gold, allowed),
+            "acc": sum(g == p for g, p in zip(gold, got, strict=True)) / len(idx),
+        }
         full = [LABELS[int(k)] for k in probs[idx].argmax(1)]
         if len(allowed) == 2:
             row["said neutral"] = full.count("neutral") / len(idx)
         else:
             neutral = [f for f, g in zip(full, gold, strict=True) if g == "neutral"]
-            row["neutral->polar"] = (sum(f != "neutral" for f in neutral) / len(neutral)
-                                     if neutral else float("nan"))
+            row["neutral->polar"] = (
+                sum(f != "neutral" for f in neutral) / len(neutral) if neutral else float("nan")
+            )
         out[name] = row
     return out
 
 
-def coverage(items: list[corpora.Item], probs: np.ndarray, threshold: float
-             ) -> tuple[float, float, float]:
+def coverage(
+    items: list[corpora.Item], probs: np.ndarray, threshold: float
+) -> tuple[float, float, float]:
     """(share flagged, accuracy of all, accuracy of the unflagged), three-label sets only."""
     idx = [i for i, item in enumerate(items) if len(item.labels) == 3]
     gold = np.array([LABELS.index(items[i].label) for i in idx])
@@ -89,13 +96,21 @@ def coverage(items: list[corpora.Item], probs: np.ndarray, threshold: float
 
 
 COMPANIES = {  # SentiRuEval's columns, as brand queries
-    "beeline": "билайн* OR beeline* OR билайна", "mts": "мтс* OR mts*",
-    "megafon": "мегафон* OR megafon*", "tele2": "теле2* OR tele2* OR \"теле 2\"",
-    "rostelecom": "ростелеком* OR rostelecom*", "komstar": "комстар* OR komstar*",
-    "skylink": "скайлинк* OR skylink*", "sberbank": "сбер* OR sber*",
-    "vtb": "втб* OR vtb*", "gazprom": "газпром* OR gazprom*", "alfabank": "альфа* OR alfa*",
-    "bankmoskvy": "\"банк москвы\" OR \"банка москвы\"", "raiffeisen": "райф* OR raif*",
-    "uralsib": "уралсиб* OR uralsib*", "rshb": "россельхоз* OR рсхб*",
+    "beeline": "билайн* OR beeline* OR билайна",
+    "mts": "мтс* OR mts*",
+    "megafon": "мегафон* OR megafon*",
+    "tele2": 'теле2* OR tele2* OR "теле 2"',
+    "rostelecom": "ростелеком* OR rostelecom*",
+    "komstar": "комстар* OR komstar*",
+    "skylink": "скайлинк* OR skylink*",
+    "sberbank": "сбер* OR sber*",
+    "vtb": "втб* OR vtb*",
+    "gazprom": "газпром* OR gazprom*",
+    "alfabank": "альфа* OR alfa*",
+    "bankmoskvy": '"банк москвы" OR "банка москвы"',
+    "raiffeisen": "райф* OR raif*",
+    "uralsib": "уралсиб* OR uralsib*",
+    "rshb": "россельхоз* OR рсхб*",
 }
 
 
@@ -107,15 +122,19 @@ def multi_company_tweets(fetch: corpora.Fetch) -> list[tuple[str, dict[str, str]
     for path in ("banks_test_etalon.xml", "tkk_test_etalon.xml"):
         for table in ElementTree.fromstring(fetch("mokoron/sentirueval", path)).iter("table"):
             cols = {c.get("name"): (c.text or "").strip() for c in table.iter("column")}
-            labels = {k: {"-1": "negative", "0": "neutral", "1": "positive"}[v]
-                      for k, v in cols.items() if k in COMPANIES and v in ("-1", "0", "1")}
+            labels = {
+                k: {"-1": "negative", "0": "neutral", "1": "positive"}[v]
+                for k, v in cols.items()
+                if k in COMPANIES and v in ("-1", "0", "1")
+            }
             if len(labels) >= 2:
                 out.append((cols.get("text", ""), labels))
     return out
 
 
-def per_brand(clf: E5OfflineClassifier, tweets: list[tuple[str, dict[str, str]]]
-              ) -> tuple[float, float, int]:
+def per_brand(
+    clf: E5OfflineClassifier, tweets: list[tuple[str, dict[str, str]]]
+) -> tuple[float, float, int]:
     """(accuracy with one label per tweet, accuracy per brand, labels compared)."""
     whole = [LABELS[int(i)] for i in clf.probabilities([t for t, _ in tweets]).argmax(1)]
     jobs = []
@@ -123,8 +142,10 @@ def per_brand(clf: E5OfflineClassifier, tweets: list[tuple[str, dict[str, str]]]
         matchers = {c: parse_query(COMPANIES[c]) for c in labels}
         jobs += [(k, p) for p in passages(text, matchers)]
     probs = clf.probabilities([p.text for _, p in jobs])
-    own = {(k, p.brand): brand_label(LABELS[int(i)], p.comparison)
-           for (k, p), i in zip(jobs, probs.argmax(1), strict=True)}
+    own = {
+        (k, p.brand): brand_label(LABELS[int(i)], p.comparison)
+        for (k, p), i in zip(jobs, probs.argmax(1), strict=True)
+    }
     pairs = [(k, c, g) for k, (_, labels) in enumerate(tweets) for c, g in labels.items()]
     one = sum(whole[k] == g for k, _, g in pairs) / len(pairs)
     each = sum(own.get((k, c), whole[k]) == g for k, c, g in pairs) / len(pairs)
@@ -150,10 +171,15 @@ def main() -> None:
     args = parser.parse_args()
     fetch = corpora.local_fetch(args.corpora)
     shipped = {corpora.dedup_key(e.text) for e in public()}  # listener-1 trained on these
-    tests = [i for i in corpora.load(corpora.CORPORA, fetch)
-             if i.split == "test" and corpora.dedup_key(i.text) not in shipped]
-    posts = [corpora.Item("customer-posts", e.language, e.label, LABELS, e.text, "test")
-             for e in customer_posts()]
+    tests = [
+        i
+        for i in corpora.load(corpora.CORPORA, fetch)
+        if i.split == "test" and corpora.dedup_key(i.text) not in shipped
+    ]
+    posts = [
+        corpora.Item("customer-posts", e.language, e.label, LABELS, e.text, "test")
+        for e in customer_posts()
+    ]
     if args.limit:
         by: dict[str, list[corpora.Item]] = defaultdict(list)
         for item in tests:
@@ -185,33 +211,54 @@ def main() -> None:
             row["XLM-T F1"] = macro_f1(xlmt[lang][: len(gold)], gold)
         rows.append(row)
     keys = list(dict.fromkeys(k for r in rows for k in r))
-    print("\n" + format_table(keys, [[f"{r[k]:.3f}" if isinstance(r.get(k), float) else
-                                      str(r.get(k, "")) for k in keys] for r in rows]))
+    print(
+        "\n"
+        + format_table(
+            keys,
+            [
+                [f"{r[k]:.3f}" if isinstance(r.get(k), float) else str(r.get(k, "")) for k in keys]
+                for r in rows
+            ],
+        )
+    )
     for name in models:
         umsab = [scores[name][g]["F1"] for g in scores[name] if g.startswith("umsab ")]
         print(f"UMSAB mean macro-F1, {name}: {np.mean(umsab):.3f}")
     if not args.limit:
-        print(f"UMSAB mean macro-F1, published XLM-T: "
-              f"{np.mean([r['XLM-T F1'] for r in rows if 'XLM-T F1' in r]):.3f}")
+        print(
+            f"UMSAB mean macro-F1, published XLM-T: "
+            f"{np.mean([r['XLM-T F1'] for r in rows if 'XLM-T F1' in r]):.3f}"
+        )
 
     sarcastic_raw = fetch("iabufarha/ArSarcasm", "dataset/ArSarcasm_test.csv").decode()
     import csv
     import io
-    sarcastic = {corpora.dedup_key(r["tweet"].strip().strip('"')) for r in
-                 csv.DictReader(io.StringIO(sarcastic_raw)) if r["sarcasm"] == "True"}
+
+    sarcastic = {
+        corpora.dedup_key(r["tweet"].strip().strip('"'))
+        for r in csv.DictReader(io.StringIO(sarcastic_raw))
+        if r["sarcasm"] == "True"
+    }
     for name in models:
         idx = [i for i, item in enumerate(items) if item.corpus == "arsarcasm"]
         sar = [i for i in idx if corpora.dedup_key(items[i].text) in sarcastic]
         rest = [i for i in idx if i not in set(sar)]
-        f = [macro_f1([LABELS[int(k)] for k in probs[name][part].argmax(1)],
-                      [items[i].label for i in part]) for part in (sar, rest)]
+        f = [
+            macro_f1(
+                [LABELS[int(k)] for k in probs[name][part].argmax(1)],
+                [items[i].label for i in part],
+            )
+            for part in (sar, rest)
+        ]
         print(f"ArSarcasm, {name}: sarcastic {len(sar)} F1 {f[0]:.3f}; the rest {f[1]:.3f}")
 
     for name, clf in models.items():
         threshold = clf.review_below if clf.review_below is not None else 0.5
         flagged, acc_all, acc_kept = coverage(items, probs[name], threshold)
-        print(f"confidence, {name} (review below {threshold:.3f}): {flagged:.1%} flagged; "
-              f"accuracy {acc_all:.3f} on all, {acc_kept:.3f} on the unflagged")
+        print(
+            f"confidence, {name} (review below {threshold:.3f}): {flagged:.1%} flagged; "
+            f"accuracy {acc_all:.3f} on all, {acc_kept:.3f} on the unflagged"
+        )
         for share in (0.1, 0.2, 0.3):
             cut = float(np.quantile(probs[name].max(1), share))
             f, a, k = coverage(items, probs[name], cut)
@@ -220,14 +267,18 @@ def main() -> None:
     tweets = multi_company_tweets(fetch)
     for name, clf in models.items():
         one, each, n = per_brand(clf, tweets)
-        print(f"per-brand, {name}: {n} company labels in {len(tweets)} SentiRuEval tweets "
-              f"naming several: one label per tweet {one:.3f}, per brand {each:.3f}")
+        print(
+            f"per-brand, {name}: {n} company labels in {len(tweets)} SentiRuEval tweets "
+            f"naming several: one label per tweet {one:.3f}, per brand {each:.3f}"
+        )
 
     sample = [i.text for i in posts] + [i.text for i in tests[:: max(1, len(tests) // 441)]]
     rates = speed(models, sample[:500])
     base = rates[args.baseline]
-    print("speed (texts/s, best of 3): " + ", ".join(
-        f"{n} {r:.1f} ({r / base:.2f}x)" for n, r in rates.items()))
+    print(
+        "speed (texts/s, best of 3): "
+        + ", ".join(f"{n} {r:.1f} ({r / base:.2f}x)" for n, r in rates.items())
+    )
 
 
 if __name__ == "__main__":

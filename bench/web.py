@@ -22,8 +22,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-PATHS = ["/", "/api/overview", "/api/metrics?period=week", "/api/alerts", "/inbox",
-         "/api/inbox", "/search?q=delivery", "/api/mentions?q=acme"]
+PATHS = [
+    "/",
+    "/api/overview",
+    "/api/metrics?period=week",
+    "/api/alerts",
+    "/inbox",
+    "/api/inbox",
+    "/search?q=delivery",
+    "/api/mentions?q=acme",
+]
 
 
 def build(db: Path, n: int) -> None:
@@ -35,7 +43,8 @@ def build(db: Path, n: int) -> None:
     from listener.timeutil import utcnow
 
     spec = __import__("importlib.util").util.spec_from_file_location(
-        "bench_alerts", ROOT / "bench" / "alerts.py")
+        "bench_alerts", ROOT / "bench" / "alerts.py"
+    )
     bench_alerts = __import__("importlib.util").util.module_from_spec(spec)
     spec.loader.exec_module(bench_alerts)
     bench_alerts.NOW = utcnow()
@@ -53,7 +62,8 @@ def serve(db: Path, port: int) -> None:
     from listener.web.app import create_app
 
     spec = __import__("importlib.util").util.spec_from_file_location(
-        "bench_alerts", ROOT / "bench" / "alerts.py")
+        "bench_alerts", ROOT / "bench" / "alerts.py"
+    )
     bench_alerts = __import__("importlib.util").util.module_from_spec(spec)
     spec.loader.exec_module(bench_alerts)
     config = parse_config(f"database: {db}\n" + bench_alerts.CONFIG)
@@ -107,8 +117,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "web.db"
         build(db, args.mentions)
-        server = subprocess.Popen([sys.executable, __file__, "--serve", str(db), "--port",
-                                   str(args.port)])
+        server = subprocess.Popen(
+            [sys.executable, __file__, "--serve", str(db), "--port", str(args.port)]
+        )
         try:
             import httpx
 
@@ -123,9 +134,11 @@ def main() -> None:
         finally:
             server.terminate()
     total = [t for ts in timings.values() for t in ts]
-    print(f"{args.clients} clients, {args.seconds:.0f} s, {args.mentions:,} mentions in the DB: "
-          f"{len(total):,} requests, {len(total) / args.seconds:.0f} req/s, "
-          f"p50 {pct(total, 50):.0f} ms, p99 {pct(total, 99):.0f} ms")
+    print(
+        f"{args.clients} clients, {args.seconds:.0f} s, {args.mentions:,} mentions in the DB: "
+        f"{len(total):,} requests, {len(total) / args.seconds:.0f} req/s, "
+        f"p50 {pct(total, 50):.0f} ms, p99 {pct(total, 99):.0f} ms"
+    )
     for path, ts in timings.items():
         print(f"  {path:<28} n={len(ts):<5} p50 {pct(ts, 50):6.0f} ms  p99 {pct(ts, 99):6.0f} ms")
     print(json.dumps({"p50_ms": round(pct(total, 50)), "p99_ms": round(pct(total, 99))}))

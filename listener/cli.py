@@ -68,18 +68,33 @@ def _print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None
 
 @click.group()
 @click.version_option(__version__, prog_name="listener")
-@click.option("-c", "--config", "config_path", type=click.Path(path_type=Path),
-              default="sources.yaml", envvar="LISTENER_CONFIG", show_default=True,
-              help="The sources.yaml to use.")
-@click.option("--db", type=click.Path(path_type=Path), envvar="LISTENER_DB",
-              help="SQLite file; overrides `database` in the config.")
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default="sources.yaml",
+    envvar="LISTENER_CONFIG",
+    show_default=True,
+    help="The sources.yaml to use.",
+)
+@click.option(
+    "--db",
+    type=click.Path(path_type=Path),
+    envvar="LISTENER_DB",
+    help="SQLite file; overrides `database` in the config.",
+)
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 @click.pass_context
 def cli(ctx: click.Context, config_path: Path, db: Path | None, verbose: int) -> None:
     """Watch brand mentions and reviews, score their sentiment, alert on trouble."""
     level = [logging.INFO, logging.DEBUG][min(verbose, 1)] if verbose else logging.INFO
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(message)s",
-                        datefmt="%H:%M:%S", stream=sys.stderr)
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)-7s %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
     if verbose < 2:  # library chatter (HTTP requests, model loading) only at -vv
         for noisy in ("httpx", "httpcore", "apscheduler", "transformers", "urllib3", "apprise"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -123,8 +138,9 @@ def collect(ctx: Context, once: bool) -> None:
         f"{report.delivered} notifications sent"
     )
     if report.model_error:
-        click.echo("mentions wait unscored until the sentiment model loads (see the error above)",
-                   err=True)
+        click.echo(
+            "mentions wait unscored until the sentiment model loads (see the error above)", err=True
+        )
     # For cron: non-zero when something needs a look (codes in README, "Commands").
     if report.failed:
         click.echo(f"{report.failed} sources failed: `listener sources` says why", err=True)
@@ -165,10 +181,16 @@ def sources_cmd(click_ctx: click.Context, as_json: bool) -> None:
         store.close()
     month = utcnow().strftime("%Y-%m")
     for r in rows:
-        r["state"] = "ok" if r["enabled"] and not r["last_error"] else (
-            "failing" if r["enabled"] else f"off: {r['disabled_reason']}")
-        if r["state"] == "ok" and r.get("last_warning") and (r.get("last_warning_at") or "") >= (
-                r.get("last_success_at") or ""):
+        r["state"] = (
+            "ok"
+            if r["enabled"] and not r["last_error"]
+            else ("failing" if r["enabled"] else f"off: {r['disabled_reason']}")
+        )
+        if (
+            r["state"] == "ok"
+            and r.get("last_warning")
+            and (r.get("last_warning_at") or "") >= (r.get("last_success_at") or "")
+        ):
             r["state"] = "ok, with a gap"  # the last fetch may have missed posts
             r["last_error"] = r["last_warning"]
         # X bills per post read: show this month's reads (kept in the source's cursor)
@@ -176,8 +198,22 @@ def sources_cmd(click_ctx: click.Context, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
-    _print_table(rows, ["id", "type", "kind", "brand", "state", "items", "reads", "last_run_at",
-                        "next_due_at", "consecutive_failures", "last_error"])
+    _print_table(
+        rows,
+        [
+            "id",
+            "type",
+            "kind",
+            "brand",
+            "state",
+            "items",
+            "reads",
+            "last_run_at",
+            "next_due_at",
+            "consecutive_failures",
+            "last_error",
+        ],
+    )
 
 
 @sources_cmd.command("enable")
@@ -203,8 +239,7 @@ def sources_enable(ctx: Context, name: str) -> None:
 @click.option("--limit", default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Output JSON lines.")
 @pass_ctx
-def mentions(ctx: Context, brand: str | None, query: str | None, limit: int,
-             as_json: bool) -> None:
+def mentions(ctx: Context, brand: str | None, query: str | None, limit: int, as_json: bool) -> None:
     """Show recent mentions with their sentiment."""
     store = ctx.store()
     try:
@@ -218,8 +253,10 @@ def mentions(ctx: Context, brand: str | None, query: str | None, limit: int,
     for r in rows:
         snippet = " ".join(f"{r['title'] or ''} {r['text'] or ''}".split())[:100]
         label = (r["label"] or "-") + ("?" if r["needs_review"] else "")
-        click.echo(f"{r['id']:>6} {label:<9} {r['brands'] or '':<12} "
-                   f"{(r['published_at'] or r['fetched_at'])[:16]}  {snippet}")
+        click.echo(
+            f"{r['id']:>6} {label:<9} {r['brands'] or '':<12} "
+            f"{(r['published_at'] or r['fetched_at'])[:16]}  {snippet}"
+        )
 
 
 @cli.group("alerts", invoke_without_command=True)
@@ -248,8 +285,10 @@ def alerts_test(ctx: Context) -> None:
     failed = 0
     for name, notifier in build_notifiers(ctx.config).items():
         try:
-            notifier.send("listener test: alerts reach this channel",
-                          "A sample alert from `listener alerts test`. Nothing is wrong.")
+            notifier.send(
+                "listener test: alerts reach this channel",
+                "A sample alert from `listener alerts test`. Nothing is wrong.",
+            )
             click.echo(f"{name}: sent")
         except NotifierError as exc:
             failed += 1
@@ -274,14 +313,24 @@ def alerts_retry(ctx: Context, alert_id: int | None) -> None:
 
 @cli.group(invoke_without_command=True)
 @click.option("--brand", help="Only this brand.")
-@click.option("--status", type=click.Choice(["open", "replied", "thanked", "ignored"]),
-              default="open", show_default=True)
+@click.option(
+    "--status",
+    type=click.Choice(["open", "replied", "thanked", "ignored"]),
+    default="open",
+    show_default=True,
+)
 @click.option("--kind", type=click.Choice(["reply", "thank"]))
 @click.option("--overdue", is_flag=True, help="Only open items past their due time.")
 @click.option("--json", "as_json", is_flag=True, help="Output JSON.")
 @click.pass_context
-def inbox(click_ctx: click.Context, brand: str | None, status: str, kind: str | None,
-          overdue: bool, as_json: bool) -> None:
+def inbox(
+    click_ctx: click.Context,
+    brand: str | None,
+    status: str,
+    kind: str | None,
+    overdue: bool,
+    as_json: bool,
+) -> None:
     """What needs an answer: negatives to reply to, happy reviewers to thank."""
     if click_ctx.invoked_subcommand:
         return
@@ -289,8 +338,9 @@ def inbox(click_ctx: click.Context, brand: str | None, status: str, kind: str | 
     store = ctx.store()
     try:
         now = utcnow()
-        rows = store.inbox(brand=brand, status=status, kind=kind,
-                           overdue_at=now if overdue else None)
+        rows = store.inbox(
+            brand=brand, status=status, kind=kind, overdue_at=now if overdue else None
+        )
     finally:
         store.close()
     for r in rows:
@@ -303,8 +353,9 @@ def inbox(click_ctx: click.Context, brand: str | None, status: str, kind: str | 
     if as_json:
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
-    _print_table(rows, ["mention_id", "kind", "brand", "rating", "waiting", "due", "assignee",
-                        "snippet"])
+    _print_table(
+        rows, ["mention_id", "kind", "brand", "rating", "waiting", "due", "assignee", "snippet"]
+    )
 
 
 @inbox.command("show")
@@ -321,14 +372,23 @@ def inbox_show(ctx: Context, mention_id: int) -> None:
         store.close()
     if item is None:
         raise click.ClickException(f"no inbox item for mention {mention_id}")
-    lang, text = draft(item["kind"], item["language"], item["author"], item["brand"],
-                       ctx.config.inbox.all_templates())
+    lang, text = draft(
+        item["kind"],
+        item["language"],
+        item["author"],
+        item["brand"],
+        ctx.config.inbox.all_templates(),
+    )
     stars = f" {item['rating']:g}★" if item["rating"] is not None else ""
     mixed = " (mixed: the stars are happy, the words complain)" if item.get("mixed") else ""
-    click.echo(f"#{mention_id} {item['kind']}{mixed} ({item['status']}) {item['brand']}{stars} "
-               f"by {item['author'] or 'unknown'} on {item['source_id']}")
-    click.echo(f"posted {item['posted_at']}, due {item['due_at']}"
-               + (f", assigned to {item['assignee']}" if item["assignee"] else ""))
+    click.echo(
+        f"#{mention_id} {item['kind']}{mixed} ({item['status']}) {item['brand']}{stars} "
+        f"by {item['author'] or 'unknown'} on {item['source_id']}"
+    )
+    click.echo(
+        f"posted {item['posted_at']}, due {item['due_at']}"
+        + (f", assigned to {item['assignee']}" if item["assignee"] else "")
+    )
     click.echo("")
     for part in (item["title"], item["text"]):
         if part:
@@ -436,22 +496,49 @@ def _when(value: str | None) -> datetime | None:
 @click.option("--label", type=LABEL_CHOICES)
 @click.option("--since", help="YYYY-MM-DD or ISO time (UTC), inclusive.")
 @click.option("--until", help="YYYY-MM-DD or ISO time (UTC), exclusive.")
-@click.option("--corrections", is_flag=True,
-              help="Export human corrections with their texts (training data) instead.")
-@click.option("--bom", is_flag=True,
-              help="CSV: start with a UTF-8 byte order mark, so Excel reads non-Latin text.")
+@click.option(
+    "--corrections",
+    is_flag=True,
+    help="Export human corrections with their texts (training data) instead.",
+)
+@click.option(
+    "--bom",
+    is_flag=True,
+    help="CSV: start with a UTF-8 byte order mark, so Excel reads non-Latin text.",
+)
 @pass_ctx
-def export(ctx: Context, fmt: str, output: str, brand: str | None, source: str | None,
-           language: str | None, label: str | None, since: str | None, until: str | None,
-           corrections: bool, bom: bool) -> None:
+def export(
+    ctx: Context,
+    fmt: str,
+    output: str,
+    brand: str | None,
+    source: str | None,
+    language: str | None,
+    label: str | None,
+    since: str | None,
+    until: str | None,
+    corrections: bool,
+    bom: bool,
+) -> None:
     """Export mentions with their scores (or, with --corrections, the human labels)."""
     from listener.export import mention_rows, write_rows
 
     store = ctx.store()
     try:
-        rows = store.corrections() if corrections else mention_rows(
-            store, ctx.model_key(store), brand=brand, source=source, language=language,
-            label=label, since=_when(since), until=_when(until))
+        rows = (
+            store.corrections()
+            if corrections
+            else mention_rows(
+                store,
+                ctx.model_key(store),
+                brand=brand,
+                source=source,
+                language=language,
+                label=label,
+                since=_when(since),
+                until=_when(until),
+            )
+        )
         n = write_rows(rows, fmt, output, bom=bom)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
@@ -474,28 +561,45 @@ def _emit(rows: list[dict[str, Any]], fmt: str, columns: Sequence[str] | None = 
 
 
 def _period_options(fn: Any) -> Any:
-    for option in reversed([
-        click.option("--since", help="YYYY-MM-DD or ISO time (UTC), inclusive."),
-        click.option("--until", help="YYYY-MM-DD or ISO time (UTC), exclusive."),
-        click.option("--format", "fmt", type=TABLE_FORMATS, default="table",
-                     show_default=True),
-    ]):
+    for option in reversed(
+        [
+            click.option("--since", help="YYYY-MM-DD or ISO time (UTC), inclusive."),
+            click.option("--until", help="YYYY-MM-DD or ISO time (UTC), exclusive."),
+            click.option("--format", "fmt", type=TABLE_FORMATS, default="table", show_default=True),
+        ]
+    ):
         fn = option(fn)
     return fn
 
 
 @cli.command()
-@click.option("--period", type=click.Choice(["day", "week", "month"]), default="day",
-              show_default=True)
-@click.option("--by", type=click.Choice(["brand", "source", "language", "kind"]),
-              default="brand", show_default=True)
+@click.option(
+    "--period", type=click.Choice(["day", "week", "month"]), default="day", show_default=True
+)
+@click.option(
+    "--by",
+    type=click.Choice(["brand", "source", "language", "kind"]),
+    default="brand",
+    show_default=True,
+)
 @click.option("--brand", "brands", multiple=True, help="Only these brands (repeatable).")
-@click.option("--include-news", is_flag=True,
-              help="Count news sources too (left out by default; --by kind shows them apart).")
+@click.option(
+    "--include-news",
+    is_flag=True,
+    help="Count news sources too (left out by default; --by kind shows them apart).",
+)
 @_period_options
 @pass_ctx
-def metrics(ctx: Context, period: str, by: str, brands: tuple[str, ...], include_news: bool,
-            since: str | None, until: str | None, fmt: str) -> None:
+def metrics(
+    ctx: Context,
+    period: str,
+    by: str,
+    brands: tuple[str, ...],
+    include_news: bool,
+    since: str | None,
+    until: str | None,
+    fmt: str,
+) -> None:
     """Volume, sentiment counts, net sentiment, CSAT, average rating and NPS-style score.
 
     News sources (reported events, not opinions) are left out unless --include-news."""
@@ -503,9 +607,16 @@ def metrics(ctx: Context, period: str, by: str, brands: tuple[str, ...], include
 
     store = ctx.store()
     try:
-        rows = sentiment_table(store, ctx.model_key(store), period=period, by=by,
-                               brands=brands or None, since=_when(since), until=_when(until),
-                               include_news=True if include_news else None)
+        rows = sentiment_table(
+            store,
+            ctx.model_key(store),
+            period=period,
+            by=by,
+            brands=brands or None,
+            since=_when(since),
+            until=_when(until),
+            include_news=True if include_news else None,
+        )
     finally:
         store.close()
     _emit(rows, fmt)
@@ -513,12 +624,14 @@ def metrics(ctx: Context, period: str, by: str, brands: tuple[str, ...], include
 
 @cli.command()
 @click.option("--brand", required=True)
-@click.option("--period", type=click.Choice(["day", "week", "month"]), default="month",
-              show_default=True)
+@click.option(
+    "--period", type=click.Choice(["day", "week", "month"]), default="month", show_default=True
+)
 @_period_options
 @pass_ctx
-def sov(ctx: Context, brand: str, period: str, since: str | None, until: str | None,
-        fmt: str) -> None:
+def sov(
+    ctx: Context, brand: str, period: str, since: str | None, until: str | None, fmt: str
+) -> None:
     """Share of voice of a brand against its competitors (general sources only)."""
     from listener.metrics import share_of_voice
 
@@ -528,8 +641,9 @@ def sov(ctx: Context, brand: str, period: str, since: str | None, until: str | N
         raise click.BadParameter(f"no brand named {brand!r}", param_hint="--brand") from None
     store = ctx.store()
     try:
-        rows = share_of_voice(store, brand, competitors, period=period, since=_when(since),
-                              until=_when(until))
+        rows = share_of_voice(
+            store, brand, competitors, period=period, since=_when(since), until=_when(until)
+        )
     finally:
         store.close()
     _emit(rows, fmt)
@@ -545,8 +659,14 @@ def drivers(ctx: Context, brand: str, since: str | None, until: str | None, fmt:
 
     store = ctx.store()
     try:
-        rows = key_drivers(store, ctx.model_key(store), aspect_matchers(ctx.config.aspects),
-                           brand=brand, since=_when(since), until=_when(until))
+        rows = key_drivers(
+            store,
+            ctx.model_key(store),
+            aspect_matchers(ctx.config.aspects),
+            brand=brand,
+            since=_when(since),
+            until=_when(until),
+        )
     finally:
         store.close()
     _emit(rows, fmt)
@@ -555,14 +675,27 @@ def drivers(ctx: Context, brand: str, since: str | None, until: str | None, fmt:
 @cli.command()
 @click.option("--model", help="Hub id or local directory of a transformers model.")
 @click.option("--revision", help="Pinned hub revision (with --model).")
-@click.option("--head", help="The offline model with this head or fine-tuned model: a "
-                             "built-in name (listener-2, listener-1 ...) or a directory or file.")
+@click.option(
+    "--head",
+    help="The offline model with this head or fine-tuned model: a "
+    "built-in name (listener-2, listener-1 ...) or a directory or file.",
+)
 @click.option("--limit", type=int, help="Score at most this many mentions.")
-@click.option("--failed", is_flag=True, help="Also try again the mentions the model failed on "
-              "(given up after repeated failures); alone, with the configured model.")
+@click.option(
+    "--failed",
+    is_flag=True,
+    help="Also try again the mentions the model failed on "
+    "(given up after repeated failures); alone, with the configured model.",
+)
 @pass_ctx
-def rescore(ctx: Context, model: str | None, revision: str | None, head: str | None,
-            limit: int | None, failed: bool) -> None:
+def rescore(
+    ctx: Context,
+    model: str | None,
+    revision: str | None,
+    head: str | None,
+    limit: int | None,
+    failed: bool,
+) -> None:
     """Score stored mentions with another model, keeping every model's scores.
 
     One of --model (a transformers model) or --head (the offline model's head or a model
@@ -571,12 +704,15 @@ def rescore(ctx: Context, model: str | None, revision: str | None, head: str | N
     from listener.pipeline import review_threshold, score_unscored
     from sentiment import ModelUnavailable, load_classifier
 
-    if (model is not None and head is not None) or (model is None and head is None
-                                                  and not failed):
+    if (model is not None and head is not None) or (model is None and head is None and not failed):
         raise click.UsageError("give exactly one of --model or --head (or --failed alone)")
-    update: dict[str, Any] = ({"backend": "transformers", "model": model, "revision": revision}
-                              if model else {"backend": "e5-offline", "head": head} if head
-                              else {})
+    update: dict[str, Any] = (
+        {"backend": "transformers", "model": model, "revision": revision}
+        if model
+        else {"backend": "e5-offline", "head": head}
+        if head
+        else {}
+    )
     settings = ctx.config.sentiment.model_copy(update=update)
     try:
         classifier = load_classifier(settings)
@@ -587,13 +723,20 @@ def rescore(ctx: Context, model: str | None, revision: str | None, head: str | N
         if failed:
             n = store.clear_score_failures(classifier.name, classifier.revision)
             click.echo(f"{n} mentions the model had failed on are tried again")
-        done = score_unscored(store, classifier, review_threshold(settings, classifier),
-                              classifier.batch_size * 4, limit,
-                              matchers={b.name: b.matcher for b in ctx.config.brands})
+        done = score_unscored(
+            store,
+            classifier,
+            review_threshold(settings, classifier),
+            classifier.batch_size * 4,
+            limit,
+            matchers={b.name: b.matcher for b in ctx.config.brands},
+        )
     finally:
         store.close()
-    click.echo(f"scored {done} mentions with {classifier.name} ({classifier.revision}); "
-               "views show the configured model's labels (sentiment: in sources.yaml)")
+    click.echo(
+        f"scored {done} mentions with {classifier.name} ({classifier.revision}); "
+        "views show the configured model's labels (sentiment: in sources.yaml)"
+    )
 
 
 @cli.group()
@@ -620,8 +763,9 @@ def model_info(ctx: Context) -> None:
 @click.option("--model", "model_id", help="Hub id; default: sentiment.model from the config.")
 @click.option("--revision", help="Default: sentiment.revision from the config.")
 @pass_ctx
-def model_download(ctx: Context, directory: Path, model_id: str | None,
-                   revision: str | None) -> None:
+def model_download(
+    ctx: Context, directory: Path, model_id: str | None, revision: str | None
+) -> None:
     """Download a model to DIRECTORY, for machines with no network (set sentiment.model)."""
     from sentiment.transformers_classifier import hub_reachable
 
@@ -631,26 +775,42 @@ def model_download(ctx: Context, directory: Path, model_id: str | None,
     if not hub_reachable():
         raise click.ClickException(
             f"cannot reach the Hugging Face Hub to download {model_id!r}; run this on a "
-            "machine with network access and copy the directory over")
+            "machine with network access and copy the directory over"
+        )
     from huggingface_hub import snapshot_download
 
     path = snapshot_download(model_id, revision=revision, local_dir=directory)
-    click.echo(f"downloaded {model_id} ({revision or 'main'}) to {path}; set "
-               f"`sentiment.model: {path}` in sources.yaml")
+    click.echo(
+        f"downloaded {model_id} ({revision or 'main'}) to {path}; set "
+        f"`sentiment.model: {path}` in sources.yaml"
+    )
 
 
 @model.command("tune-head")
 @click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--public/--no-public", default=True, show_default=True,
-              help="Train on the labelled Arabic and Estonian samples listener ships.")
-@click.option("--corrections/--no-corrections", default=True, show_default=True,
-              help="Train on your `listener label` corrections.")
-@click.option("--blend-with", default="logistic-2.0", show_default=True,
-              help="Average with this built-in head ('none': the tuned head alone).")
+@click.option(
+    "--public/--no-public",
+    default=True,
+    show_default=True,
+    help="Train on the labelled Arabic and Estonian samples listener ships.",
+)
+@click.option(
+    "--corrections/--no-corrections",
+    default=True,
+    show_default=True,
+    help="Train on your `listener label` corrections.",
+)
+@click.option(
+    "--blend-with",
+    default="logistic-2.0",
+    show_default=True,
+    help="Average with this built-in head ('none': the tuned head alone).",
+)
 @click.option("--l2", default=0.01, show_default=True, help="Weight penalty.")
 @pass_ctx
-def model_tune_head(ctx: Context, out: Path, public: bool, corrections: bool,
-                    blend_with: str, l2: float) -> None:
+def model_tune_head(
+    ctx: Context, out: Path, public: bool, corrections: bool, blend_with: str, l2: float
+) -> None:
     """Train a head for the offline model and write it to OUT (set sentiment.head: OUT).
 
     Prints accuracy and macro-F1 per data set and language for the current head and the new
@@ -668,9 +828,15 @@ def model_tune_head(ctx: Context, out: Path, public: bool, corrections: bool,
         store = ctx.store()
         try:
             # The text the classifier is given when it scores a mention.
-            examples += [Example(row["language"] or "?", row["label"],
-                                 mention_text(row["title"] or "", row["text"] or ""),
-                                 "corrections") for row in store.corrections()]
+            examples += [
+                Example(
+                    row["language"] or "?",
+                    row["label"],
+                    mention_text(row["title"] or "", row["text"] or ""),
+                    "corrections",
+                )
+                for row in store.corrections()
+            ]
         finally:
             store.close()
     from sentiment.adapters import adapter_dir
@@ -678,25 +844,37 @@ def model_tune_head(ctx: Context, out: Path, public: bool, corrections: bool,
     settings = ctx.config.sentiment
     current = settings.head
     if adapter_dir(current):  # a fine-tuned model, not a head over the frozen encoder
-        click.echo(f"{current} is a fine-tuned model: `listener model train` re-trains it on "
-                   "your corrections. Comparing heads against listener-1 instead.", err=True)
+        click.echo(
+            f"{current} is a fine-tuned model: `listener model train` re-trains it on "
+            "your corrections. Comparing heads against listener-1 instead.",
+            err=True,
+        )
         current = "listener-1"
     try:
-        encoder: Any = load_classifier(settings.model_copy(
-            update={"backend": "e5-offline", "head": current}))
-        result = tune(examples, lambda texts: encoder.embed(texts).numpy(),
-                      current=current, l2=l2,
-                      blend_with=None if blend_with == "none" else blend_with)
+        encoder: Any = load_classifier(
+            settings.model_copy(update={"backend": "e5-offline", "head": current})
+        )
+        result = tune(
+            examples,
+            lambda texts: encoder.embed(texts).numpy(),
+            current=current,
+            l2=l2,
+            blend_with=None if blend_with == "none" else blend_with,
+        )
     except ModelUnavailable as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(render(result.rows))
     out.write_text(json.dumps(result.spec), encoding="utf-8")
     if result.better:
-        click.echo(f"wrote {out}: better than {settings.head}; use it with "
-                   f"`sentiment: {{head: {out}}}` in sources.yaml, then `listener rescore`")
+        click.echo(
+            f"wrote {out}: better than {settings.head}; use it with "
+            f"`sentiment: {{head: {out}}}` in sources.yaml, then `listener rescore`"
+        )
     else:
-        click.echo(f"wrote {out}, but it is not better than {settings.head} (see above): "
-                   "keep the current head, or add corrections and try again")
+        click.echo(
+            f"wrote {out}, but it is not better than {settings.head} (see above): "
+            "keep the current head, or add corrections and try again"
+        )
 
 
 @model.command("corpora")
@@ -715,18 +893,35 @@ def model_corpora(directory: Path) -> None:
 
 @model.command("train")
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--corpora", "corpora_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="A copy written by `listener model corpora`; default: download them.")
-@click.option("--public/--no-public", default=True, show_default=True,
-              help="Train on the public corpora.")
-@click.option("--corrections/--no-corrections", default=True, show_default=True,
-              help="Train on your `listener label` corrections too.")
+@click.option(
+    "--corpora",
+    "corpora_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="A copy written by `listener model corpora`; default: download them.",
+)
+@click.option(
+    "--public/--no-public", default=True, show_default=True, help="Train on the public corpora."
+)
+@click.option(
+    "--corrections/--no-corrections",
+    default=True,
+    show_default=True,
+    help="Train on your `listener label` corrections too.",
+)
 @click.option("--epochs", default=3, show_default=True)
 @click.option("--threads", type=int, help="CPU threads (default: all).")
 @click.option("--limit", type=int, help="At most this many training texts (a quick try).")
 @pass_ctx
-def model_train(ctx: Context, out: Path, corpora_dir: Path | None, public: bool,
-                corrections: bool, epochs: int, threads: int | None, limit: int | None) -> None:
+def model_train(
+    ctx: Context,
+    out: Path,
+    corpora_dir: Path | None,
+    public: bool,
+    corrections: bool,
+    epochs: int,
+    threads: int | None,
+    limit: int | None,
+) -> None:
     """Fine-tune the offline model's encoder (LoRA) and write it to OUT: use it with
     `sentiment: {head: OUT}`, then `listener rescore --model OUT`.
 
@@ -746,8 +941,11 @@ def model_train(ctx: Context, out: Path, corpora_dir: Path | None, public: bool,
     items: list[Item] = []
     try:
         if public:
-            fetch = (corpora.local_fetch(corpora_dir) if corpora_dir else
-                     corpora.github_fetch(Path.home() / ".cache" / "listener" / "corpora"))
+            fetch = (
+                corpora.local_fetch(corpora_dir)
+                if corpora_dir
+                else corpora.github_fetch(Path.home() / ".cache" / "listener" / "corpora")
+            )
             items += corpora.load(DEFAULT_CORPORA, fetch)
     except corpora.CorpusError as exc:
         raise click.ClickException(str(exc)) from None
@@ -756,30 +954,49 @@ def model_train(ctx: Context, out: Path, corpora_dir: Path | None, public: bool,
         try:
             for row in store.corrections():
                 text = mention_text(row["title"] or "", row["text"] or "")
-                items.append(Item("corrections", row["language"] or "?", row["label"],
-                                  ("negative", "neutral", "positive"), text,
-                                  "dev" if hash_split(text) == "dev" else "train"))
+                items.append(
+                    Item(
+                        "corrections",
+                        row["language"] or "?",
+                        row["label"],
+                        ("negative", "neutral", "positive"),
+                        text,
+                        "dev" if hash_split(text) == "dev" else "train",
+                    )
+                )
         finally:
             store.close()
     if not items:
-        raise click.ClickException("nothing to train on: use the public corpora or add "
-                                   "corrections with `listener label`")
-    result = train_public(out, items, Settings(epochs=epochs, threads=threads),
-                          held_out=[e.text for e in customer_posts()], limit=limit,
-                          progress=click.echo)
-    click.echo(f"wrote {out}: best epoch {result.best_epoch}, dev mean macro-F1 "
-               f"{result.dev['mean']:.3f}, temperature {result.temperature:.2f}, review below "
-               f"{result.review_below:.2f}, {result.seconds / 60:.0f} min. Use it with "
-               f"`sentiment: {{head: {out}}}`; `bench/sentiment_accuracy.py --model {out}` "
-               "compares it with the default on the public test splits.")
+        raise click.ClickException(
+            "nothing to train on: use the public corpora or add corrections with `listener label`"
+        )
+    result = train_public(
+        out,
+        items,
+        Settings(epochs=epochs, threads=threads),
+        held_out=[e.text for e in customer_posts()],
+        limit=limit,
+        progress=click.echo,
+    )
+    click.echo(
+        f"wrote {out}: best epoch {result.best_epoch}, dev mean macro-F1 "
+        f"{result.dev['mean']:.3f}, temperature {result.temperature:.2f}, review below "
+        f"{result.review_below:.2f}, {result.seconds / 60:.0f} min. Use it with "
+        f"`sentiment: {{head: {out}}}`; `bench/sentiment_accuracy.py --model {out}` "
+        "compares it with the default on the public test splits."
+    )
 
 
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True)
-@click.option("--allow-host", multiple=True, metavar="NAME",
-              help="Also answer requests for this host name (the name people or your reverse "
-                   "proxy use); repeatable. Default: localhost and 127.0.0.1 only.")
+@click.option(
+    "--allow-host",
+    multiple=True,
+    metavar="NAME",
+    help="Also answer requests for this host name (the name people or your reverse "
+    "proxy use); repeatable. Default: localhost and 127.0.0.1 only.",
+)
 @pass_ctx
 def serve(ctx: Context, host: str, port: int, allow_host: tuple[str, ...]) -> None:
     """The web dashboard and JSON API (read-only unless LISTENER_WEB_TOKEN is set)."""
@@ -790,10 +1007,18 @@ def serve(ctx: Context, host: str, port: int, allow_host: tuple[str, ...]) -> No
     hosts: tuple[str, ...] = (*LOCAL_HOSTS, *allow_host)
     if not allow_host and host not in (*LOCAL_HOSTS, "::1"):
         hosts = ("*",)
-        click.echo(f"listening on {host}: requests for any host name are answered; "
-                   "--allow-host NAME restricts them", err=True)
-    uvicorn.run(create_app(ctx.config, ctx.db_path(), hosts), host=host, port=port,
-                log_level="warning", server_header=False)
+        click.echo(
+            f"listening on {host}: requests for any host name are answered; "
+            "--allow-host NAME restricts them",
+            err=True,
+        )
+    uvicorn.run(
+        create_app(ctx.config, ctx.db_path(), hosts),
+        host=host,
+        port=port,
+        log_level="warning",
+        server_header=False,
+    )
 
 
 def main() -> None:

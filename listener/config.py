@@ -73,54 +73,74 @@ class Notifier(Strict):
     name: str = Field(min_length=1)
     url: SecretStr = Field(description="an Apprise URL; use ${ENV} so the secret stays out of git")
     digest: str | None = Field(
-        default=None, pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
-        description="HH:MM (UTC): one daily digest instead of an alert each")
+        default=None,
+        pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+        description="HH:MM (UTC): one daily digest instead of an alert each",
+    )
 
 
 class Sentiment(Strict):
     backend: Literal["auto", "transformers", "e5-offline"] = Field(
-        default="auto", description="auto: the hub model if cached or reachable, else the "
-                                    "offline e5 model; transformers: only `model`")
+        default="auto",
+        description="auto: the hub model if cached or reachable, else the "
+        "offline e5 model; transformers: only `model`",
+    )
     model: str = Field(default=DEFAULT_MODEL, description="hub id or local directory")
-    head: str = Field(default="listener-1", description="the offline e5 model's head: "
-                      "listener-1, mlp-2.0, mlp-1.0, logistic-2.0, or a file written by "
-                      "`listener model tune-head`")
+    head: str = Field(
+        default="listener-1",
+        description="the offline e5 model's head: "
+        "listener-1, mlp-2.0, mlp-1.0, logistic-2.0, or a file written by "
+        "`listener model tune-head`",
+    )
     revision: str | None = Field(default=DEFAULT_REVISION, description="pinned hub revision")
     batch_size: int | None = Field(
-        default=None, ge=1, description="texts per forward pass; default 32 on CPU, 1024 on GPU")
+        default=None, ge=1, description="texts per forward pass; default 32 on CPU, 1024 on GPU"
+    )
     max_length: int = Field(default=512, ge=8)
     device: str = Field(default="auto", description="auto, cpu, cuda, cuda:1 ...")
     offline: bool = Field(default=False, description="never reach the hub; local files only")
     quantize: bool = Field(default=False, description="int8 dynamic quantisation on CPU")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         default="auto",
-        description="auto: bfloat16 on CUDA and on CPUs with native bf16, else float32")
+        description="auto: bfloat16 on CUDA and on CPUs with native bf16, else float32",
+    )
     threads: int | None = Field(default=None, ge=1, description="CPU threads; default: all")
     max_tokens: int | None = Field(
-        default=None, ge=16,
-        description="padded tokens per forward pass; default 4096 on CPU, 262144 on GPU")
+        default=None,
+        ge=16,
+        description="padded tokens per forward pass; default 4096 on CPU, 262144 on GPU",
+    )
     long_texts: Literal["truncate", "chunks"] = Field(
         default="truncate",
-        description="beyond max_length tokens: keep the start, or average over windows")
+        description="beyond max_length tokens: keep the start, or average over windows",
+    )
     max_chunks: int = Field(default=8, ge=1, description="windows per text with chunks")
     review_below: float | None = Field(
-        default=None, ge=0, le=1,
+        default=None,
+        ge=0,
+        le=1,
         description="mark a mention 'needs review' when its top probability is below this; "
-                    "default: the model's own threshold (chosen on its calibrated dev data), "
-                    "else 0.5")
+        "default: the model's own threshold (chosen on its calibrated dev data), "
+        "else 0.5",
+    )
 
 
 class InboxSettings(Strict):
-    reply_within: Duration = Field(default=timedelta(hours=24),
-                                   description="response target for negatives")
-    thank_within: Duration = Field(default=timedelta(hours=72),
-                                   description="target for thanking happy reviewers")
-    max_age: Duration = Field(default=timedelta(days=14),
-                              description="older mentions never enter the inbox")
-    thank_min_score: float = Field(default=0.6, ge=0, le=1,
-                                   description="signed score for 'clearly positive' text")
+    reply_within: Duration = Field(
+        default=timedelta(hours=24), description="response target for negatives"
+    )
+    thank_within: Duration = Field(
+        default=timedelta(hours=72), description="target for thanking happy reviewers"
+    )
+    max_age: Duration = Field(
+        default=timedelta(days=14), description="older mentions never enter the inbox"
+    )
+    thank_min_score: float = Field(
+        default=0.6, ge=0, le=1, description="signed score for 'clearly positive' text"
+    )
     templates: dict[Literal["reply", "thank"], dict[str, str]] = Field(
-        default_factory=dict, description="per kind and language; {author} {brand} {product}")
+        default_factory=dict, description="per kind and language; {author} {brand} {product}"
+    )
 
     @field_validator("templates")
     @classmethod
@@ -130,28 +150,38 @@ class InboxSettings(Strict):
                 try:
                     text.format_map({"author": "", "brand": "", "product": ""})
                 except (KeyError, ValueError, IndexError) as exc:
-                    raise ValueError(f"templates.{kind}.{lang}: unknown placeholder {exc}; "
-                                     "use {author}, {brand} or {product}") from None
+                    raise ValueError(
+                        f"templates.{kind}.{lang}: unknown placeholder {exc}; "
+                        "use {author}, {brand} or {product}"
+                    ) from None
         return value
 
     def all_templates(self) -> dict[str, dict[str, str]]:
-        return {k: {**DEFAULT_TEMPLATES[k], **self.templates.get(k, {})}  # type: ignore[call-overload]
-                for k in DEFAULT_TEMPLATES}
+        return {
+            k: {**DEFAULT_TEMPLATES[k], **self.templates.get(k, {})}  # type: ignore[call-overload]
+            for k in DEFAULT_TEMPLATES
+        }
 
 
 class NetworkSettings(Strict):
     allow_private_addresses: bool = Field(
-        default=True, description="false: refuse loopback/private/link-local fetch targets "
-                                  "(use when sources.yaml comes from someone else)")
+        default=True,
+        description="false: refuse loopback/private/link-local fetch targets "
+        "(use when sources.yaml comes from someone else)",
+    )
 
 
 class LanguageSettings(Strict):
-    detect: list[str] = Field(default_factory=lambda: list(DEFAULT_LANGUAGES),
-                              description="ISO 639-1 codes the detector chooses among")
+    detect: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_LANGUAGES),
+        description="ISO 639-1 codes the detector chooses among",
+    )
     accuracy: Literal["low", "high"] = Field(
-        default="low", description="high: better on very short texts, ~850 MB more memory")
-    min_distance: float = Field(default=0.1, ge=0, le=0.99,
-                                description="how clearly a language must win; else unknown")
+        default="low", description="high: better on very short texts, ~850 MB more memory"
+    )
+    min_distance: float = Field(
+        default=0.1, ge=0, le=0.99, description="how clearly a language must win; else unknown"
+    )
 
     @field_validator("detect")
     @classmethod
@@ -181,12 +211,14 @@ class Config(Strict):
     network: NetworkSettings = Field(default_factory=NetworkSettings)
     aspects: dict[str, dict[str, list[str]]] = Field(
         default_factory=lambda: DEFAULT_ASPECTS,
-        description="aspect -> language -> keywords (word, word*, phrase); replaces defaults")
+        description="aspect -> language -> keywords (word, word*, phrase); replaces defaults",
+    )
 
     @field_validator("aspects")
     @classmethod
-    def _aspect_keywords_parse(cls, value: dict[str, dict[str, list[str]]]
-                               ) -> dict[str, dict[str, list[str]]]:
+    def _aspect_keywords_parse(
+        cls, value: dict[str, dict[str, list[str]]]
+    ) -> dict[str, dict[str, list[str]]]:
         aspect_matchers(value)  # raises QuerySyntaxError naming the bad keyword
         return value
 
@@ -322,8 +354,10 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
 
 def _read_yaml(text: str, file: str) -> tuple[Any, dict[Path_, int]]:
     if len(text) > MAX_CONFIG_CHARS:
-        raise ConfigError(file, [Problem("", None, f"file is larger than "
-                                         f"{MAX_CONFIG_CHARS // 1_000_000} MB; refused")])
+        raise ConfigError(
+            file,
+            [Problem("", None, f"file is larger than {MAX_CONFIG_CHARS // 1_000_000} MB; refused")],
+        )
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
@@ -332,14 +366,31 @@ def _read_yaml(text: str, file: str) -> tuple[Any, dict[Path_, int]]:
         # Aliases are shared when loaded but walked as copies by everything after: a few
         # nested ones (a "billion laughs") would expand to billions of values.
         if len(loader.alias_lines) > MAX_ALIASES:
-            raise ConfigError(file, [Problem("", loader.alias_lines[MAX_ALIASES], (
-                f"more than {MAX_ALIASES} YAML aliases (*name); refused"))])
+            raise ConfigError(
+                file,
+                [
+                    Problem(
+                        "",
+                        loader.alias_lines[MAX_ALIASES],
+                        (f"more than {MAX_ALIASES} YAML aliases (*name); refused"),
+                    )
+                ],
+            )
         size = _expanded_size(node, MAX_CONFIG_VALUES)
         if size is None or size > MAX_CONFIG_VALUES:
-            why = ("a YAML alias refers to the node that contains it" if size is None else
-                   f"YAML aliases expand this file past {MAX_CONFIG_VALUES:,} values")
-            raise ConfigError(file, [Problem("", loader.alias_lines[0] if loader.alias_lines
-                                             else None, f"{why}; refused")])
+            why = (
+                "a YAML alias refers to the node that contains it"
+                if size is None
+                else f"YAML aliases expand this file past {MAX_CONFIG_VALUES:,} values"
+            )
+            raise ConfigError(
+                file,
+                [
+                    Problem(
+                        "", loader.alias_lines[0] if loader.alias_lines else None, f"{why}; refused"
+                    )
+                ],
+            )
         data = loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -377,21 +428,28 @@ def _cross_check(config: Config) -> list[tuple[Path_, str]]:
     rule_ids: set[str] = set()
     for i, rule in enumerate(config.alerts):
         if rule.id in rule_ids:
-            found.append((("alerts", i, "name"), f"two rules named {rule.id!r}: give each a "
-                          "unique `name`"))
+            found.append(
+                (("alerts", i, "name"), f"two rules named {rule.id!r}: give each a unique `name`")
+            )
         rule_ids.add(rule.id)
         if rule.brand is not None and rule.brand not in brand_names:
             found.append((("alerts", i, "brand"), f"no brand named {rule.brand!r}"))
         if getattr(rule, "source", None) and rule.source not in source_names:
             found.append((("alerts", i, "source"), f"no source named {rule.source!r}"))
         if getattr(rule, "aspect", None) and rule.aspect not in config.aspects:
-            found.append((("alerts", i, "aspect"), f"no aspect named {rule.aspect!r} (have: "
-                          f"{', '.join(sorted(config.aspects))})"))
+            found.append(
+                (
+                    ("alerts", i, "aspect"),
+                    f"no aspect named {rule.aspect!r} (have: {', '.join(sorted(config.aspects))})",
+                )
+            )
         for j, channel in enumerate(rule.notify):
             if channel not in channels:
                 found.append(
-                    (("alerts", i, "notify", j), f"no notifier named {channel!r} (have: "
-                     f"{', '.join(sorted(channels))})")
+                    (
+                        ("alerts", i, "notify", j),
+                        f"no notifier named {channel!r} (have: {', '.join(sorted(channels))})",
+                    )
                 )
     return found
 
@@ -407,27 +465,29 @@ def parse_config(text: str, file: str = "sources.yaml", base_dir: Path | None = 
         for p, name in missing
     ]
     try:
-        config = TypeAdapter(Config).validate_python(
-            {**data, "base_dir": base_dir or Path(".")}
-        )
+        config = TypeAdapter(Config).validate_python({**data, "base_dir": base_dir or Path(".")})
     except ValidationError as exc:
         for err in exc.errors(include_input=False, include_url=False):
             path = tuple(err["loc"])
             # a discriminated union adds the tag to the path: drop it, it is not a YAML key
             tags = {"sources": set(sources.COLLECTORS), "alerts": set(RULE_NAMES)}
-            path = tuple(p for i, p in enumerate(path)
-                         if not (i == 2 and isinstance(p, str) and p in tags.get(path[0], ())))
+            path = tuple(
+                p
+                for i, p in enumerate(path)
+                if not (i == 2 and isinstance(p, str) and p in tags.get(path[0], ()))
+            )
             message = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
                 message = f"unknown key {path[-1]!r}"
             elif err["type"] == "union_tag_invalid" and path[0] == "sources":
                 path = (*path, "type")
-                message = (f"unknown source type {err['ctx']['tag']!r} (have: "
-                           f"{', '.join(sources.COLLECTORS)})")
+                message = (
+                    f"unknown source type {err['ctx']['tag']!r} (have: "
+                    f"{', '.join(sources.COLLECTORS)})"
+                )
             elif err["type"] == "union_tag_invalid":
                 path = (*path, "rule")
-                message = (f"unknown rule {err['ctx']['tag']!r} (have: "
-                           f"{', '.join(RULE_NAMES)})")
+                message = f"unknown rule {err['ctx']['tag']!r} (have: {', '.join(RULE_NAMES)})"
             problems.append(Problem(format_path(path), _line_for(lines, path), message))
         raise ConfigError(file, problems) from None
     problems += [

@@ -15,18 +15,47 @@ from typing import IO, Any
 from listener.storage import Store
 from listener.timeutil import iso, parse_iso
 
-COLUMNS = ["id", "source_id", "external_id", "brands", "url", "author", "title", "text",
-           "language", "published_at", "fetched_at", "rating", "reach", "label", "text_label",
-           "score", "p_negative", "p_neutral", "p_positive", "needs_review", "corrected",
-           "brand_labels", "model", "revision"]
+COLUMNS = [
+    "id",
+    "source_id",
+    "external_id",
+    "brands",
+    "url",
+    "author",
+    "title",
+    "text",
+    "language",
+    "published_at",
+    "fetched_at",
+    "rating",
+    "reach",
+    "label",
+    "text_label",
+    "score",
+    "p_negative",
+    "p_neutral",
+    "p_positive",
+    "needs_review",
+    "corrected",
+    "brand_labels",
+    "model",
+    "revision",
+]
 TIMES = ("published_at", "fetched_at")
 BATCH = 5000
 
 
-def mention_rows(store: Store, model: tuple[str, str | None], *, brand: str | None = None,
-                 source: str | None = None, language: str | None = None,
-                 label: str | None = None, since: datetime | None = None,
-                 until: datetime | None = None) -> Iterator[dict[str, Any]]:
+def mention_rows(
+    store: Store,
+    model: tuple[str, str | None],
+    *,
+    brand: str | None = None,
+    source: str | None = None,
+    language: str | None = None,
+    label: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> Iterator[dict[str, Any]]:
     """Mentions with the model's scores and the effective label, oldest first."""
     at = "coalesce(m.published_at, m.fetched_at)"
     effective = "coalesce(c.label, s.label)"
@@ -53,7 +82,9 @@ def mention_rows(store: Store, model: tuple[str, str | None], *, brand: str | No
         "bs.revision = :rev) AS brand_labels, s.model, s.revision FROM mentions m "
         "LEFT JOIN scores s ON s.mention_id = m.id AND s.model = :model AND s.revision = :rev "
         "LEFT JOIN corrections c ON c.mention_id = m.id "
-        f"WHERE {' AND '.join(where)} ORDER BY {at}, m.id", params)
+        f"WHERE {' AND '.join(where)} ORDER BY {at}, m.id",
+        params,
+    )
     names = [d[0] for d in cursor.description]
     for values in cursor:
         row = dict(zip(names, values, strict=True))
@@ -113,35 +144,53 @@ def write_parquet(rows: Iterable[dict[str, Any]], path: Path) -> int:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    schema = pa.schema([
-        ("id", pa.int64()), ("source_id", pa.string()), ("external_id", pa.string()),
-        ("brands", pa.string()), ("url", pa.string()), ("author", pa.string()),
-        ("title", pa.string()), ("text", pa.string()), ("language", pa.string()),
-        ("published_at", pa.timestamp("s", tz="UTC")),
-        ("fetched_at", pa.timestamp("s", tz="UTC")), ("rating", pa.float64()),
-        ("reach", pa.int64()), ("label", pa.string()), ("text_label", pa.string()),
-        ("score", pa.float64()), ("p_negative", pa.float64()), ("p_neutral", pa.float64()),
-        ("p_positive", pa.float64()), ("needs_review", pa.bool_()), ("corrected", pa.bool_()),
-        ("brand_labels", pa.string()), ("model", pa.string()), ("revision", pa.string()),
-    ])
+    schema = pa.schema(
+        [
+            ("id", pa.int64()),
+            ("source_id", pa.string()),
+            ("external_id", pa.string()),
+            ("brands", pa.string()),
+            ("url", pa.string()),
+            ("author", pa.string()),
+            ("title", pa.string()),
+            ("text", pa.string()),
+            ("language", pa.string()),
+            ("published_at", pa.timestamp("s", tz="UTC")),
+            ("fetched_at", pa.timestamp("s", tz="UTC")),
+            ("rating", pa.float64()),
+            ("reach", pa.int64()),
+            ("label", pa.string()),
+            ("text_label", pa.string()),
+            ("score", pa.float64()),
+            ("p_negative", pa.float64()),
+            ("p_neutral", pa.float64()),
+            ("p_positive", pa.float64()),
+            ("needs_review", pa.bool_()),
+            ("corrected", pa.bool_()),
+            ("brand_labels", pa.string()),
+            ("model", pa.string()),
+            ("revision", pa.string()),
+        ]
+    )
     n = 0
     it = iter(rows)
     with pq.ParquetWriter(path, schema) as writer:
-        while batch := [{**row, **{k: parse_iso(row[k]) for k in TIMES}}
-                        for row in islice(it, BATCH)]:
+        while batch := [
+            {**row, **{k: parse_iso(row[k]) for k in TIMES}} for row in islice(it, BATCH)
+        ]:
             writer.write_table(pa.Table.from_pylist(batch, schema=schema))
             n += len(batch)
     return n
 
 
-def write_rows(rows: Iterable[dict[str, Any]], fmt: str, output: str, *,
-               bom: bool = False) -> int:
+def write_rows(rows: Iterable[dict[str, Any]], fmt: str, output: str, *, bom: bool = False) -> int:
     """Write to a path ('-' for standard output; Parquet needs a file)."""
     if fmt == "parquet":
         if output == "-":
             raise ValueError("Parquet is binary: give a file with -o")
         return write_parquet(rows, Path(output))
     if fmt == "csv":
+
         def writer(r: Iterable[dict[str, Any]], out: IO[str]) -> int:
             return write_csv(r, out, bom=bom)
     else:

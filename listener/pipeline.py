@@ -79,7 +79,10 @@ class PassReport:
 
 
 def next_due_after_failure(
-    now: datetime, interval: timedelta, failures: int, retry_after: timedelta | None,
+    now: datetime,
+    interval: timedelta,
+    failures: int,
+    retry_after: timedelta | None,
     rand: Callable[[], float] = random.random,
 ) -> datetime:
     """Exponential backoff from the source's interval, capped, with jitter so that sources
@@ -91,16 +94,22 @@ def next_due_after_failure(
     return now + backoff
 
 
-def fetch_source(config: Config, name: str, state: SourceState, client: httpx.Client
-                 ) -> FetchResult:
+def fetch_source(
+    config: Config, name: str, state: SourceState, client: httpx.Client
+) -> FetchResult:
     """Network half of a collection: no database access, safe to run in a worker thread."""
     source = config.source(name)
     return collectors.get_collector(source.type).fetch(source, state, client)
 
 
 def store_result(
-    config: Config, store: Store, name: str, result: FetchResult | FetchError,
-    started: datetime, seconds: float = 0.0, now: Callable[[], datetime] = utcnow,
+    config: Config,
+    store: Store,
+    name: str,
+    result: FetchResult | FetchError,
+    started: datetime,
+    seconds: float = 0.0,
+    now: Callable[[], datetime] = utcnow,
 ) -> SourceOutcome:
     """Database half: mentions + run record + new state in one transaction, or the error."""
     source = config.source(name)
@@ -112,10 +121,15 @@ def store_result(
     if isinstance(result, FetchError):
         failures = store.failures(name) + 1
         store.record_failure(
-            name, str(result), http_status=result.http_status, started=started,
-            finished=finished, disable=result.disable,
-            next_due=next_due_after_failure(finished, source.interval, failures,
-                                            result.retry_after),
+            name,
+            str(result),
+            http_status=result.http_status,
+            started=started,
+            finished=finished,
+            disable=result.disable,
+            next_due=next_due_after_failure(
+                finished, source.interval, failures, result.retry_after
+            ),
         )
         log.warning("%s: %s", name, result)
         return SourceOutcome(name, error=str(result), seconds=seconds)
@@ -126,12 +140,14 @@ def store_result(
     clamp_future(result.entries, finished)
     fill_languages(result.entries, config)
     matched = [
-        MatchedEntry(e, b) for e in result.entries
+        MatchedEntry(e, b)
+        for e in result.entries
         if (b := brands_for(e, source.brand, config.brands))
     ]
     due = finished + max(source.interval, result.retry_after or timedelta(0))
-    counts = store.save_fetch(name, result, matched, started=started, finished=finished,
-                              next_due=due)
+    counts = store.save_fetch(
+        name, result, matched, started=started, finished=finished, next_due=due
+    )
     for warning in result.warnings:
         log.warning("%s: %s", name, warning)
     if result.url_changed_to:
@@ -139,11 +155,22 @@ def store_result(
     if result.not_modified:
         log.info("%s: not modified (%.1fs)", name, seconds)
     else:
-        log.info("%s: %d entries, %d new, %d updated, %d matched no brand (%.1fs)", name,
-                 counts.entries, counts.new, counts.updated, counts.skipped, seconds)
+        log.info(
+            "%s: %d entries, %d new, %d updated, %d matched no brand (%.1fs)",
+            name,
+            counts.entries,
+            counts.new,
+            counts.updated,
+            counts.skipped,
+            seconds,
+        )
     if counts.rejected:
-        log.warning("%s: %d entries could not be read and were skipped; first: %s", name,
-                    counts.rejected, (result.rejected or ["(see the fetch run)"])[0])
+        log.warning(
+            "%s: %d entries could not be read and were skipped; first: %s",
+            name,
+            counts.rejected,
+            (result.rejected or ["(see the fetch run)"])[0],
+        )
     return SourceOutcome(name, counts=counts, not_modified=result.not_modified, seconds=seconds)
 
 
@@ -205,8 +232,14 @@ def _timed_fetch(
     return result, started, time.monotonic() - start
 
 
-def _store_safely(config: Config, store: Store, name: str, result: FetchResult | FetchError,
-                  started: datetime, seconds: float) -> SourceOutcome:
+def _store_safely(
+    config: Config,
+    store: Store,
+    name: str,
+    result: FetchResult | FetchError,
+    started: datetime,
+    seconds: float,
+) -> SourceOutcome:
     """A source whose result cannot be stored (a bad entry, a full disk) fails alone: its
     transaction rolled back, its old cursor kept, the other sources still stored."""
     try:
@@ -235,7 +268,11 @@ def collect_source(
 
 
 def collect_due(
-    config: Config, store: Store, *, now: datetime | None = None, workers: int = 8,
+    config: Config,
+    store: Store,
+    *,
+    now: datetime | None = None,
+    workers: int = 8,
     client: httpx.Client | None = None,
 ) -> list[SourceOutcome]:
     """Fetch every due source concurrently; store each result on this thread as it arrives.
@@ -265,8 +302,7 @@ def collect_due(
                     name = in_flight.pop(future)
                     submit_next()
                     result, started, seconds = future.result()
-                    outcomes.append(_store_safely(config, store, name, result, started,
-                                                  seconds))
+                    outcomes.append(_store_safely(config, store, name, result, started, seconds))
     finally:
         if own:
             client.close()
@@ -323,8 +359,14 @@ def classify_pending(store: Store, slot: ClassifierSlot, limit: int | None = Non
     classifier = slot.get()
     if classifier is None:
         return 0
-    return score_unscored(store, classifier, review_threshold(slot.settings, classifier),
-                          classifier.batch_size * 4, limit, matchers=slot.matchers)
+    return score_unscored(
+        store,
+        classifier,
+        review_threshold(slot.settings, classifier),
+        classifier.batch_size * 4,
+        limit,
+        matchers=slot.matchers,
+    )
 
 
 def review_threshold(settings: Any, classifier: Classifier) -> float:
@@ -336,9 +378,15 @@ def review_threshold(settings: Any, classifier: Classifier) -> float:
     return float(own) if own is not None else 0.5
 
 
-def score_unscored(store: Store, classifier: Classifier, review_below: float, chunk: int,
-                   limit: int | None = None, *, matchers: Mapping[str, Query] | None = None
-                   ) -> int:
+def score_unscored(
+    store: Store,
+    classifier: Classifier,
+    review_below: float,
+    chunk: int,
+    limit: int | None = None,
+    *,
+    matchers: Mapping[str, Query] | None = None,
+) -> int:
     """Score, in chunks, every mention this classifier (name + revision) has not scored yet,
     and, for a mention that names several brands, each brand on its own passage (see
     sentiment.targets). Each chunk is committed on its own, scores and brand scores in one
@@ -351,7 +399,8 @@ def score_unscored(store: Store, classifier: Classifier, review_below: float, ch
             break
         scored = _classify_isolating_failures(store, classifier, pending)
         done += store.save_scores(
-            classifier.name, classifier.revision,
+            classifier.name,
+            classifier.revision,
             [(m.id, p, verdict(p, m.rating, review_below)) for m, p in scored],
             brand_rows=_brand_scores(store, classifier, scored, matchers or {}),
         )
@@ -360,8 +409,12 @@ def score_unscored(store: Store, classifier: Classifier, review_below: float, ch
     return done
 
 
-def _brand_scores(store: Store, classifier: Classifier, scored: list[tuple[Any, Any]],
-                  matchers: Mapping[str, Query]) -> list[tuple[int, str, str, Any, str]]:
+def _brand_scores(
+    store: Store,
+    classifier: Classifier,
+    scored: list[tuple[Any, Any]],
+    matchers: Mapping[str, Query],
+) -> list[tuple[int, str, str, Any, str]]:
     """(mention id, brand, label, prediction, passage) for mentions naming several brands."""
     named = store.brands_of([m.id for m, _ in scored])
     todo: list[tuple[int, Passage]] = []
@@ -376,8 +429,10 @@ def _brand_scores(store: Store, classifier: Classifier, scored: list[tuple[Any, 
     except Exception as exc:  # the mention-level scores still stand
         log.warning("per-brand scoring failed for %d passages: %s", len(todo), exc)
         return []
-    return [(mid, p.brand, brand_label(pred.label, p.comparison), pred, p.text)
-            for (mid, p), pred in zip(todo, predictions, strict=True)]
+    return [
+        (mid, p.brand, brand_label(pred.label, p.comparison), pred, p.text)
+        for (mid, p), pred in zip(todo, predictions, strict=True)
+    ]
 
 
 def _checked(predictions: list[Any]) -> list[Any]:
@@ -388,8 +443,9 @@ def _checked(predictions: list[Any]) -> list[Any]:
     return predictions
 
 
-def _classify_isolating_failures(store: Store, classifier: Classifier,
-                                 pending: list[Any]) -> list[tuple[Any, Any]]:
+def _classify_isolating_failures(
+    store: Store, classifier: Classifier, pending: list[Any]
+) -> list[tuple[Any, Any]]:
     """Score a batch; if the model fails on it, score one by one. A text it fails on alone is
     recorded and retried later with backoff (a passing out-of-memory is not final); only a
     text that keeps failing on its own is given up on, so one bad input never stops the rest."""
@@ -403,12 +459,17 @@ def _classify_isolating_failures(store: Store, classifier: Classifier,
         try:
             [prediction] = _checked(classifier.classify([text]))
         except Exception as exc:
-            attempts, gave_up = store.score_failed(classifier.name, classifier.revision, m.id,
-                                                   f"{type(exc).__name__}: {exc}")
-            what = (f"given up after {attempts} tries; `listener rescore --failed` tries again"
-                    if gave_up else f"try {attempts}, retried later")
-            log.error("mention %d cannot be scored by %s (%s): %s", m.id, classifier.name,
-                      what, exc)
+            attempts, gave_up = store.score_failed(
+                classifier.name, classifier.revision, m.id, f"{type(exc).__name__}: {exc}"
+            )
+            what = (
+                f"given up after {attempts} tries; `listener rescore --failed` tries again"
+                if gave_up
+                else f"try {attempts}, retried later"
+            )
+            log.error(
+                "mention %d cannot be scored by %s (%s): %s", m.id, classifier.name, what, exc
+            )
         else:
             out.append((m, prediction))
     return out
@@ -422,15 +483,21 @@ def evaluate_alerts(
     return engine.evaluate(config, store, model, now)
 
 
-def process(config: Config, store: Store, slot: ClassifierSlot,
-            channels: dict[str, Notifier], report: PassReport | None = None) -> PassReport:
+def process(
+    config: Config,
+    store: Store,
+    slot: ClassifierSlot,
+    channels: dict[str, Notifier],
+    report: PassReport | None = None,
+) -> PassReport:
     """Everything after collection: classify, evaluate rules, deliver."""
     report = report or PassReport()
     report.scored = classify_pending(store, slot)
     report.model_error = slot.error
     report.alerts = evaluate_alerts(config, store, slot.model_key)
-    report.delivered, report.delivery_errors = deliver_pending(store, channels,
-                                                               digest_times(config))
+    report.delivered, report.delivery_errors = deliver_pending(
+        store, channels, digest_times(config)
+    )
     return report
 
 
@@ -438,18 +505,28 @@ def recover_interrupted_sends(store: Store) -> None:
     """A delivery left 'sending' by a killed process may or may not have gone out: mark it
     'unknown' (shown by `listener alerts`) rather than risk sending it twice."""
     if n := store.recover_deliveries():
-        log.warning("%d alert deliveries were interrupted mid-send; marked 'unknown', not "
-                    "re-sent", n)
+        log.warning(
+            "%d alert deliveries were interrupted mid-send; marked 'unknown', not re-sent", n
+        )
 
 
-def run_pass(config: Config, store: Store, slot: ClassifierSlot | None = None,
-             channels: dict[str, Notifier] | None = None) -> PassReport:
+def run_pass(
+    config: Config,
+    store: Store,
+    slot: ClassifierSlot | None = None,
+    channels: dict[str, Notifier] | None = None,
+) -> PassReport:
     """One whole pass (`listener collect --once`)."""
     store.sync_sources(config.sources)
     recover_interrupted_sends(store)
     report = PassReport(sources=collect_due(config, store))
-    return process(config, store, slot or ClassifierSlot(config),
-                   channels if channels is not None else build_notifiers(config), report)
+    return process(
+        config,
+        store,
+        slot or ClassifierSlot(config),
+        channels if channels is not None else build_notifiers(config),
+        report,
+    )
 
 
 __all__ = ["build_notifiers", "deliver_pending", "run_pass"]

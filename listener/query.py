@@ -23,8 +23,10 @@ from listener.textnorm import fold, words
 _ARABIC = regex.compile(r"\p{Arabic}")
 # Scripts written without spaces between words: a whole sentence is one token, so a term
 # matches anywhere inside a token (アプリ in このアプリは最高).
-_UNSPACED = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}\p{Lao}\p{Khmer}"
-                          r"\p{Myanmar}]")
+_UNSPACED = regex.compile(
+    r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}\p{Lao}\p{Khmer}"
+    r"\p{Myanmar}]"
+)
 # Proclitics written as part of the next word: and, so, with, like, for, the, and combinations.
 _ARABIC_PROCLITICS = frozenset(
     {"و", "ف", "ب", "ك", "ل", "ال", "وال", "فال", "بال", "كال", "لل", "ولل", "وب", "ول", "فب", "فل"}
@@ -44,8 +46,9 @@ class _Token:
     column: int
 
 
-def _word_matches(token: str, word: str, prefix: bool, arabic: bool,
-                  unspaced: bool = False) -> bool:
+def _word_matches(
+    token: str, word: str, prefix: bool, arabic: bool, unspaced: bool = False
+) -> bool:
     if token == word or (prefix and token.startswith(word)):
         return True
     if unspaced:
@@ -92,8 +95,12 @@ class Phrase:
         n, last = len(self.words), len(self.words) - 1
         found = []
         for start in range(len(tokens) - n + 1):
-            if all(_word_matches(tokens[start + i], w, self.prefix and i == last, arabic[i],
-                                 unspaced[i]) for i, w in enumerate(self.words)):
+            if all(
+                _word_matches(
+                    tokens[start + i], w, self.prefix and i == last, arabic[i], unspaced[i]
+                )
+                for i, w in enumerate(self.words)
+            ):
                 found.append(start)
                 if first_only:
                     break

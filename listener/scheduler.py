@@ -33,8 +33,12 @@ class Monitor:
     """Source jobs re-schedule themselves at the due time their fetch stored (interval, backoff
     or Retry-After), so a restart resumes the same schedule."""
 
-    def __init__(self, config: Config, process_every: timedelta = timedelta(seconds=30),
-                 shutdown_grace: float = SHUTDOWN_GRACE_S) -> None:
+    def __init__(
+        self,
+        config: Config,
+        process_every: timedelta = timedelta(seconds=30),
+        shutdown_grace: float = SHUTDOWN_GRACE_S,
+    ) -> None:
         self.config = config
         self.shutdown_grace = shutdown_grace
         # One client for every job: on shutdown, abort() cuts the fetches still running.
@@ -67,8 +71,11 @@ class Monitor:
         for name, at in due.items():
             self._schedule(name, at)
         self.scheduler.add_job(
-            self._process, "interval", seconds=self.process_every.total_seconds(),
-            id="process", next_run_time=utcnow(),
+            self._process,
+            "interval",
+            seconds=self.process_every.total_seconds(),
+            id="process",
+            next_run_time=utcnow(),
         )
         self.scheduler.start()
         log.info("watching %d sources; database %s; Ctrl-C to stop", len(due), self.db_path)
@@ -78,7 +85,11 @@ class Monitor:
             return
         run_at = max(utcnow(), parse_iso(due_at) or utcnow())
         self.scheduler.add_job(
-            self._collect, "date", run_date=run_at, args=[name], id=f"source:{name}",
+            self._collect,
+            "date",
+            run_date=run_at,
+            args=[name],
+            id=f"source:{name}",
             replace_existing=True,
         )
 
@@ -136,16 +147,20 @@ class Monitor:
 
     def abort_fetches(self) -> None:
         if n := self.client.abort():
-            log.warning("stopping: cut %d fetches still running; they are fetched again at "
-                        "the next start", n)
+            log.warning(
+                "stopping: cut %d fetches still running; they are fetched again at the next start",
+                n,
+            )
 
     def stop(self) -> None:
         """Let running fetches finish and store for up to shutdown_grace seconds, then cut
         the ones still waiting on a server: a stuck fetch never holds up a shutdown, and
         nothing is lost (a cut fetch stores nothing, so its cursor stays)."""
         self.stopping.set()
-        log.info("stopping: letting running fetches finish and store what they fetched "
-                 "(at most %g s)", self.shutdown_grace)
+        log.info(
+            "stopping: letting running fetches finish and store what they fetched (at most %g s)",
+            self.shutdown_grace,
+        )
         cutoff = threading.Timer(self.shutdown_grace, self.abort_fetches)
         cutoff.daemon = True
         cutoff.start()
@@ -166,12 +181,16 @@ class Monitor:
                 stop.set()
             elif signals == 2:
                 waiting = ", ".join(self.running()) or "the scoring/alerting pass"
-                log.warning("still stopping: waiting for %s; cutting fetches now. Press "
-                            "Ctrl-C once more to quit at once.", waiting)
+                log.warning(
+                    "still stopping: waiting for %s; cutting fetches now. Press "
+                    "Ctrl-C once more to quit at once.",
+                    waiting,
+                )
                 self.abort_fetches()
             else:
-                log.warning("quitting without waiting: a pass in progress is redone at the "
-                            "next start")
+                log.warning(
+                    "quitting without waiting: a pass in progress is redone at the next start"
+                )
                 os._exit(130)
 
         for sig in (signal.SIGINT, signal.SIGTERM):

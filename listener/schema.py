@@ -223,9 +223,11 @@ def m009_rejected_entries_and_safe_links(db: Database) -> None:
     _t(db, "fetch_runs").add_column("rejected", int)
     _t(db, "fetch_runs").add_column("rejected_detail", str)  # the first few reasons, JSON
     # Only http(s) links are kept: a javascript: link stored before is no link at all.
-    db.execute("UPDATE mentions SET url = NULL WHERE url IS NOT NULL AND NOT ("
-               "lower(substr(ltrim(url), 1, 7)) = 'http://' OR "
-               "lower(substr(ltrim(url), 1, 8)) = 'https://')")
+    db.execute(
+        "UPDATE mentions SET url = NULL WHERE url IS NOT NULL AND NOT ("
+        "lower(substr(ltrim(url), 1, 7)) = 'http://' OR "
+        "lower(substr(ltrim(url), 1, 8)) = 'https://')"
+    )
 
 
 @migrations()
@@ -238,8 +240,16 @@ def m010_kinds_mixed_and_brand_scores(db: Database) -> None:
     # One label per brand when a mention names several ("A is far better than B"), scored
     # on the sentences around each brand's name; views use it for that brand.
     _t(db, "brand_scores").create(
-        {"mention_id": int, "brand": str, "model": str, "revision": str, "label": str,
-         "score": float, "scores": str, "text": str},
+        {
+            "mention_id": int,
+            "brand": str,
+            "model": str,
+            "revision": str,
+            "label": str,
+            "score": float,
+            "scores": str,
+            "text": str,
+        },
         pk=("mention_id", "brand", "model", "revision"),
         foreign_keys=[("mention_id", "mentions", "id")],
     )
@@ -274,9 +284,20 @@ def m013_content_keys(db: Database) -> None:
 
     _t(db, "mentions").add_column("content_key", str)
     rows = db.execute("SELECT id, title, text, author, rating FROM mentions").fetchall()
-    db.conn.executemany("UPDATE mentions SET content_key = ? WHERE id = ?", [
-        (hashlib.sha256(json.dumps([t or "", x or "", a, r], ensure_ascii=False).encode(
-            "utf-8", "surrogatepass")).hexdigest(), mid) for mid, t, x, a, r in rows])
+    db.conn.executemany(
+        "UPDATE mentions SET content_key = ? WHERE id = ?",
+        [
+            (
+                hashlib.sha256(
+                    json.dumps([t or "", x or "", a, r], ensure_ascii=False).encode(
+                        "utf-8", "surrogatepass"
+                    )
+                ).hexdigest(),
+                mid,
+            )
+            for mid, t, x, a, r in rows
+        ],
+    )
     db.execute("CREATE INDEX mentions_source_content ON mentions (source_id, content_key)")
 
 

@@ -38,8 +38,10 @@ _REF = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 def _secret_like(piece: str) -> bool:
     # Tokens are long, and usually mix digits or cases; path words such as "services" are not.
     return len(piece) >= _PIECE_MIN_CHARS and (
-        any(c.isdigit() for c in piece) or len(piece) >= 16
-        or (any(c.isupper() for c in piece) and any(c.islower() for c in piece)))
+        any(c.isdigit() for c in piece)
+        or len(piece) >= 16
+        or (any(c.isupper() for c in piece) and any(c.islower() for c in piece))
+    )
 
 
 def _pieces(value: str) -> set[str]:
@@ -51,8 +53,14 @@ def _pieces(value: str) -> set[str]:
     if not parts.scheme or "://" not in value:
         return set()
     if parts.scheme in ("http", "https"):
-        candidates = [parts.path, parts.query, parts.fragment, parts.username or "",
-                      parts.password or "", *re.split(r"[/?&=#;]+", f"{parts.path}?{parts.query}")]
+        candidates = [
+            parts.path,
+            parts.query,
+            parts.fragment,
+            parts.username or "",
+            parts.password or "",
+            *re.split(r"[/?&=#;]+", f"{parts.path}?{parts.query}"),
+        ]
     else:  # Apprise URLs (slack://, tgram://, discord://): the "host" is often the token
         candidates = re.split(r"[/:@?&=#;]+", value.split("://", 1)[1])
     return {p for p in candidates if _secret_like(p) and p != value}
@@ -140,8 +148,9 @@ def _install_log_masking() -> None:
             return record
         record.msg, record.args = mask(message), None
         if record.exc_info and record.exc_info[0] is not None:
-            record.exc_text = mask("".join(traceback.format_exception(*record.exc_info))
-                                   .rstrip("\n"))
+            record.exc_text = mask(
+                "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
+            )
         if record.stack_info:
             record.stack_info = mask(record.stack_info)
         return record

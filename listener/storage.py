@@ -25,9 +25,11 @@ _CHUNK = 500  # stays under SQLite's bound-parameter limit
 
 def content_key(e: Entry) -> str:
     """What a post says and who said it, whatever id its source gives it."""
-    return hashlib.sha256(json.dumps([e.title or "", e.text or "", e.author, e.rating],
-                                     ensure_ascii=False).encode("utf-8", "surrogatepass")
-                          ).hexdigest()
+    return hashlib.sha256(
+        json.dumps([e.title or "", e.text or "", e.author, e.rating], ensure_ascii=False).encode(
+            "utf-8", "surrogatepass"
+        )
+    ).hexdigest()
 
 
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
@@ -45,8 +47,15 @@ class FetchCounts:
 
 
 # Errors that one entry's values can cause; anything else (a full disk, a lock) fails the fetch.
-_ENTRY_ERRORS = (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.ProgrammingError,
-                 sqlite3.DataError, OverflowError, ValueError, TypeError)
+_ENTRY_ERRORS = (
+    sqlite3.IntegrityError,
+    sqlite3.InterfaceError,
+    sqlite3.ProgrammingError,
+    sqlite3.DataError,
+    OverflowError,
+    ValueError,
+    TypeError,
+)
 MAX_REJECTION_DETAILS = 20
 REMINT_WINDOW = timedelta(days=7)
 REMINT_MIN_CHARS = 20
@@ -106,8 +115,18 @@ class Delivery:
 
 
 def _labelled(r: dict[str, Any]) -> LabelledMention:
-    return LabelledMention(r["id"], r["label"], r["at"], r["url"], r["title"] or "",
-                           r["text"] or "", r["source_id"], r["author"], r["rating"], r["reach"])
+    return LabelledMention(
+        r["id"],
+        r["label"],
+        r["at"],
+        r["url"],
+        r["title"] or "",
+        r["text"] or "",
+        r["source_id"],
+        r["author"],
+        r["rating"],
+        r["reach"],
+    )
 
 
 # Queries by time join brands with CROSS JOIN: SQLite then walks mentions through the time
@@ -186,34 +205,54 @@ class Store:
             for source in configured:
                 seen.append(source.name)
                 endpoint = secrets.mask_env(source.endpoint())
-                row = self._one("SELECT config_url, url, disabled_reason, last_error FROM "
-                                "sources WHERE id = ?", [source.name])
+                row = self._one(
+                    "SELECT config_url, url, disabled_reason, last_error FROM sources WHERE id = ?",
+                    [source.name],
+                )
                 if row is None:
                     self.db["sources"].insert(  # type: ignore[union-attr]
-                        {"id": source.name, "type": source.type, "brand": source.brand,
-                         "kind": source.effective_kind(), "config_url": endpoint,
-                         "url": endpoint, "enabled": int(source.enabled), "created_at": now_s}
+                        {
+                            "id": source.name,
+                            "type": source.type,
+                            "brand": source.brand,
+                            "kind": source.effective_kind(),
+                            "config_url": endpoint,
+                            "url": endpoint,
+                            "enabled": int(source.enabled),
+                            "created_at": now_s,
+                        }
                     )
                     continue
-                changes: dict[str, Any] = {"type": source.type, "brand": source.brand,
-                                           "kind": source.effective_kind(),
-                                           "enabled": int(source.enabled)}
+                changes: dict[str, Any] = {
+                    "type": source.type,
+                    "brand": source.brand,
+                    "kind": source.effective_kind(),
+                    "enabled": int(source.enabled),
+                }
                 if not source.enabled:
                     changes["disabled_reason"] = "disabled in config"
                 if row["config_url"] != endpoint and row["config_url"] != source.endpoint():
                     # A new endpoint is a new feed: start over, and re-enable after a 410.
-                    changes |= {"config_url": endpoint, "url": endpoint, "etag": None,
-                                "last_modified": None, "cursor": "{}", "next_due_at": None,
-                                "consecutive_failures": 0, "last_error": None,
-                                "disabled_reason": None}
+                    changes |= {
+                        "config_url": endpoint,
+                        "url": endpoint,
+                        "etag": None,
+                        "last_modified": None,
+                        "cursor": "{}",
+                        "next_due_at": None,
+                        "consecutive_failures": 0,
+                        "last_error": None,
+                        "disabled_reason": None,
+                    }
                 else:
                     # Written before secrets were masked: the same endpoint, stored masked now.
-                    changes |= {"config_url": endpoint,
-                                "url": secrets.mask_env(secrets.reveal(row["url"])),
-                                "last_error": secrets.mask(row["last_error"])}
+                    changes |= {
+                        "config_url": endpoint,
+                        "url": secrets.mask_env(secrets.reveal(row["url"])),
+                        "last_error": secrets.mask(row["last_error"]),
+                    }
                     if source.enabled:
-                        if row["disabled_reason"] in ("disabled in config",
-                                                      "removed from config"):
+                        if row["disabled_reason"] in ("disabled in config", "removed from config"):
                             changes["disabled_reason"] = None
                         elif row["disabled_reason"]:
                             changes["enabled"] = 0  # stays off after a 410 until its url changes
@@ -228,22 +267,31 @@ class Store:
     def enable_source(self, source_id: str) -> None:
         """Switch a source back on after a 410 or refused credentials (the user fixed it)."""
         row = self._one("SELECT disabled_reason FROM sources WHERE id = ?", [source_id])
-        if row is None or row["disabled_reason"] in ("removed from config",
-                                                     "disabled in config"):
-            raise KeyError(f"no source {source_id!r} in sources.yaml"
-                           if row is None or row["disabled_reason"] == "removed from config"
-                           else f"{source_id!r} has `enabled: false` in sources.yaml")
+        if row is None or row["disabled_reason"] in ("removed from config", "disabled in config"):
+            raise KeyError(
+                f"no source {source_id!r} in sources.yaml"
+                if row is None or row["disabled_reason"] == "removed from config"
+                else f"{source_id!r} has `enabled: false` in sources.yaml"
+            )
         with self._write():
             self.db["sources"].update(  # type: ignore[union-attr]
-                source_id, {"enabled": 1, "disabled_reason": None, "next_due_at": None,
-                            "consecutive_failures": 0})
+                source_id,
+                {
+                    "enabled": 1,
+                    "disabled_reason": None,
+                    "next_due_at": None,
+                    "consecutive_failures": 0,
+                },
+            )
 
     def source_state(self, source_id: str) -> SourceState:
         row = self._one("SELECT * FROM sources WHERE id = ?", [source_id])
         if row is None:
             raise KeyError(f"no source {source_id!r} in the database")
         return SourceState(
-            url=secrets.reveal(row["url"]), etag=row["etag"], last_modified=row["last_modified"],
+            url=secrets.reveal(row["url"]),
+            etag=row["etag"],
+            last_modified=row["last_modified"],
             cursor=json.loads(row["cursor"] or "{}"),
         )
 
@@ -253,8 +301,10 @@ class Store:
         correction must not leave a source unfetched for a day."""
         out: dict[str, datetime | None] = {}
         fixed = []
-        for r in self.db.query("SELECT id, next_due_at, due_set_at FROM sources "
-                               "WHERE enabled = 1 ORDER BY coalesce(next_due_at, ''), id"):
+        for r in self.db.query(
+            "SELECT id, next_due_at, due_set_at FROM sources "
+            "WHERE enabled = 1 ORDER BY coalesce(next_due_at, ''), id"
+        ):
             due, set_at = parse_iso(r["next_due_at"]), parse_iso(r["due_set_at"])
             if due is not None and set_at is not None and set_at > now + CLOCK_SLACK:
                 due = now + max(due - set_at, timedelta(0))
@@ -262,8 +312,9 @@ class Store:
             out[r["id"]] = due
         if fixed:
             with self._write():
-                self.db.conn.executemany("UPDATE sources SET next_due_at = ?, due_set_at = ? "
-                                         "WHERE id = ?", fixed)
+                self.db.conn.executemany(
+                    "UPDATE sources SET next_due_at = ?, due_set_at = ? WHERE id = ?", fixed
+                )
         return out
 
     def due_sources(self, now: datetime | None = None) -> list[str]:
@@ -300,36 +351,62 @@ class Store:
         with self._write():
             new, updated = self._upsert_isolating(source_id, matched, fetched_at, rejected)
             counts = FetchCounts(
-                entries=len(result.entries) + len(result.rejected), new=new, updated=updated,
-                skipped=len(result.entries) - len(matched), rejected=len(rejected),
+                entries=len(result.entries) + len(result.rejected),
+                new=new,
+                updated=updated,
+                skipped=len(result.entries) - len(matched),
+                rejected=len(rejected),
             )
             state = result.state
             warning = secrets.mask("; ".join(result.warnings)) if result.warnings else None
             if warning:
                 self.db["sources"].update(  # type: ignore[union-attr]
-                    source_id, {"last_warning": warning, "last_warning_at": fetched_at})
+                    source_id, {"last_warning": warning, "last_warning_at": fetched_at}
+                )
             self.db["sources"].update(  # type: ignore[union-attr]
                 source_id,
-                {"url": secrets.mask_env(state.url), "etag": state.etag,
-                 "last_modified": state.last_modified,
-                 "cursor": json.dumps(state.cursor), "next_due_at": iso(next_due),
-                 "due_set_at": fetched_at,
-                 "consecutive_failures": 0, "last_error": None, "last_run_at": fetched_at,
-                 "last_success_at": fetched_at},
+                {
+                    "url": secrets.mask_env(state.url),
+                    "etag": state.etag,
+                    "last_modified": state.last_modified,
+                    "cursor": json.dumps(state.cursor),
+                    "next_due_at": iso(next_due),
+                    "due_set_at": fetched_at,
+                    "consecutive_failures": 0,
+                    "last_error": None,
+                    "last_run_at": fetched_at,
+                    "last_success_at": fetched_at,
+                },
             )
             self.db["fetch_runs"].insert(  # type: ignore[union-attr]
-                {"source_id": source_id, "started_at": iso(started), "finished_at": fetched_at,
-                 "status": "not_modified" if result.not_modified else "ok",
-                 "http_status": result.http_status, "entries": counts.entries, "new": new,
-                 "updated": updated, "skipped": counts.skipped, "rejected": len(rejected),
-                 "rejected_detail": json.dumps(rejected[:MAX_REJECTION_DETAILS],
-                                               ensure_ascii=False) if rejected else None,
-                 "warning": warning}
+                {
+                    "source_id": source_id,
+                    "started_at": iso(started),
+                    "finished_at": fetched_at,
+                    "status": "not_modified" if result.not_modified else "ok",
+                    "http_status": result.http_status,
+                    "entries": counts.entries,
+                    "new": new,
+                    "updated": updated,
+                    "skipped": counts.skipped,
+                    "rejected": len(rejected),
+                    "rejected_detail": json.dumps(
+                        rejected[:MAX_REJECTION_DETAILS], ensure_ascii=False
+                    )
+                    if rejected
+                    else None,
+                    "warning": warning,
+                }
             )
         return counts
 
-    def _upsert_isolating(self, source_id: str, matched: Sequence[MatchedEntry],
-                          fetched_at: str | None, rejected: list[str]) -> tuple[int, int]:
+    def _upsert_isolating(
+        self,
+        source_id: str,
+        matched: Sequence[MatchedEntry],
+        fetched_at: str | None,
+        rejected: list[str],
+    ) -> tuple[int, int]:
         """All entries in one go; if one of them cannot be stored, each on its own (inside
         the same transaction), so that entry is dropped with its reason and the rest kept."""
         try:
@@ -343,8 +420,10 @@ class Store:
                 with self.db.atomic():
                     n, u = self._upsert_mentions(source_id, [m], fetched_at)
             except _ENTRY_ERRORS as exc:
-                rejected.append(f"entry {str(m.entry.external_id)[:80]!r}: could not be "
-                                f"stored: {type(exc).__name__}: {exc}"[:300])
+                rejected.append(
+                    f"entry {str(m.entry.external_id)[:80]!r}: could not be "
+                    f"stored: {type(exc).__name__}: {exc}"[:300]
+                )
                 continue
             new, updated = new + n, updated + u
         return new, updated
@@ -366,15 +445,19 @@ class Store:
         fresh = [m for ext, m in by_id.items() if ext not in existing]
         fresh = self._drop_reminted(source_id, fresh, fetched_at)
         changed = [
-            (existing[ext][0], m) for ext, m in by_id.items()
+            (existing[ext][0], m)
+            for ext, m in by_id.items()
             if ext in existing and existing[ext][1] != m.entry.content_hash and not m.entry.removed
         ]
         conn = self.db.conn
         # Removed at the source since we stored it: keep what was said, flag it.
         conn.executemany(
             "UPDATE mentions SET removed_at = ? WHERE id = ? AND removed_at IS NULL",
-            [(fetched_at, existing[ext][0]) for ext, m in by_id.items()
-             if ext in existing and m.entry.removed],
+            [
+                (fetched_at, existing[ext][0])
+                for ext, m in by_id.items()
+                if ext in existing and m.entry.removed
+            ],
         )
         links: list[tuple[int, str]] = []
         search: list[tuple[int, str, str]] = []
@@ -385,11 +468,26 @@ class Store:
                 "language, language_source, language_hint, published_at, fetched_at, rating, "
                 "reach, removed_at, raw, content_hash, content_key) "
                 "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (source_id, e.external_id, e.url, e.author, e.title, e.text, e.html, e.language,
-                 e.language_source, e.language_hint, iso(e.published_at), fetched_at, e.rating,
-                 e.reach, fetched_at if e.removed else None,
-                 json.dumps(e.raw, ensure_ascii=False, default=str), e.content_hash,
-                 content_key(e)),
+                (
+                    source_id,
+                    e.external_id,
+                    e.url,
+                    e.author,
+                    e.title,
+                    e.text,
+                    e.html,
+                    e.language,
+                    e.language_source,
+                    e.language_hint,
+                    iso(e.published_at),
+                    fetched_at,
+                    e.rating,
+                    e.reach,
+                    fetched_at if e.removed else None,
+                    json.dumps(e.raw, ensure_ascii=False, default=str),
+                    e.content_hash,
+                    content_key(e),
+                ),
             )
             mention_id = cur.lastrowid
             assert mention_id is not None
@@ -401,10 +499,24 @@ class Store:
                 "UPDATE mentions SET url=?, author=?, title=?, text=?, html=?, language=?, "
                 "language_source=?, language_hint=?, published_at=?, updated_at=?, rating=?, "
                 "reach=?, raw=?, content_hash=?, content_key=? WHERE id=?",
-                (e.url, e.author, e.title, e.text, e.html, e.language, e.language_source,
-                 e.language_hint, iso(e.published_at), fetched_at, e.rating, e.reach,
-                 json.dumps(e.raw, ensure_ascii=False, default=str), e.content_hash,
-                 content_key(e), mention_id),
+                (
+                    e.url,
+                    e.author,
+                    e.title,
+                    e.text,
+                    e.html,
+                    e.language,
+                    e.language_source,
+                    e.language_hint,
+                    iso(e.published_at),
+                    fetched_at,
+                    e.rating,
+                    e.reach,
+                    json.dumps(e.raw, ensure_ascii=False, default=str),
+                    e.content_hash,
+                    content_key(e),
+                    mention_id,
+                ),
             )
             # The text changed, so its old scores no longer describe it: score it again.
             conn.execute("DELETE FROM scores WHERE mention_id = ?", (mention_id,))
@@ -420,38 +532,50 @@ class Store:
         )
         return len(fresh), len(changed)
 
-    def _adopt_aliases(self, source_id: str, by_id: dict[str, MatchedEntry],
-                       existing: dict[str, tuple[int, str]]) -> None:
+    def _adopt_aliases(
+        self, source_id: str, by_id: dict[str, MatchedEntry], existing: dict[str, tuple[int, str]]
+    ) -> None:
         """An entry stored under an older form of its id (see Entry.aliases) keeps its row:
         the row takes the current id."""
-        wanted = {a: ext for ext, m in by_id.items() if ext not in existing
-                  for a in m.entry.aliases}
+        wanted = {
+            a: ext for ext, m in by_id.items() if ext not in existing for a in m.entry.aliases
+        }
         for chunk in _chunks(list(wanted)):
             for alias, mid, h in self.db.execute(
-                    "SELECT external_id, id, content_hash FROM mentions WHERE source_id = ? "
-                    f"AND external_id IN ({','.join('?' * len(chunk))})", [source_id, *chunk]):
+                "SELECT external_id, id, content_hash FROM mentions WHERE source_id = ? "
+                f"AND external_id IN ({','.join('?' * len(chunk))})",
+                [source_id, *chunk],
+            ):
                 ext = wanted[alias]
                 if ext in existing:
                     continue
                 self.db.execute("UPDATE mentions SET external_id = ? WHERE id = ?", [ext, mid])
                 existing[ext] = (mid, h)
 
-    def _drop_reminted(self, source_id: str, fresh: list[MatchedEntry],
-                       fetched_at: str | None) -> list[MatchedEntry]:
+    def _drop_reminted(
+        self, source_id: str, fresh: list[MatchedEntry], fetched_at: str | None
+    ) -> list[MatchedEntry]:
         """Entries with a new id but the same content as one this source gave within
         REMINT_WINDOW: a feed that mints a new guid for the same post at every fetch. Short
         texts ("great app!") are left alone: two people can write them."""
-        keyed = [(content_key(m.entry), m) for m in fresh
-                 if len(m.entry.title) + len(m.entry.text) >= REMINT_MIN_CHARS]
+        keyed = [
+            (content_key(m.entry), m)
+            for m in fresh
+            if len(m.entry.title) + len(m.entry.text) >= REMINT_MIN_CHARS
+        ]
         if not keyed:
             return fresh
         since = iso((parse_iso(fetched_at) or utcnow()) - REMINT_WINDOW)
         seen: set[str] = set()
         for chunk in _chunks([k for k, _ in keyed]):
-            seen.update(r[0] for r in self.db.execute(
-                "SELECT content_key FROM mentions WHERE source_id = ? AND content_key IN "
-                f"({','.join('?' * len(chunk))}) AND fetched_at >= ?",
-                [source_id, *chunk, since]))
+            seen.update(
+                r[0]
+                for r in self.db.execute(
+                    "SELECT content_key FROM mentions WHERE source_id = ? AND content_key IN "
+                    f"({','.join('?' * len(chunk))}) AND fetched_at >= ?",
+                    [source_id, *chunk, since],
+                )
+            )
         dropped = {id(m) for k, m in keyed if k in seen}
         return [m for m in fresh if id(m) not in dropped]
 
@@ -474,13 +598,30 @@ class Store:
                 "last_error = ?, last_run_at = ?, next_due_at = ?, due_set_at = ?, "
                 "enabled = ?, disabled_reason = CASE WHEN ? THEN ? ELSE disabled_reason END "
                 "WHERE id = ?",
-                [error, iso(finished), iso(next_due), iso(finished), 0 if disable else 1,
-                 disable, error, source_id],
+                [
+                    error,
+                    iso(finished),
+                    iso(next_due),
+                    iso(finished),
+                    0 if disable else 1,
+                    disable,
+                    error,
+                    source_id,
+                ],
             )
             self.db["fetch_runs"].insert(  # type: ignore[union-attr]
-                {"source_id": source_id, "started_at": iso(started), "finished_at": iso(finished),
-                 "status": "error", "http_status": http_status, "entries": 0, "new": 0,
-                 "updated": 0, "skipped": 0, "error": error}
+                {
+                    "source_id": source_id,
+                    "started_at": iso(started),
+                    "finished_at": iso(finished),
+                    "status": "error",
+                    "http_status": http_status,
+                    "entries": 0,
+                    "new": 0,
+                    "updated": 0,
+                    "skipped": 0,
+                    "error": error,
+                }
             )
 
     def failures(self, source_id: str) -> int:
@@ -499,21 +640,27 @@ class Store:
             "ORDER BY m.id LIMIT :limit",
             {"model": model, "rev": revision or "", "limit": limit, "now": iso(utcnow())},
         )
-        return [PendingMention(r["id"], r["title"] or "", r["text"] or "", r["language"],
-                               r["rating"]) for r in rows]
+        return [
+            PendingMention(r["id"], r["title"] or "", r["text"] or "", r["language"], r["rating"])
+            for r in rows
+        ]
 
     def scored_model(self, preferred: tuple[str, str | None]) -> tuple[str, str | None]:
         """The model whose labels views should show: the configured one if it has scored
         anything, else the one that scored last (say the offline fallback of `backend: auto`)."""
         name, rev = preferred
-        if self._one("SELECT 1 AS x FROM scores WHERE model = ? AND revision = ? LIMIT 1",
-                     [name, rev or ""]):
+        if self._one(
+            "SELECT 1 AS x FROM scores WHERE model = ? AND revision = ? LIMIT 1", [name, rev or ""]
+        ):
             return preferred
         row = self._one("SELECT model, revision FROM scores ORDER BY scored_at DESC LIMIT 1")
         return (row["model"], row["revision"] or None) if row else preferred
 
     def save_scores(
-        self, model: str, revision: str | None, scored: Iterable[tuple[int, Any, Any]],
+        self,
+        model: str,
+        revision: str | None,
+        scored: Iterable[tuple[int, Any, Any]],
         now: datetime | None = None,
         brand_rows: Iterable[tuple[int, str, str, Any, str]] = (),
     ) -> int:
@@ -521,15 +668,30 @@ class Store:
         per-brand rows (mention id, brand, label, Prediction, passage), in one transaction."""
         now_s = iso(now or utcnow())
         rows = [
-            {"mention_id": mid, "model": model, "revision": revision or "",
-             "label": v.label if v else p.label, "text_label": p.label,
-             "needs_review": int(v.needs_review) if v else 0,
-             "score": p.score, "scores": json.dumps(p.scores), "scored_at": now_s}
+            {
+                "mention_id": mid,
+                "model": model,
+                "revision": revision or "",
+                "label": v.label if v else p.label,
+                "text_label": p.label,
+                "needs_review": int(v.needs_review) if v else 0,
+                "score": p.score,
+                "scores": json.dumps(p.scores),
+                "scored_at": now_s,
+            }
             for mid, p, v in scored
         ]
         per_brand = [
-            {"mention_id": mid, "brand": brand, "model": model, "revision": revision or "",
-             "label": label, "score": p.score, "scores": json.dumps(p.scores), "text": text}
+            {
+                "mention_id": mid,
+                "brand": brand,
+                "model": model,
+                "revision": revision or "",
+                "label": label,
+                "score": p.score,
+                "scores": json.dumps(p.scores),
+                "text": text,
+            }
             for mid, brand, label, p, text in brand_rows
         ]
         with self._write():
@@ -538,44 +700,65 @@ class Store:
             )
             if per_brand:
                 self.db["brand_scores"].upsert_all(  # type: ignore[union-attr]
-                    per_brand, pk=("mention_id", "brand", "model", "revision"))
+                    per_brand, pk=("mention_id", "brand", "model", "revision")
+                )
         return len(rows)
 
     def brands_of(self, mention_ids: Sequence[int]) -> dict[int, list[str]]:
         out: dict[int, list[str]] = {}
         for chunk in _chunks(list(mention_ids)):
             for mid, brand in self.db.execute(
-                    "SELECT mention_id, brand FROM mention_brands WHERE mention_id IN "
-                    f"({','.join('?' * len(chunk))}) ORDER BY mention_id, brand", list(chunk)):
+                "SELECT mention_id, brand FROM mention_brands WHERE mention_id IN "
+                f"({','.join('?' * len(chunk))}) ORDER BY mention_id, brand",
+                list(chunk),
+            ):
                 out.setdefault(mid, []).append(brand)
         return out
 
-    def score_failed(self, model: str, revision: str | None, mention_id: int, error: str,
-                     now: datetime | None = None) -> tuple[int, bool]:
+    def score_failed(
+        self,
+        model: str,
+        revision: str | None,
+        mention_id: int,
+        error: str,
+        now: datetime | None = None,
+    ) -> tuple[int, bool]:
         """Record that the model failed on this mention's text, scored on its own. It is
         retried after 10 min, 20 min, 40 min ... (a day at most); after GIVE_UP_AFTER
         failures it is given up on. Returns (attempts, given up)."""
         now = now or utcnow()
         with self._write():
-            row = self._one("SELECT attempts FROM score_failures WHERE mention_id = ? AND "
-                            "model = ? AND revision = ?", [mention_id, model, revision or ""])
+            row = self._one(
+                "SELECT attempts FROM score_failures WHERE mention_id = ? AND "
+                "model = ? AND revision = ?",
+                [mention_id, model, revision or ""],
+            )
             attempts = int((row or {}).get("attempts") or 0) + 1
             permanent = attempts >= SCORE_GIVE_UP_AFTER
             wait = min(SCORE_RETRY * 2 ** (attempts - 1), timedelta(days=1))
             self.db["score_failures"].upsert(  # type: ignore[union-attr]
-                {"mention_id": mention_id, "model": model, "revision": revision or "",
-                 "error": error[:500], "failed_at": iso(now), "attempts": attempts,
-                 "next_retry_at": iso(now + wait), "permanent": int(permanent)},
-                pk=("mention_id", "model", "revision"))
+                {
+                    "mention_id": mention_id,
+                    "model": model,
+                    "revision": revision or "",
+                    "error": error[:500],
+                    "failed_at": iso(now),
+                    "attempts": attempts,
+                    "next_retry_at": iso(now + wait),
+                    "permanent": int(permanent),
+                },
+                pk=("mention_id", "model", "revision"),
+            )
         return attempts, permanent
 
-    def clear_score_failures(self, model: str | None = None, revision: str | None = None
-                             ) -> int:
+    def clear_score_failures(self, model: str | None = None, revision: str | None = None) -> int:
         """Forget recorded failures (of one model, or all): they are scored again."""
         with self._write():
             return self.db.execute(
                 "DELETE FROM score_failures WHERE (? IS NULL OR model = ?) AND "
-                "(? IS NULL OR revision = ?)", [model, model, revision, revision]).rowcount
+                "(? IS NULL OR revision = ?)",
+                [model, model, revision, revision],
+            ).rowcount
 
     def search(self, query: str, limit: int = 50) -> list[dict[str, Any]]:
         """Full-text search over title and text (FTS5 syntax, any script)."""
@@ -596,8 +779,9 @@ class Store:
             where.append("m.id IN (SELECT mention_id FROM mention_brands WHERE brand = ?)")
             params.append(brand)
         if search:
-            where.append("m.id IN (SELECT rowid FROM mentions_search WHERE mentions_search "
-                         "MATCH ?)")
+            where.append(
+                "m.id IN (SELECT rowid FROM mentions_search WHERE mentions_search MATCH ?)"
+            )
             params.append(fold(search))
         sql = (
             "SELECT m.id, m.source_id, m.url, m.author, m.title, m.text, m.language, "
@@ -612,16 +796,29 @@ class Store:
         )
         return list(self.db.query(sql, [*params, limit]))
 
-    def add_correction(self, mention_id: int, label: str, by: str | None = None,
-                       note: str | None = None, now: datetime | None = None) -> None:
+    def add_correction(
+        self,
+        mention_id: int,
+        label: str,
+        by: str | None = None,
+        note: str | None = None,
+        now: datetime | None = None,
+    ) -> None:
         """A human's label: overrides every model's for alerts and views, kept as training
         data. Correcting again replaces the earlier correction."""
         if self.mention(mention_id) is None:
             raise KeyError(f"no mention with id {mention_id}")
         with self._write():
             self.db["corrections"].upsert(  # type: ignore[union-attr]
-                {"mention_id": mention_id, "label": label, "by": by, "note": note,
-                 "created_at": iso(now or utcnow())}, pk="mention_id")
+                {
+                    "mention_id": mention_id,
+                    "label": label,
+                    "by": by,
+                    "note": note,
+                    "created_at": iso(now or utcnow()),
+                },
+                pk="mention_id",
+            )
 
     def corrections(self) -> Iterator[dict[str, Any]]:
         """Corrected mentions with their text and every model's label, oldest first."""
@@ -637,24 +834,47 @@ class Store:
         return self._one("SELECT * FROM mentions WHERE id = ?", [mention_id])
 
     def recent_labelled(
-        self, brand: str, model: str, revision: str | None, limit: int,
-        source: str | None = None, *, include_news: bool = True,
+        self,
+        brand: str,
+        model: str,
+        revision: str | None,
+        limit: int,
+        source: str | None = None,
+        *,
+        include_news: bool = True,
     ) -> list[LabelledMention]:
         """A brand's newest labelled mentions, newest first, by published (else fetched) time."""
-        return self._labelled(brand, model, revision, limit, source,
-                              "" if include_news else _NOT_NEWS)
+        return self._labelled(
+            brand, model, revision, limit, source, "" if include_news else _NOT_NEWS
+        )
 
     def last_non_negative(
-        self, brand: str, model: str, revision: str | None, source: str | None = None, *,
+        self,
+        brand: str,
+        model: str,
+        revision: str | None,
+        source: str | None = None,
+        *,
         include_news: bool = True,
     ) -> LabelledMention | None:
-        rows = self._labelled(brand, model, revision, 1, source, f"AND {_LABEL} != 'negative' "
-                              + ("" if include_news else _NOT_NEWS))
+        rows = self._labelled(
+            brand,
+            model,
+            revision,
+            1,
+            source,
+            f"AND {_LABEL} != 'negative' " + ("" if include_news else _NOT_NEWS),
+        )
         return rows[0] if rows else None
 
     def _labelled(
-        self, brand: str, model: str, revision: str | None, limit: int,
-        source: str | None = None, where: str = "",
+        self,
+        brand: str,
+        model: str,
+        revision: str | None,
+        limit: int,
+        source: str | None = None,
+        where: str = "",
     ) -> list[LabelledMention]:
         rows = self.db.query(
             f"SELECT m.id, {_LABEL} AS label, {_AT} AS at, m.url, m.title, m.text, "
@@ -663,40 +883,73 @@ class Store:
             f"{_LABEL_JOINS} WHERE {_LABEL} IS NOT NULL {where} "
             "AND (:source IS NULL OR m.source_id = :source) "
             "ORDER BY at DESC, m.id DESC LIMIT :limit",
-            {"brand": brand, "model": model, "rev": revision or "", "limit": limit,
-             "source": source},
+            {
+                "brand": brand,
+                "model": model,
+                "rev": revision or "",
+                "limit": limit,
+                "source": source,
+            },
         )
         return [_labelled(r) for r in rows]
 
     # ---- facts for alert rules (time windows are [start, end) on published-else-fetched time)
 
-    def label_counts(self, brand: str, model: str, revision: str | None, start: datetime,
-                     end: datetime, source: str | None = None, *,
-                     include_news: bool = True) -> LabelCounts:
-        row = self._one(
-            f"SELECT sum({_LABEL} = 'negative') AS negative, sum({_LABEL} = 'neutral') AS "
-            f"neutral, sum({_LABEL} = 'positive') AS positive FROM mentions m "
-            "CROSS JOIN mention_brands b ON b.mention_id = m.id AND b.brand = :brand "
-            f"{_LABEL_JOINS} WHERE {_AT} >= :start AND {_AT} < :end "
-            "AND (:source IS NULL OR m.source_id = :source) "
-            + ("" if include_news else _NOT_NEWS),
-            {"brand": brand, "model": model, "rev": revision or "", "start": iso(start),
-             "end": iso(end), "source": source},
-        ) or {}
-        return LabelCounts(row.get("negative") or 0, row.get("neutral") or 0,
-                           row.get("positive") or 0)
+    def label_counts(
+        self,
+        brand: str,
+        model: str,
+        revision: str | None,
+        start: datetime,
+        end: datetime,
+        source: str | None = None,
+        *,
+        include_news: bool = True,
+    ) -> LabelCounts:
+        row = (
+            self._one(
+                f"SELECT sum({_LABEL} = 'negative') AS negative, sum({_LABEL} = 'neutral') AS "
+                f"neutral, sum({_LABEL} = 'positive') AS positive FROM mentions m "
+                "CROSS JOIN mention_brands b ON b.mention_id = m.id AND b.brand = :brand "
+                f"{_LABEL_JOINS} WHERE {_AT} >= :start AND {_AT} < :end "
+                "AND (:source IS NULL OR m.source_id = :source) "
+                + ("" if include_news else _NOT_NEWS),
+                {
+                    "brand": brand,
+                    "model": model,
+                    "rev": revision or "",
+                    "start": iso(start),
+                    "end": iso(end),
+                    "source": source,
+                },
+            )
+            or {}
+        )
+        return LabelCounts(
+            row.get("negative") or 0, row.get("neutral") or 0, row.get("positive") or 0
+        )
 
     def mention_count(self, brand: str, start: datetime, end: datetime) -> int:
         row = self._one(
             "SELECT count(*) AS n FROM mentions m CROSS JOIN mention_brands b "
             f"ON b.mention_id = m.id AND b.brand = ? WHERE {_AT} >= ? AND {_AT} < ?",
-            [brand, iso(start), iso(end)])
+            [brand, iso(start), iso(end)],
+        )
         return int(row["n"]) if row else 0
 
-    def mentions_between(self, brand: str, model: str, revision: str | None, start: datetime,
-                         end: datetime, where: str = "", limit: int = 100,
-                         order: str = "at DESC", *, include_news: bool = True
-                         ) -> list[LabelledMention]:
+    def mentions_between(
+        self,
+        brand: str,
+        model: str,
+        revision: str | None,
+        start: datetime,
+        end: datetime,
+        where: str = "",
+        limit: int = 100,
+        order: str = "at DESC",
+        *,
+        include_news: bool = True,
+    ) -> list[LabelledMention]:
         """A brand's mentions in a window with their effective label, filtered by `where`
         (SQL over m.* and `label`)."""
         rows = self.db.query(
@@ -706,8 +959,14 @@ class Store:
             f"{_LABEL_JOINS} WHERE {_AT} >= :start AND {_AT} < :end "
             f"{'' if include_news else _NOT_NEWS}) "
             f"WHERE 1 {where} ORDER BY {order}, id DESC LIMIT :limit",
-            {"brand": brand, "model": model, "rev": revision or "", "start": iso(start),
-             "end": iso(end), "limit": limit},
+            {
+                "brand": brand,
+                "model": model,
+                "rev": revision or "",
+                "start": iso(start),
+                "end": iso(end),
+                "limit": limit,
+            },
         )
         return [_labelled(r) for r in rows]
 
@@ -716,54 +975,75 @@ class Store:
             "SELECT avg(m.rating) AS avg, count(m.rating) AS n FROM mentions m "
             "CROSS JOIN mention_brands b ON b.mention_id = m.id AND b.brand = ? "
             f"WHERE {_AT} >= ? AND {_AT} < ? AND m.rating IS NOT NULL",
-            [brand, iso(start), iso(end)])
+            [brand, iso(start), iso(end)],
+        )
         return (row["avg"], int(row["n"])) if row else (None, 0)
 
-    def source_activity(self, source_id: str, baseline: timedelta
-                        ) -> tuple[datetime | None, int]:
+    def source_activity(self, source_id: str, baseline: timedelta) -> tuple[datetime | None, int]:
         """When the source last yielded a new mention, and how many it yielded in the
         `baseline` before that."""
-        row = self._one("SELECT max(fetched_at) AS last FROM mentions WHERE source_id = ?",
-                        [source_id])
+        row = self._one(
+            "SELECT max(fetched_at) AS last FROM mentions WHERE source_id = ?", [source_id]
+        )
         last = parse_iso(row["last"]) if row else None
         if last is None:
             return None, 0
-        n = self._one("SELECT count(*) AS n FROM mentions WHERE source_id = ? AND "
-                      "fetched_at > ?", [source_id, iso(last - baseline)])
+        n = self._one(
+            "SELECT count(*) AS n FROM mentions WHERE source_id = ? AND fetched_at > ?",
+            [source_id, iso(last - baseline)],
+        )
         return last, int(n["n"]) if n else 0
 
     def last_alert_at(self, rule_id: str, scope: str) -> datetime | None:
-        row = self._one("SELECT max(created_at) AS at FROM alerts WHERE rule_id = ? AND "
-                        "scope = ?", [rule_id, scope])
+        row = self._one(
+            "SELECT max(created_at) AS at FROM alerts WHERE rule_id = ? AND scope = ?",
+            [rule_id, scope],
+        )
         return parse_iso(row["at"]) if row else None
 
     # ---- inbox ------------------------------------------------------------------------------
 
-    def inbox_candidates(self, model: tuple[str, str | None], since: datetime
-                         ) -> list[dict[str, Any]]:
+    def inbox_candidates(
+        self, model: tuple[str, str | None], since: datetime
+    ) -> list[dict[str, Any]]:
         """Labelled mentions posted since `since` that have no inbox item yet, per brand."""
         name, rev = model
-        return list(self.db.query(
-            f"SELECT m.id, b.brand, {_LABEL} AS label, s.score, s.text_label, s.needs_review, "
-            f"c.label AS corrected, m.rating, {_AT} AS at "
-            "FROM mentions m CROSS JOIN mention_brands b ON b.mention_id = m.id "
-            f"{_LABEL_JOINS} WHERE {_LABEL} IS NOT NULL AND {_AT} >= :since "
-            "AND m.id NOT IN (SELECT mention_id FROM inbox) AND m.removed_at IS NULL "
-            f"{_NOT_NEWS} GROUP BY m.id",
-            {"model": name, "rev": rev or "", "since": iso(since)}))
+        return list(
+            self.db.query(
+                f"SELECT m.id, b.brand, {_LABEL} AS label, s.score, s.text_label, s.needs_review, "
+                f"c.label AS corrected, m.rating, {_AT} AS at "
+                "FROM mentions m CROSS JOIN mention_brands b ON b.mention_id = m.id "
+                f"{_LABEL_JOINS} WHERE {_LABEL} IS NOT NULL AND {_AT} >= :since "
+                "AND m.id NOT IN (SELECT mention_id FROM inbox) AND m.removed_at IS NULL "
+                f"{_NOT_NEWS} GROUP BY m.id",
+                {"model": name, "rev": rev or "", "since": iso(since)},
+            )
+        )
 
     def add_inbox_items(self, items: Sequence[dict[str, Any]], now: datetime) -> int:
         with self._write():
             cur = self.db.conn.executemany(
                 "INSERT OR IGNORE INTO inbox (mention_id, brand, kind, status, posted_at, "
                 "due_at, created_at, mixed) VALUES (?, ?, ?, 'open', ?, ?, ?, ?)",
-                [(i["mention_id"], i["brand"], i["kind"], iso(i["posted_at"]),
-                  iso(i["due_at"]), iso(now), int(bool(i.get("mixed")))) for i in items])
+                [
+                    (
+                        i["mention_id"],
+                        i["brand"],
+                        i["kind"],
+                        iso(i["posted_at"]),
+                        iso(i["due_at"]),
+                        iso(now),
+                        int(bool(i.get("mixed"))),
+                    )
+                    for i in items
+                ],
+            )
         return cur.rowcount
 
     @staticmethod
-    def _inbox_filter(brand: str | None, status: str | None, kind: str | None,
-                      overdue_at: datetime | None) -> tuple[str, dict[str, Any]]:
+    def _inbox_filter(
+        brand: str | None, status: str | None, kind: str | None, overdue_at: datetime | None
+    ) -> tuple[str, dict[str, Any]]:
         where, params = ["1"], {}
         for column, value in (("i.brand", brand), ("i.status", status), ("i.kind", kind)):
             if value:
@@ -774,19 +1054,35 @@ class Store:
             params["now"] = iso(overdue_at)
         return " AND ".join(where), params
 
-    def inbox(self, *, brand: str | None = None, status: str | None = None,
-              kind: str | None = None, overdue_at: datetime | None = None,
-              limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+    def inbox(
+        self,
+        *,
+        brand: str | None = None,
+        status: str | None = None,
+        kind: str | None = None,
+        overdue_at: datetime | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]:
         """Inbox items with their mention, oldest due first, a page at a time."""
         where, params = self._inbox_filter(brand, status, kind, overdue_at)
-        return list(self.db.query(
-            "SELECT i.*, m.title, m.text, m.url, m.author, m.language, m.rating, m.source_id "
-            "FROM inbox i JOIN mentions m ON m.id = i.mention_id "
-            f"WHERE {where} ORDER BY i.due_at, i.mention_id LIMIT :limit OFFSET :offset",
-            {**params, "limit": limit, "offset": offset}))
+        return list(
+            self.db.query(
+                "SELECT i.*, m.title, m.text, m.url, m.author, m.language, m.rating, m.source_id "
+                "FROM inbox i JOIN mentions m ON m.id = i.mention_id "
+                f"WHERE {where} ORDER BY i.due_at, i.mention_id LIMIT :limit OFFSET :offset",
+                {**params, "limit": limit, "offset": offset},
+            )
+        )
 
-    def inbox_count(self, *, brand: str | None = None, status: str | None = None,
-                    kind: str | None = None, overdue_at: datetime | None = None) -> int:
+    def inbox_count(
+        self,
+        *,
+        brand: str | None = None,
+        status: str | None = None,
+        kind: str | None = None,
+        overdue_at: datetime | None = None,
+    ) -> int:
         where, params = self._inbox_filter(brand, status, kind, overdue_at)
         row = self._one(f"SELECT count(*) AS n FROM inbox i WHERE {where}", params)
         return int(row["n"]) if row else 0
@@ -798,30 +1094,40 @@ class Store:
         return self._one(
             "SELECT i.*, m.title, m.text, m.url, m.author, m.language, m.rating, m.source_id, "
             "m.published_at FROM inbox i JOIN mentions m ON m.id = i.mention_id "
-            "WHERE i.mention_id = ?", [mention_id])
+            "WHERE i.mention_id = ?",
+            [mention_id],
+        )
 
-    def mark_inbox(self, mention_id: int, status: str, by: str | None = None,
-                   now: datetime | None = None) -> None:
+    def mark_inbox(
+        self, mention_id: int, status: str, by: str | None = None, now: datetime | None = None
+    ) -> None:
         if self.inbox_item(mention_id) is None:
             raise KeyError(f"no inbox item for mention {mention_id}")
         closed = None if status == "open" else iso(now or utcnow())
         with self._write():
-            self.db.execute("UPDATE inbox SET status = ?, closed_at = ?, closed_by = ? "
-                            "WHERE mention_id = ?", [status, closed, by, mention_id])
+            self.db.execute(
+                "UPDATE inbox SET status = ?, closed_at = ?, closed_by = ? WHERE mention_id = ?",
+                [status, closed, by, mention_id],
+            )
 
     def assign_inbox(self, mention_id: int, assignee: str | None) -> None:
         if self.inbox_item(mention_id) is None:
             raise KeyError(f"no inbox item for mention {mention_id}")
         with self._write():
-            self.db.execute("UPDATE inbox SET assignee = ? WHERE mention_id = ?",
-                            [assignee, mention_id])
+            self.db.execute(
+                "UPDATE inbox SET assignee = ? WHERE mention_id = ?", [assignee, mention_id]
+            )
 
-    def inbox_all(self, brand: str | None = None, since: datetime | None = None
-                  ) -> list[dict[str, Any]]:
-        return list(self.db.query(
-            "SELECT * FROM inbox WHERE (:brand IS NULL OR brand = :brand) "
-            "AND (:since IS NULL OR posted_at >= :since)",
-            {"brand": brand, "since": iso(since) if since else None}))
+    def inbox_all(
+        self, brand: str | None = None, since: datetime | None = None
+    ) -> list[dict[str, Any]]:
+        return list(
+            self.db.query(
+                "SELECT * FROM inbox WHERE (:brand IS NULL OR brand = :brand) "
+                "AND (:since IS NULL OR posted_at >= :since)",
+                {"brand": brand, "since": iso(since) if since else None},
+            )
+        )
 
     # ---- alerts and deliveries ----------------------------------------------------------
 
@@ -831,15 +1137,28 @@ class Store:
             cur = self.db.execute(
                 "INSERT OR IGNORE INTO alerts (dedupe_key, rule, rule_id, scope, brand, title, "
                 "message, evidence, mention_ids, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                [alert.dedupe_key, alert.rule, alert.rule_id, alert.scope, alert.brand,
-                 alert.title, alert.message, json.dumps(alert.evidence, ensure_ascii=False),
-                 json.dumps(alert.mention_ids), iso(now or utcnow())],
+                [
+                    alert.dedupe_key,
+                    alert.rule,
+                    alert.rule_id,
+                    alert.scope,
+                    alert.brand,
+                    alert.title,
+                    alert.message,
+                    json.dumps(alert.evidence, ensure_ascii=False),
+                    json.dumps(alert.mention_ids),
+                    iso(now or utcnow()),
+                ],
             )
             if cur.rowcount == 0:
                 return False
             self.db["deliveries"].insert_all(  # type: ignore[union-attr]
-                {"alert_id": cur.lastrowid, "channel": c, "status": "pending",
-                 "updated_at": iso(now or utcnow())}
+                {
+                    "alert_id": cur.lastrowid,
+                    "channel": c,
+                    "status": "pending",
+                    "updated_at": iso(now or utcnow()),
+                }
                 for c in channels
             )
         return True
@@ -852,8 +1171,17 @@ class Store:
             "AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= ?) ORDER BY d.alert_id",
             [iso(now or utcnow())],
         )
-        return [Delivery(r["alert_id"], r["channel"], r["title"], r["message"], r["attempts"],
-                         r["created_at"]) for r in rows]
+        return [
+            Delivery(
+                r["alert_id"],
+                r["channel"],
+                r["title"],
+                r["message"],
+                r["attempts"],
+                r["created_at"],
+            )
+            for r in rows
+        ]
 
     def claim_delivery(self, alert_id: int, channel: str) -> bool:
         """Mark a delivery as being sent, committed before sending: a crash mid-send leaves it
@@ -865,8 +1193,14 @@ class Store:
         )
         return cur.rowcount == 1
 
-    def finish_delivery(self, alert_id: int, channel: str, status: str,
-                        error: str | None = None, retry_at: datetime | None = None) -> None:
+    def finish_delivery(
+        self,
+        alert_id: int,
+        channel: str,
+        status: str,
+        error: str | None = None,
+        retry_at: datetime | None = None,
+    ) -> None:
         """Record a send's outcome: 'sent', or 'pending' again (retry at retry_at), or
         'failed' (given up)."""
         now = iso(utcnow())
@@ -875,14 +1209,26 @@ class Store:
             "UPDATE deliveries SET status = ?, last_error = ?, updated_at = ?, "
             "next_attempt_at = ?, sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END "
             "WHERE alert_id = ? AND channel = ?",
-            [status, error, now, iso(retry_at) if retry_at else None, status, now, alert_id,
-             channel],
+            [
+                status,
+                error,
+                now,
+                iso(retry_at) if retry_at else None,
+                status,
+                now,
+                alert_id,
+                channel,
+            ],
         )
 
     def deliveries(self, alert_id: int) -> list[dict[str, Any]]:
-        return list(self.db.query(
-            "SELECT channel, status, attempts, last_error, sent_at, next_attempt_at "
-            "FROM deliveries WHERE alert_id = ? ORDER BY channel", [alert_id]))
+        return list(
+            self.db.query(
+                "SELECT channel, status, attempts, last_error, sent_at, next_attempt_at "
+                "FROM deliveries WHERE alert_id = ? ORDER BY channel",
+                [alert_id],
+            )
+        )
 
     def requeue_deliveries(self, alert_id: int | None = None) -> int:
         """Failed and unknown deliveries (of one alert, or all) back to pending, due now."""
@@ -899,7 +1245,11 @@ class Store:
         ).rowcount
 
     def alerts(self, limit: int = 50) -> list[dict[str, Any]]:
-        return list(self.db.query(
-            "SELECT a.*, (SELECT group_concat(d.channel || ':' || d.status, ', ') "
-            "FROM deliveries d WHERE d.alert_id = a.id) AS deliveries "
-            "FROM alerts a ORDER BY a.id DESC LIMIT ?", [limit]))
+        return list(
+            self.db.query(
+                "SELECT a.*, (SELECT group_concat(d.channel || ':' || d.status, ', ') "
+                "FROM deliveries d WHERE d.alert_id = a.id) AS deliveries "
+                "FROM alerts a ORDER BY a.id DESC LIMIT ?",
+                [limit],
+            )
+        )

@@ -27,11 +27,18 @@ def _transformers(settings: Any) -> Classifier:
     from sentiment.transformers_classifier import TransformersClassifier
 
     return TransformersClassifier(
-        settings.model, settings.revision, device=settings.device,
-        batch_size=settings.batch_size, max_length=settings.max_length,
-        offline=settings.offline, quantize=settings.quantize, dtype=settings.dtype,
-        threads=settings.threads, max_tokens=settings.max_tokens,
-        long_texts=settings.long_texts, max_chunks=settings.max_chunks,
+        settings.model,
+        settings.revision,
+        device=settings.device,
+        batch_size=settings.batch_size,
+        max_length=settings.max_length,
+        offline=settings.offline,
+        quantize=settings.quantize,
+        dtype=settings.dtype,
+        threads=settings.threads,
+        max_tokens=settings.max_tokens,
+        long_texts=settings.long_texts,
+        max_chunks=settings.max_chunks,
     )
 
 
@@ -39,9 +46,13 @@ def _transformers(settings: Any) -> Classifier:
 def _e5_offline(settings: Any) -> Classifier:
     from sentiment.e5_offline import E5OfflineClassifier
 
-    return E5OfflineClassifier(head=settings.head, batch_size=settings.batch_size,
-                               max_length=settings.max_length, threads=settings.threads,
-                               dtype=settings.dtype)
+    return E5OfflineClassifier(
+        head=settings.head,
+        batch_size=settings.batch_size,
+        max_length=settings.max_length,
+        threads=settings.threads,
+        dtype=settings.dtype,
+    )
 
 
 @register("auto")
@@ -55,8 +66,9 @@ def _auto(settings: Any) -> Classifier:
         try:
             return _e5_offline(settings)
         except ModelUnavailable as offline_error:
-            raise ModelUnavailable(f"{hub_error} The offline fallback failed too: "
-                                   f"{offline_error}") from None
+            raise ModelUnavailable(
+                f"{hub_error} The offline fallback failed too: {offline_error}"
+            ) from None
 
 
 def configured_key(settings: Any) -> tuple[str, str | None]:
@@ -101,5 +113,12 @@ def load_classifier(settings: Any) -> Classifier:
     return BACKENDS[settings.backend](settings)
 
 
-__all__ = ["BACKENDS", "Classifier", "ModelUnavailable", "Prediction", "candidate_keys",
-           "configured_key", "load_classifier"]
+__all__ = [
+    "BACKENDS",
+    "Classifier",
+    "ModelUnavailable",
+    "Prediction",
+    "candidate_keys",
+    "configured_key",
+    "load_classifier",
+]

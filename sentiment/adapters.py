@@ -60,8 +60,10 @@ class Adapter:
 def load_adapter(name: str) -> Adapter:
     path = adapter_dir(name)
     if path is None:
-        raise ModelUnavailable(f"sentiment.head: {name!r} is not a model directory (no "
-                               f"{CONFIG}) nor a built-in model ({', '.join(builtin_adapters())})")
+        raise ModelUnavailable(
+            f"sentiment.head: {name!r} is not a model directory (no "
+            f"{CONFIG}) nor a built-in model ({', '.join(builtin_adapters())})"
+        )
     try:
         raw_config = (path / CONFIG).read_bytes()
         config = json.loads(raw_config)

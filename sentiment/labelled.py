@@ -22,20 +22,23 @@ class Example:
 def arsarcasm() -> list[Example]:
     with open(DATA / "ar_arsarcasm_test.csv", encoding="utf-8", newline="") as f:
         # The data set wraps each tweet in one more pair of quotes.
-        return [Example("ar", row["sentiment"], row["tweet"].strip('"'), "arsarcasm")
-                for row in csv.DictReader(f)]
+        return [
+            Example("ar", row["sentiment"], row["tweet"].strip('"'), "arsarcasm")
+            for row in csv.DictReader(f)
+        ]
 
 
 def estonian_valence() -> list[Example]:
     with open(DATA / "et_valence.csv", encoding="utf-8", newline="") as f:
-        return [Example("et", ESTONIAN[label], text, "et-valence")
-                for label, text in csv.reader(f)]
+        return [Example("et", ESTONIAN[label], text, "et-valence") for label, text in csv.reader(f)]
 
 
 def customer_posts() -> list[Example]:
-    rows = (line.split("\t")
-            for line in (DATA / "customer_posts.tsv").read_text(encoding="utf-8").splitlines()
-            if line.strip() and not line.startswith("#"))
+    rows = (
+        line.split("\t")
+        for line in (DATA / "customer_posts.tsv").read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    )
     return [Example(lang, label, text, "customer-posts") for lang, label, text in rows]
 
 

@@ -13,15 +13,50 @@ from typing import Any
 # Low accuracy mode: trigram models only, ~60 MB for these languages and fast; high accuracy
 # loads up to 5-gram models (~850 MB for the same list) and is better on very short texts.
 DEFAULT_LANGUAGES = (
-    "en", "bg", "et", "fi", "ar", "ru", "uk", "de", "fr", "es", "it", "pt", "nl", "sv", "da", "nb",
-    "pl", "cs", "sk", "tr", "lv", "lt", "el", "he", "hi", "ja", "zh", "ko", "ro", "hu", "sr", "hr",
+    "en",
+    "bg",
+    "et",
+    "fi",
+    "ar",
+    "ru",
+    "uk",
+    "de",
+    "fr",
+    "es",
+    "it",
+    "pt",
+    "nl",
+    "sv",
+    "da",
+    "nb",
+    "pl",
+    "cs",
+    "sk",
+    "tr",
+    "lv",
+    "lt",
+    "el",
+    "he",
+    "hi",
+    "ja",
+    "zh",
+    "ko",
+    "ro",
+    "hu",
+    "sr",
+    "hr",
     "sl",
 )
 
 
 class LanguageDetector:
-    def __init__(self, languages: Sequence[str] = DEFAULT_LANGUAGES, *, accuracy: str = "low",
-                 min_distance: float = 0.1) -> None:
+    def __init__(
+        self,
+        languages: Sequence[str] = DEFAULT_LANGUAGES,
+        *,
+        accuracy: str = "low",
+        min_distance: float = 0.1,
+    ) -> None:
         self.codes = [c.lower() for c in languages]
         self.accuracy = accuracy
         self.min_distance = min_distance
@@ -31,8 +66,7 @@ class LanguageDetector:
     def _build(self) -> Any:
         from lingua import IsoCode639_1, Language, LanguageDetectorBuilder
 
-        langs = [Language.from_iso_code_639_1(getattr(IsoCode639_1, c.upper()))
-                 for c in self.codes]
+        langs = [Language.from_iso_code_639_1(getattr(IsoCode639_1, c.upper())) for c in self.codes]
         builder = LanguageDetectorBuilder.from_languages(*langs)
         if self.accuracy == "low":
             builder = builder.with_low_accuracy_mode()

@@ -21,19 +21,54 @@ from listener.textnorm import words
 _SENTENCE = regex.compile(r"(?<=[.!?…。！？؟;])\s+|\n+")
 
 # Comparatives by folded word (textnorm.fold), per language: en bg et fi ar ru.
-BETTER = frozenset({
-    "better", "superior", "beats", "outperforms",
-    "по-добър", "по-добра", "по-добро", "по-добри", "по-добре",
-    "parem", "paremad", "paremini",
-    "parempi", "paremmin", "parempia",
-    "أفضل", "احسن", "أحسن",
-    "лучше", "лучший", "лучшая", "лучшее", "превосходит",
-})
-WORSE = frozenset({
-    "worse", "inferior", "по-лош", "по-лоша", "по-лошо", "по-лоши", "halvem", "halvemini",
-    "huonompi", "huonommin", "huonompia", "أسوأ", "اسوأ", "хуже", "худший", "худшая",
-    "уступает",
-})
+BETTER = frozenset(
+    {
+        "better",
+        "superior",
+        "beats",
+        "outperforms",
+        "по-добър",
+        "по-добра",
+        "по-добро",
+        "по-добри",
+        "по-добре",
+        "parem",
+        "paremad",
+        "paremini",
+        "parempi",
+        "paremmin",
+        "parempia",
+        "أفضل",
+        "احسن",
+        "أحسن",
+        "лучше",
+        "лучший",
+        "лучшая",
+        "лучшее",
+        "превосходит",
+    }
+)
+WORSE = frozenset(
+    {
+        "worse",
+        "inferior",
+        "по-лош",
+        "по-лоша",
+        "по-лошо",
+        "по-лоши",
+        "halvem",
+        "halvemini",
+        "huonompi",
+        "huonommin",
+        "huonompia",
+        "أسوأ",
+        "اسوأ",
+        "хуже",
+        "худший",
+        "худшая",
+        "уступает",
+    }
+)
 # "better" with a negation before it flips the comparison ("not better than").
 NEGATIONS = frozenset({"not", "no", "не", "ei", "pole", "لا", "ليس", "ни"})
 

@@ -97,9 +97,14 @@ class SentimentModel:
         self.dropout = torch.nn.Dropout(0.1)
 
     def encode(self, texts: Sequence[str]) -> dict[str, Any]:
-        return self.tokenizer([PREFIX + model_text(t) for t in texts], padding=True,
-                              truncation=True, max_length=self.max_length, return_tensors="pt",
-                              return_token_type_ids=False)
+        return self.tokenizer(
+            [PREFIX + model_text(t) for t in texts],
+            padding=True,
+            truncation=True,
+            max_length=self.max_length,
+            return_tensors="pt",
+            return_token_type_ids=False,
+        )
 
     def logits(self, batch: dict[str, Any], train: bool = False) -> Any:
         hidden = self.encoder(**batch).last_hidden_state
@@ -123,13 +128,15 @@ class SentimentModel:
 
 
 def _lengths(model: SentimentModel, items: Sequence[Item]) -> list[int]:
-    ids = model.tokenizer([PREFIX + model_text(i.text) for i in items], truncation=True,
-                          max_length=model.max_length)["input_ids"]
+    ids = model.tokenizer(
+        [PREFIX + model_text(i.text) for i in items], truncation=True, max_length=model.max_length
+    )["input_ids"]
     return [len(x) for x in ids]
 
 
-def _epoch_batches(items: Sequence[Item], lengths: Sequence[int], s: Settings,
-                   rng: random.Random) -> list[list[int]]:
+def _epoch_batches(
+    items: Sequence[Item], lengths: Sequence[int], s: Settings, rng: random.Random
+) -> list[list[int]]:
     """One epoch: at most per_group_cap items of each group, in batches of similar length."""
     by_group: dict[str, list[int]] = defaultdict(list)
     for i, item in enumerate(items):
@@ -188,10 +195,16 @@ def review_threshold(probabilities: Any, share: float) -> float:
     return float(top[min(int(len(top) * share), len(top) - 1)])
 
 
-def train(train_items: Sequence[Item], dev_items: Sequence[Item], encoder: Any,
-          tokenizer: Any, out: Path, settings: Settings | None = None,
-          base: dict[str, str] | None = None,
-          progress: Callable[[str], None] = log.info) -> Result:
+def train(
+    train_items: Sequence[Item],
+    dev_items: Sequence[Item],
+    encoder: Any,
+    tokenizer: Any,
+    out: Path,
+    settings: Settings | None = None,
+    base: dict[str, str] | None = None,
+    progress: Callable[[str], None] = log.info,
+) -> Result:
     import torch
     from peft import LoraConfig, get_peft_model
 
@@ -205,12 +218,18 @@ def train(train_items: Sequence[Item], dev_items: Sequence[Item], encoder: Any,
     if s.threads:
         torch.set_num_threads(s.threads)
     start = time.monotonic()
-    lora = LoraConfig(r=s.rank, lora_alpha=s.alpha, lora_dropout=s.dropout,
-                      target_modules=list(TARGETS), bias="none")
+    lora = LoraConfig(
+        r=s.rank,
+        lora_alpha=s.alpha,
+        lora_dropout=s.dropout,
+        target_modules=list(TARGETS),
+        bias="none",
+    )
     peft_encoder = get_peft_model(encoder, lora)
     model = SentimentModel(peft_encoder, tokenizer, s.max_length)
     params = [p for p in peft_encoder.parameters() if p.requires_grad] + list(
-        model.head.parameters())
+        model.head.parameters()
+    )
     lengths = _lengths(model, train_items)
     plan = [_epoch_batches(train_items, lengths, s, rng) for _ in range(s.epochs)]
     steps = sum(len(p) for p in plan)
@@ -227,8 +246,9 @@ def train(train_items: Sequence[Item], dev_items: Sequence[Item], encoder: Any,
         for n, idx in enumerate(batches, 1):
             batch = model.encode([train_items[i].text for i in idx])
             targets = torch.tensor([LABELS.index(train_items[i].label) for i in idx])
-            allowed = torch.tensor([[label in train_items[i].labels for label in LABELS]
-                                    for i in idx])
+            allowed = torch.tensor(
+                [[label in train_items[i].labels for label in LABELS] for i in idx]
+            )
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
                 logits = model.logits(batch, train=True)
             loss = partial_label_loss(logits.float(), targets, allowed)
@@ -242,8 +262,10 @@ def train(train_items: Sequence[Item], dev_items: Sequence[Item], encoder: Any,
             step += 1
             if n % 100 == 0 or n == len(batches):
                 rate = seen / (time.monotonic() - start)
-                progress(f"epoch {epoch}/{s.epochs}: batch {n}/{len(batches)}, loss "
-                         f"{total / n:.4f}, {rate:.0f} texts/s")
+                progress(
+                    f"epoch {epoch}/{s.epochs}: batch {n}/{len(batches)}, loss "
+                    f"{total / n:.4f}, {rate:.0f} texts/s"
+                )
         scores, _ = dev_scores(model, dev_items)
         history.append({"epoch": epoch, "loss": total / max(len(batches), 1), "dev": scores})
         progress(f"epoch {epoch}: dev mean macro-F1 {scores['mean']:.4f}")
@@ -259,18 +281,41 @@ def train(train_items: Sequence[Item], dev_items: Sequence[Item], encoder: Any,
     threshold = review_threshold(probs, s.review_share)
     seconds = time.monotonic() - start
     result = Result(out, best[1], scores, temperature, threshold, seconds, seen, history)
-    save_adapter(out, peft_encoder, model.head, config={
-        "base": base or {}, "labels": list(LABELS), "prefix": PREFIX,
-        "normalise": "sentiment.preprocess.model_text", "pooling": "mean",
-        "max_length": s.max_length, "lora": {"rank": s.rank, "alpha": s.alpha,
-                                             "targets": list(TARGETS)},
-        "temperature": temperature, "review_below": threshold,
-        "settings": asdict(s)})
-    (out / "metrics.json").write_text(json.dumps({
-        "best_epoch": best[1], "dev": scores, "temperature": temperature,
-        "review_below": threshold, "seconds": round(seconds), "texts_seen": seen,
-        "train_items": len(train_items), "dev_items": len(dev_items), "history": history,
-    }, indent=2, ensure_ascii=False) + "\n")
+    save_adapter(
+        out,
+        peft_encoder,
+        model.head,
+        config={
+            "base": base or {},
+            "labels": list(LABELS),
+            "prefix": PREFIX,
+            "normalise": "sentiment.preprocess.model_text",
+            "pooling": "mean",
+            "max_length": s.max_length,
+            "lora": {"rank": s.rank, "alpha": s.alpha, "targets": list(TARGETS)},
+            "temperature": temperature,
+            "review_below": threshold,
+            "settings": asdict(s),
+        },
+    )
+    (out / "metrics.json").write_text(
+        json.dumps(
+            {
+                "best_epoch": best[1],
+                "dev": scores,
+                "temperature": temperature,
+                "review_below": threshold,
+                "seconds": round(seconds),
+                "texts_seen": seen,
+                "train_items": len(train_items),
+                "dev_items": len(dev_items),
+                "history": history,
+            },
+            indent=2,
+            ensure_ascii=False,
+        )
+        + "\n"
+    )
     return result
 
 
@@ -295,8 +340,9 @@ def _load_trainable_state(encoder: Any, model: SentimentModel, state: dict[str, 
     model.head.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("head.")})
 
 
-def evaluate_items(predict: Callable[[Sequence[str]], Any], items: Sequence[Item]
-                   ) -> dict[str, float]:
+def evaluate_items(
+    predict: Callable[[Sequence[str]], Any], items: Sequence[Item]
+) -> dict[str, float]:
     """Macro-F1 per group for a function giving (n, 3) probabilities."""
     probs = predict([i.text for i in items])
     by_group: dict[str, list[int]] = defaultdict(list)
@@ -306,32 +352,43 @@ def evaluate_items(predict: Callable[[Sequence[str]], Any], items: Sequence[Item
     for name, idx in by_group.items():
         allowed = items[idx[0]].labels
         cols = [LABELS.index(label) for label in allowed]
-        predicted = [allowed[max(range(len(cols)), key=lambda c: probs[i][cols[c]])]
-                     for i in idx]
+        predicted = [allowed[max(range(len(cols)), key=lambda c: probs[i][cols[c]])] for i in idx]
         out[name] = macro_f1(predicted, [items[i].label for i in idx], allowed)
     return out
 
 
-__all__ = ["Settings", "evaluate_items", "fit_temperature", "partial_label_loss",
-           "review_threshold", "train"]
+__all__ = [
+    "Settings",
+    "evaluate_items",
+    "fit_temperature",
+    "partial_label_loss",
+    "review_threshold",
+    "train",
+]
 
 
 DEFAULT_CORPORA = ("umsab", "arsarcasm", "et-valence", "xed", "sentirueval")
 
 
-def prepare(items: Sequence[Item], held_out: Sequence[str] = ()
-            ) -> tuple[list[Item], list[Item], dict[str, int]]:
+def prepare(
+    items: Sequence[Item], held_out: Sequence[str] = ()
+) -> tuple[list[Item], list[Item], dict[str, int]]:
     """(train items, dev items, dropped counts): deduplicated, none in any test split."""
     from sentiment.corpora import training_set
 
     kept, dropped = training_set(items, held_out)
-    return ([i for i in kept if i.split == "train"], [i for i in kept if i.split == "dev"],
-            dropped)
+    return ([i for i in kept if i.split == "train"], [i for i in kept if i.split == "dev"], dropped)
 
 
-def train_public(out: Path, items: Sequence[Item], settings: Settings | None = None, *,
-                 held_out: Sequence[str] = (), limit: int | None = None,
-                 progress: Callable[[str], None] = log.info) -> Result:
+def train_public(
+    out: Path,
+    items: Sequence[Item],
+    settings: Settings | None = None,
+    *,
+    held_out: Sequence[str] = (),
+    limit: int | None = None,
+    progress: Callable[[str], None] = log.info,
+) -> Result:
     """Fine-tune multilingual-e5-small on labelled items and write the model to `out`, with a
     manifest of every text trained on (sentiment/corpora.write_manifest)."""
     from sentiment.corpora import write_manifest
@@ -342,10 +399,20 @@ def train_public(out: Path, items: Sequence[Item], settings: Settings | None = N
         rng = random.Random(0)
         train_items = rng.sample(train_items, min(limit, len(train_items)))
         dev_items = rng.sample(dev_items, min(max(limit // 5, 50), len(dev_items)))
-    progress(f"{len(train_items)} training and {len(dev_items)} dev texts; left out: "
-             + ", ".join(f"{n} {why}" for why, n in dropped.items()))
+    progress(
+        f"{len(train_items)} training and {len(dev_items)} dev texts; left out: "
+        + ", ".join(f"{n} {why}" for why, n in dropped.items())
+    )
     out.mkdir(parents=True, exist_ok=True)
     write_manifest([*train_items, *dev_items], out / "manifest.jsonl.gz")
     encoder, tokenizer = load_encoder()
-    return train(train_items, dev_items, encoder, tokenizer, out, settings,
-                 base={"encoder": ENCODER, "revision": ENCODER_REVISION}, progress=progress)
+    return train(
+        train_items,
+        dev_items,
+        encoder,
+        tokenizer,
+        out,
+        settings,
+        base={"encoder": ENCODER, "revision": ENCODER_REVISION},
+        progress=progress,
+    )

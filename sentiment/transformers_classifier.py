@@ -63,8 +63,10 @@ def pick_dtype(torch: Any, device_type: str, dtype: str) -> Any:
         return getattr(torch, dtype)
     if device_type == "cuda":
         return torch.bfloat16
-    native = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)() or getattr(
-        torch.cpu, "_is_amx_tile_supported", lambda: False)()
+    native = (
+        getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
+        or getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
+    )
     return torch.bfloat16 if native else torch.float32
 
 
@@ -142,21 +144,35 @@ class TransformersClassifier:
 
     def describe(self) -> dict[str, Any]:
         raw = self.model.config.id2label
-        return {"model": self.name, "revision": self.revision,
-                "labels": ", ".join(f"{raw[i]} -> {n}" for i, n in enumerate(self.labels)),
-                "device": self.device, "dtype": self.dtype, "max tokens": self.max_length}
+        return {
+            "model": self.name,
+            "revision": self.revision,
+            "labels": ", ".join(f"{raw[i]} -> {n}" for i, n in enumerate(self.labels)),
+            "device": self.device,
+            "dtype": self.dtype,
+            "max tokens": self.max_length,
+        }
 
     @property
     def dtype(self) -> str:
         return "int8 (dynamic)" if self.quantized else str(self.model.dtype).removeprefix("torch.")
 
-    def _load(self, tok_cls: Any, model_cls: Any, where: str, kwargs: dict[str, Any],
-              local: bool, offline: bool) -> tuple[Any, Any]:
+    def _load(
+        self,
+        tok_cls: Any,
+        model_cls: Any,
+        where: str,
+        kwargs: dict[str, Any],
+        local: bool,
+        offline: bool,
+    ) -> tuple[Any, Any]:
         if local:
             return tok_cls.from_pretrained(where), model_cls.from_pretrained(where)
         try:  # the local Hugging Face cache first: no network needed once downloaded
-            return (tok_cls.from_pretrained(where, local_files_only=True, **kwargs),
-                    model_cls.from_pretrained(where, local_files_only=True, **kwargs))
+            return (
+                tok_cls.from_pretrained(where, local_files_only=True, **kwargs),
+                model_cls.from_pretrained(where, local_files_only=True, **kwargs),
+            )
         except OSError:
             if offline or offline_env():
                 raise ModelUnavailable(self._help("not in the local cache and offline")) from None
@@ -190,8 +206,13 @@ class TransformersClassifier:
         long_texts="chunks" consecutive windows of it (at most max_chunks per text)."""
         if not self.chunks:
             return list(enumerate(self._token_ids(texts)))
-        enc = self.tokenizer(texts, truncation=True, max_length=self.max_length,
-                             return_overflowing_tokens=True, return_attention_mask=False)
+        enc = self.tokenizer(
+            texts,
+            truncation=True,
+            max_length=self.max_length,
+            return_overflowing_tokens=True,
+            return_attention_mask=False,
+        )
         pieces, per_text = [], [0] * len(texts)
         for owner, ids in zip(enc["overflow_to_sample_mapping"], enc["input_ids"], strict=True):
             if per_text[owner] < self.max_chunks:

@@ -25,13 +25,21 @@ class Tuned:
     better: bool  # macro-F1 higher out-of-fold, and not lower on the held-out customer posts
 
 
-def tune(examples: Sequence[Example], embed: Callable[[list[str]], np.ndarray], *,
-         current: str, l2: float = 0.01, blend_with: str | None = "logistic-2.0") -> Tuned:
+def tune(
+    examples: Sequence[Example],
+    embed: Callable[[list[str]], np.ndarray],
+    *,
+    current: str,
+    l2: float = 0.01,
+    blend_with: str | None = "logistic-2.0",
+) -> Tuned:
     counts = Counter(e.label for e in examples)
     short = [label for label in LABELS if counts[label] < MIN_PER_LABEL]
     if short:
-        raise ModelUnavailable(f"too few examples to train a head: {dict(counts)}; need at "
-                               f"least {MIN_PER_LABEL} of each label ({', '.join(short)} short)")
+        raise ModelUnavailable(
+            f"too few examples to train a head: {dict(counts)}; need at "
+            f"least {MIN_PER_LABEL} of each label ({', '.join(short)} short)"
+        )
     check = customer_posts()  # never trained on: a check that the head still generalises
     emb = embed([e.text for e in examples] + [e.text for e in check])
     n = len(examples)
@@ -39,12 +47,14 @@ def tune(examples: Sequence[Example], embed: Callable[[list[str]], np.ndarray], 
     spec = train_head(emb[:n], labels, l2=l2, blend_with=blend_with)
     spec["examples"] = dict(Counter(e.source for e in examples))
     tuned = Head.from_spec("tuned", "new", spec)
-    out_of_fold = cross_validated(emb[:n], labels, [e.language for e in examples], l2=l2,
-                                  blend_with=blend_with)
+    out_of_fold = cross_validated(
+        emb[:n], labels, [e.language for e in examples], l2=l2, blend_with=blend_with
+    )
     head = load_head(current)
-    rows = table([*examples, *check], {
-        "current": predict(head, emb),
-        "tuned": out_of_fold + predict(tuned, emb[n:])})
+    rows = table(
+        [*examples, *check],
+        {"current": predict(head, emb), "tuned": out_of_fold + predict(tuned, emb[n:])},
+    )
     trained = [r for r in rows if r["data"] != "customer-posts"]
     held_out = next(r for r in rows if r["data"] == "customer-posts" and r["language"] == "all")
     gain = sum((r["tuned F1"] - r["current F1"]) * r["n"] for r in trained)

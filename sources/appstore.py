@@ -48,8 +48,9 @@ class AppStoreCollector:
     type: ClassVar[str] = "appstore"
     config_model: ClassVar[type[SourceConfig]] = AppStoreSource
 
-    def fetch(self, source: AppStoreSource, state: SourceState,
-              client: httpx.Client) -> FetchResult:
+    def fetch(
+        self, source: AppStoreSource, state: SourceState, client: httpx.Client
+    ) -> FetchResult:
         cursor = dict(state.cursor)
         seen_up_to = int(cursor.get("newest_id", 0))
         base = state.url if state.url and state.url.endswith("/xml") else source.endpoint()
@@ -58,8 +59,7 @@ class AppStoreCollector:
         for page in range(1, source.pages + 1):
             url = base.replace("/page=1/", f"/page={page}/")
             response = conditional_get(client, url)
-            good, bad = parse_feed_entries(response.body, url,
-                                           response.headers.get("Content-Type"))
+            good, bad = parse_feed_entries(response.body, url, response.headers.get("Content-Type"))
             # Older feeds put the app itself first: it has no rating.
             reviews = [review_entry(e, source) for e in good if e.rating is not None]
             entries += reviews
@@ -71,5 +71,6 @@ class AppStoreCollector:
         numeric = [int(e.external_id) for e in entries if e.external_id.isdigit()]
         if numeric:
             cursor["newest_id"] = str(max(max(numeric), seen_up_to))
-        return FetchResult(entries, SourceState(url=state.url, cursor=cursor), http_status=200,
-                           rejected=rejected)
+        return FetchResult(
+            entries, SourceState(url=state.url, cursor=cursor), http_status=200, rejected=rejected
+        )

@@ -37,8 +37,10 @@ class SourceConfig(BaseModel):
     interval: Duration = Field(default=timedelta(minutes=15), description="how often to fetch")
     enabled: bool = True
     kind: Kind | None = Field(
-        default=None, description="news, social or reviews; default by source type. News is "
-        "never an inbox item and streak/spike rules skip it unless they ask for it")
+        default=None,
+        description="news, social or reviews; default by source type. News is "
+        "never an inbox item and streak/spike rules skip it unless they ask for it",
+    )
 
     def endpoint(self) -> str:
         """Where this source reads from, for messages and the sources table."""
@@ -131,9 +133,11 @@ MAX_REJECTION_CHARS = 300
 _T = TypeVar("_T")
 
 
-def normalise_each(items: Iterable[_T], normalise: Callable[[_T], Entry],
-                   describe: Callable[[int, _T], str] = lambda i, _: f"entry {i + 1}",
-                   ) -> tuple[list[Entry], list[str]]:
+def normalise_each(
+    items: Iterable[_T],
+    normalise: Callable[[_T], Entry],
+    describe: Callable[[int, _T], str] = lambda i, _: f"entry {i + 1}",
+) -> tuple[list[Entry], list[str]]:
     """Normalise items one by one: an item that cannot be read is dropped with its reason,
     and never takes the rest of the response with it."""
     entries, rejected = [], []
@@ -186,10 +190,12 @@ def checked(entry: Entry) -> Entry:
         raise ValueError("no id, link or content to identify it")
     raw = _clean_tree(entry.raw)
     json.dumps(raw, ensure_ascii=False)  # raises on NaN-free garbage we could not clean
-    rating = entry.rating if isinstance(entry.rating, int | float) and (
-        0 <= entry.rating <= 10) else None
-    reach = entry.reach if isinstance(entry.reach, int) and (
-        0 <= entry.reach < 2**63) else None
+    rating = (
+        entry.rating
+        if isinstance(entry.rating, int | float) and (0 <= entry.rating <= 10)
+        else None
+    )
+    reach = entry.reach if isinstance(entry.reach, int) and (0 <= entry.reach < 2**63) else None
     return dataclasses.replace(
         entry,
         external_id=external_id[:1000],
@@ -200,7 +206,8 @@ def checked(entry: Entry) -> Entry:
         text=clean(entry.text or ""),
         html=secrets.mask(clean(entry.html)) if isinstance(entry.html, str) else None,
         language=clean(entry.language)[:35] if isinstance(entry.language, str) else None,
-        language_hint=clean(entry.language_hint)[:35] if isinstance(entry.language_hint, str)
+        language_hint=clean(entry.language_hint)[:35]
+        if isinstance(entry.language_hint, str)
         else None,
         published_at=_storable_time(entry.published_at),
         content_hash=clean(entry.content_hash),
@@ -212,5 +219,6 @@ def checked(entry: Entry) -> Entry:
 
 def check_all(entries: Iterable[Entry]) -> tuple[list[Entry], list[str]]:
     """checked() for each entry; one that cannot be stored is dropped with its reason."""
-    return normalise_each(entries, checked,
-                          lambda i, e: f"entry {i + 1} ({str(e.external_id)[:80]!r})")
+    return normalise_each(
+        entries, checked, lambda i, e: f"entry {i + 1} ({str(e.external_id)[:80]!r})"
+    )

@@ -91,6 +91,10 @@ def tidy(entry: Entry) -> Entry | None:
     if publisher and title.endswith(f" - {publisher}"):
         title = title[: -len(publisher) - 3].rstrip()
     return dataclasses.replace(
-        entry, title=title, text=title, author=publisher or entry.author,
+        entry,
+        title=title,
+        text=title,
+        author=publisher or entry.author,
         url=decode_link(entry.url) or entry.url,
-        raw={**entry.raw, "google_news_link": entry.url})
+        raw={**entry.raw, "google_news_link": entry.url},
+    )

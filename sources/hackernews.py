@@ -53,14 +53,20 @@ class HackerNewsCollector:
     type: ClassVar[str] = "hackernews"
     config_model: ClassVar[type[SourceConfig]] = HackerNewsSource
 
-    def fetch(self, source: HackerNewsSource, state: SourceState,
-              client: httpx.Client) -> FetchResult:
+    def fetch(
+        self, source: HackerNewsSource, state: SourceState, client: httpx.Client
+    ) -> FetchResult:
         cursor = dict(state.cursor)
         since = int(cursor.get("created_at_i", 0))
         hits: list[dict[str, Any]] = []
         for page in range(source.pages):
-            params = {"query": source.query, "tags": source.tags, "hitsPerPage": 100,
-                      "page": page, "numericFilters": f"created_at_i>{since}"}
+            params = {
+                "query": source.query,
+                "tags": source.tags,
+                "hitsPerPage": 100,
+                "page": page,
+                "numericFilters": f"created_at_i>{since}",
+            }
             doc = get_json(client, f"{API}?{urlencode(params)}")
             page_hits = doc.get("hits") if isinstance(doc, dict) else None
             hits += page_hits if isinstance(page_hits, list) else []
@@ -68,10 +74,20 @@ class HackerNewsCollector:
             if not isinstance(pages, int) or page + 1 >= pages:
                 break
         entries, rejected = normalise_each(
-            hits, hit_entry, lambda i, h: f"hit {i + 1} ({str(h.get('objectID'))[:40]!r})"
-            if isinstance(h, dict) else f"hit {i + 1}")
-        times = [t for h in hits if isinstance(h, dict)
-                 and isinstance(t := h.get("created_at_i"), int) and 0 < t < 2**40]
+            hits,
+            hit_entry,
+            lambda i, h: (
+                f"hit {i + 1} ({str(h.get('objectID'))[:40]!r})"
+                if isinstance(h, dict)
+                else f"hit {i + 1}"
+            ),
+        )
+        times = [
+            t
+            for h in hits
+            if isinstance(h, dict) and isinstance(t := h.get("created_at_i"), int) and 0 < t < 2**40
+        ]
         cursor["created_at_i"] = max([*times, since])
-        return FetchResult(entries, SourceState(url=state.url, cursor=cursor),
-                           http_status=200, rejected=rejected)
+        return FetchResult(
+            entries, SourceState(url=state.url, cursor=cursor), http_status=200, rejected=rejected
+        )

@@ -49,17 +49,20 @@ class FetchClient(httpx.Client):
         return self.backend.abort()
 
 
-def make_client(timeout_s: float = 20.0, *, allow_private: bool = True,
-                resolver: Resolver = system_resolver,
-                dialer: Dialer = system_dialer) -> FetchClient:
+def make_client(
+    timeout_s: float = 20.0,
+    *,
+    allow_private: bool = True,
+    resolver: Resolver = system_resolver,
+    dialer: Dialer = system_dialer,
+) -> FetchClient:
     client = FetchClient(
         timeout=httpx.Timeout(timeout_s, connect=10.0),
         headers={"User-Agent": USER_AGENT, "Accept-Encoding": "gzip, deflate"},
         follow_redirects=True,
         max_redirects=5,
     )
-    client.backend = GuardedBackend(allow_private=allow_private, resolver=resolver,
-                                    dialer=dialer)
+    client.backend = GuardedBackend(allow_private=allow_private, resolver=resolver, dialer=dialer)
     # httpx builds one transport per proxy from the environment; each gets our backend, so a
     # proxied fetch is bounded in time too (its address check applies to the proxy).
     transports = [client._transport, *client._mounts.values()]
@@ -106,8 +109,9 @@ class _Inflater:
         self._d = self._new()
 
     def _new(self, raw: bool = False) -> Any:
-        return zlib.decompressobj(16 + zlib.MAX_WBITS if self.gzip else
-                                  -zlib.MAX_WBITS if raw else zlib.MAX_WBITS)
+        return zlib.decompressobj(
+            16 + zlib.MAX_WBITS if self.gzip else -zlib.MAX_WBITS if raw else zlib.MAX_WBITS
+        )
 
     def decode(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
         for chunk in chunks:
@@ -141,16 +145,21 @@ class _Inflater:
 
 
 def _encodings(response: httpx.Response, url: str) -> list[str]:
-    found = [e.strip().lower() for e in response.headers.get_list("content-encoding",
-                                                                   split_commas=True)]
+    found = [
+        e.strip().lower() for e in response.headers.get_list("content-encoding", split_commas=True)
+    ]
     layers = [e for e in found if e and e != "identity"]
     if len(layers) > MAX_ENCODING_LAYERS:
-        raise FetchError(f"{url}: refused: Content-Encoding stacks {len(layers)} layers "
-                         f"({', '.join(layers)}); at most {MAX_ENCODING_LAYERS} are accepted")
+        raise FetchError(
+            f"{url}: refused: Content-Encoding stacks {len(layers)} layers "
+            f"({', '.join(layers)}); at most {MAX_ENCODING_LAYERS} are accepted"
+        )
     unknown = [e for e in layers if e not in ("gzip", "x-gzip", "deflate")]
     if unknown:
-        raise FetchError(f"{url}: unsupported Content-Encoding {', '.join(unknown)} "
-                         "(gzip and deflate are asked for)")
+        raise FetchError(
+            f"{url}: unsupported Content-Encoding {', '.join(unknown)} "
+            "(gzip and deflate are asked for)"
+        )
     return layers
 
 
@@ -208,23 +217,24 @@ def conditional_get(
         raise FetchError(f"{url}: invalid URL ({exc})") from None
     except (httpx.HTTPError, httpx.StreamError) as exc:
         if backend is not None and backend.aborted.is_set():
-            raise FetchError(f"{url}: stopped: listener is shutting down",
-                             interrupted=True) from None
+            raise FetchError(
+                f"{url}: stopped: listener is shutting down", interrupted=True
+            ) from None
         if isinstance(exc, httpx.TimeoutException) and (
-                time.monotonic() - started >= total_timeout_s - 0.05):
-            raise FetchError(f"{url}: no complete response within {total_timeout_s:g} s "
-                             "(the total time limit for one fetch)") from None
+            time.monotonic() - started >= total_timeout_s - 0.05
+        ):
+            raise FetchError(
+                f"{url}: no complete response within {total_timeout_s:g} s "
+                "(the total time limit for one fetch)"
+            ) from None
         if isinstance(exc, httpx.TimeoutException):
             raise FetchError(f"{url}: timed out ({type(exc).__name__})") from None
         raise FetchError(f"{url}: {type(exc).__name__}: {exc}") from None
     history = response.history
     permanent = (
-        str(response.url)
-        if history and all(r.status_code in _PERMANENT for r in history)
-        else None
+        str(response.url) if history and all(r.status_code in _PERMANENT for r in history) else None
     )
-    return HttpResponse(response.status_code, str(response.url), permanent, response.headers,
-                        body)
+    return HttpResponse(response.status_code, str(response.url), permanent, response.headers, body)
 
 
 def _raise_for_status(response: httpx.Response, url: str) -> None:

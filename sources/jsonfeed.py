@@ -38,8 +38,7 @@ def item_entry(item: dict[str, Any], feed: dict[str, Any]) -> Entry:
     if not isinstance(item, dict):
         raise ValueError("an item is not an object")
     html = item.get("content_html")
-    text = html_to_text(html) if html else (item.get("content_text") or item.get("summary")
-                                            or "")
+    text = html_to_text(html) if html else (item.get("content_text") or item.get("summary") or "")
     title = html_to_text(item.get("title")) if item.get("title") else ""
     link = item.get("url") or item.get("external_url")
     author = _author(item) or _author(feed)
@@ -48,12 +47,18 @@ def item_entry(item: dict[str, Any], feed: dict[str, Any]) -> Entry:
         identity = link or f"sha256:{content_hash(title, text, author)}"
     language = item.get("language") or feed.get("language")
     return Entry(
-        external_id=str(identity), url=link if isinstance(link, str) else None, author=author,
-        title=title, text=text, html=html if isinstance(html, str) else None,
+        external_id=str(identity),
+        url=link if isinstance(link, str) else None,
+        author=author,
+        title=title,
+        text=text,
+        html=html if isinstance(html, str) else None,
         language=language.split("-")[0].lower() if isinstance(language, str) else None,
         published_at=time_or_none(item.get("date_published"))
         or time_or_none(item.get("date_modified")),
-        content_hash=content_hash(title, html or text, link, author), raw=item)
+        content_hash=content_hash(title, html or text, link, author),
+        raw=item,
+    )
 
 
 def parse_json_feed(body: bytes, url: str) -> tuple[list[Entry], list[str]]:
@@ -64,6 +69,12 @@ def parse_json_feed(body: bytes, url: str) -> tuple[list[Entry], list[str]]:
     if not isinstance(doc, dict) or not str(doc.get("version", "")).startswith(VERSION_PREFIX):
         raise FetchError(f"{url}: JSON, but not a JSON Feed (no {VERSION_PREFIX}… version)")
     items = doc.get("items") if isinstance(doc.get("items"), list) else []
-    return normalise_each(items, lambda item: item_entry(item, doc),
-                          lambda i, item: f"item {i + 1} ({str(item.get('id'))[:60]!r})"
-                          if isinstance(item, dict) else f"item {i + 1}")
+    return normalise_each(
+        items,
+        lambda item: item_entry(item, doc),
+        lambda i, item: (
+            f"item {i + 1} ({str(item.get('id'))[:60]!r})"
+            if isinstance(item, dict)
+            else f"item {i + 1}"
+        ),
+    )

@@ -34,8 +34,10 @@ Dialer = Callable[[str, int, "float | None", "str | None", Iterable[Any]], httpc
 # What Python's copy of IANA's special-purpose registries (ipaddress.is_global) lacks in 3.11:
 # the whole IETF protocol block, the deprecated 6to4 relay anycast, local-use NAT64 (RFC 8215)
 # and SRv6 SIDs. Multicast counts as "global" there but is never a feed server.
-_EXTRA_SPECIAL = [ipaddress.ip_network(n) for n in (
-    "192.0.0.0/24", "192.88.99.0/24", "64:ff9b:1::/48", "5f00::/16")]
+_EXTRA_SPECIAL = [
+    ipaddress.ip_network(n)
+    for n in ("192.0.0.0/24", "192.88.99.0/24", "64:ff9b:1::/48", "5f00::/16")
+]
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
@@ -82,15 +84,21 @@ def system_resolver(host: str, port: int) -> list[str]:
 _SYNC = httpcore.SyncBackend()
 
 
-def system_dialer(ip: str, port: int, timeout: float | None, local_address: str | None,
-                  socket_options: Iterable[Any]) -> httpcore.NetworkStream:
+def system_dialer(
+    ip: str,
+    port: int,
+    timeout: float | None,
+    local_address: str | None,
+    socket_options: Iterable[Any],
+) -> httpcore.NetworkStream:
     return _SYNC.connect_tcp(ip, port, timeout, local_address, socket_options)
 
 
 # --- the per-fetch deadline ------------------------------------------------------------------
 
 _deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
-    "listener_fetch_deadline", default=None)
+    "listener_fetch_deadline", default=None
+)
 
 
 @contextmanager
@@ -134,11 +142,16 @@ class GuardedStream(httpcore.NetworkStream):
         self._backend._closed(self)
         self._inner.close()
 
-    def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
-                  timeout: float | None = None) -> httpcore.NetworkStream:
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
         self._backend._closed(self)
-        upgraded = self._inner.start_tls(ssl_context, server_hostname,
-                                         _bounded(timeout, httpcore.ConnectTimeout))
+        upgraded = self._inner.start_tls(
+            ssl_context, server_hostname, _bounded(timeout, httpcore.ConnectTimeout)
+        )
         return GuardedStream(upgraded, self._backend)
 
     def get_extra_info(self, info: str) -> Any:
@@ -155,8 +168,13 @@ class GuardedStream(httpcore.NetworkStream):
 class GuardedBackend(httpcore.NetworkBackend):
     """httpcore network backend: resolve once, check, dial the checked address."""
 
-    def __init__(self, *, allow_private: bool = True, resolver: Resolver = system_resolver,
-                 dialer: Dialer = system_dialer) -> None:
+    def __init__(
+        self,
+        *,
+        allow_private: bool = True,
+        resolver: Resolver = system_resolver,
+        dialer: Dialer = system_dialer,
+    ) -> None:
         self.allow_private = allow_private
         self._resolve = resolver
         self._dial = dialer
@@ -191,18 +209,29 @@ class GuardedBackend(httpcore.NetworkBackend):
                     what = f"{address} is" if literal else f"{host} resolves to {address},"
                     raise AddressRefused(
                         f"refused: {what} not a public address "
-                        "(network.allow_private_addresses is false)")
+                        "(network.allow_private_addresses is false)"
+                    )
         return found
 
-    def connect_tcp(self, host: str, port: int, timeout: float | None = None,
-                    local_address: str | None = None,
-                    socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
         self.check_open(httpcore.ConnectError)
         last: Exception | None = None
         for ip in self.addresses(host, port):
             try:
-                inner = self._dial(ip, port, _bounded(timeout, httpcore.ConnectTimeout),
-                                   local_address, socket_options or [])
+                inner = self._dial(
+                    ip,
+                    port,
+                    _bounded(timeout, httpcore.ConnectTimeout),
+                    local_address,
+                    socket_options or [],
+                )
             except (httpcore.ConnectError, httpcore.ConnectTimeout, OSError) as exc:
                 last = exc  # try the next address the name resolved to
                 continue
@@ -211,9 +240,9 @@ class GuardedBackend(httpcore.NetworkBackend):
             raise last
         raise httpcore.ConnectError(f"cannot connect to {host}:{port}: {last}")
 
-    def connect_unix_socket(self, path: str, timeout: float | None = None,
-                            socket_options: Iterable[Any] | None = None
-                            ) -> httpcore.NetworkStream:
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.NetworkStream:
         raise AddressRefused("unix sockets are not fetched")
 
     def sleep(self, seconds: float) -> None:

@@ -35,13 +35,16 @@ ENDPOINTS: dict[str, str] = {}
 class RedditSource(SourceConfig):
     type: Literal["reddit"]
     query: str | None = Field(default=None, description="Reddit search query (sort=new)")
-    subreddits: list[str] = Field(default_factory=list,
-                                  description="restrict to these; required for `watch`")
+    subreddits: list[str] = Field(
+        default_factory=list, description="restrict to these; required for `watch`"
+    )
     watch: list[Literal["submissions", "comments"]] = Field(
-        default_factory=list, description="newest submissions/comments of the subreddits")
+        default_factory=list, description="newest submissions/comments of the subreddits"
+    )
     limit: int = Field(default=100, ge=1, le=1000, description="items per listing per fetch")
-    username: str = Field(default="listener-bot",
-                          description="your Reddit username, for the required User-Agent")
+    username: str = Field(
+        default="listener-bot", description="your Reddit username, for the required User-Agent"
+    )
     client_id_env: str = "REDDIT_CLIENT_ID"
     client_secret_env: str = "REDDIT_CLIENT_SECRET"
 
@@ -71,8 +74,7 @@ def _entry(item: Any) -> Entry:
     removed = markdown in REMOVED or author is None
     return Entry(
         external_id=item.name,
-        url=f"https://www.reddit.com{item.permalink}" if getattr(item, "permalink", None)
-        else None,
+        url=f"https://www.reddit.com{item.permalink}" if getattr(item, "permalink", None) else None,
         author=author,
         title=title or "",
         text=text,
@@ -82,8 +84,13 @@ def _entry(item: Any) -> Entry:
         content_hash=content_hash(title, markdown, author),
         reach=item.score,  # the post's or comment's score (votes), not the author's audience
         removed=removed,
-        raw={"subreddit": str(item.subreddit), "score": item.score, "markdown": markdown,
-             "num_comments": getattr(item, "num_comments", None), "kind": item.name[:2]},
+        raw={
+            "subreddit": str(item.subreddit),
+            "score": item.score,
+            "markdown": markdown,
+            "num_comments": getattr(item, "num_comments", None),
+            "kind": item.name[:2],
+        },
     )
 
 
@@ -92,18 +99,21 @@ class RedditCollector:
     type: ClassVar[str] = "reddit"
     config_model: ClassVar[type[SourceConfig]] = RedditSource
 
-    def fetch(self, source: RedditSource, state: SourceState,
-              client: httpx.Client) -> FetchResult:
+    def fetch(self, source: RedditSource, state: SourceState, client: httpx.Client) -> FetchResult:
         import praw
         import prawcore
 
         client_id = secrets.register_env(source.client_id_env)
         secret = secrets.register_env(source.client_secret_env)
         if not client_id or not secret:
-            raise FetchError(f"{source.endpoint()}: set {source.client_id_env} and "
-                             f"{source.client_secret_env} (a Reddit 'script' app's id/secret)")
+            raise FetchError(
+                f"{source.endpoint()}: set {source.client_id_env} and "
+                f"{source.client_secret_env} (a Reddit 'script' app's id/secret)"
+            )
         reddit = praw.Reddit(
-            client_id=client_id, client_secret=secret, check_for_async=False,
+            client_id=client_id,
+            client_secret=secret,
+            check_for_async=False,
             check_for_updates=False,  # praw would ask PyPI at every start
             user_agent=f"python:listener:{__version__} (by /u/{source.username})",
             **ENDPOINTS,
@@ -112,8 +122,9 @@ class RedditCollector:
         sub = reddit.subreddit("+".join(source.subreddits) or "all")
         listings = []
         if source.query:
-            listings.append(sub.search(source.query, sort="new", time_filter="week",
-                                       limit=source.limit))
+            listings.append(
+                sub.search(source.query, sort="new", time_filter="week", limit=source.limit)
+            )
         if "submissions" in source.watch:
             listings.append(sub.new(limit=source.limit))
         if "comments" in source.watch:
@@ -143,39 +154,51 @@ class RedditCollector:
                     if since and item.created_utc < since - OLDEST_GAP_S:
                         break
                     good, bad = normalise_each(
-                        [item], _entry, lambda _, it: f"item {getattr(it, 'name', '?')!r}")
+                        [item], _entry, lambda _, it: f"item {getattr(it, 'name', '?')!r}"
+                    )
                     entries += good
                     rejected += bad
                 if seen and read >= source.limit and new >= source.limit:
                     warnings.append(
                         f"coverage gap: {source.limit} new items in one listing and none "
                         "stored before: more may have been posted than one fetch reads; "
-                        "fetch more often or raise `limit`")
+                        "fetch more often or raise `limit`"
+                    )
         except prawcore.exceptions.TooManyRequests as exc:
             reset = exc.response.headers.get("x-ratelimit-reset")
-            raise FetchError(f"{source.endpoint()}: HTTP 429 rate limited by Reddit",
-                             http_status=429,
-                             retry_after=timedelta(seconds=float(reset)) if reset else None
-                             ) from None
-        except (prawcore.exceptions.OAuthException, prawcore.exceptions.ResponseException,
-                prawcore.exceptions.RequestException) as exc:
+            raise FetchError(
+                f"{source.endpoint()}: HTTP 429 rate limited by Reddit",
+                http_status=429,
+                retry_after=timedelta(seconds=float(reset)) if reset else None,
+            ) from None
+        except (
+            prawcore.exceptions.OAuthException,
+            prawcore.exceptions.ResponseException,
+            prawcore.exceptions.RequestException,
+        ) as exc:
             status = getattr(getattr(exc, "response", None), "status_code", None)
             where = f"HTTP {status}" if status else type(exc).__name__
             disable = status in (401, 403) or isinstance(exc, prawcore.exceptions.OAuthException)
-            raise FetchError(f"{source.endpoint()}: {where} from Reddit: {exc}"
-                             + ("; source disabled: check the app's id and secret"
-                                if disable else ""),
-                             http_status=status, disable=disable) from None
+            raise FetchError(
+                f"{source.endpoint()}: {where} from Reddit: {exc}"
+                + ("; source disabled: check the app's id and secret" if disable else ""),
+                http_status=status,
+                disable=disable,
+            ) from None
         if entries:
             newest = max(entries, key=lambda e: e.published_at or datetime.min.replace(tzinfo=UTC))
             if newest.published_at and newest.published_at.timestamp() >= since:
-                cursor.update(newest=newest.external_id,
-                              newest_utc=newest.published_at.timestamp())
+                cursor.update(newest=newest.external_id, newest_utc=newest.published_at.timestamp())
         # The ids read lately (newest last): stored in the same transaction as the posts.
         recent = [i for i in cursor.get("seen", []) if i not in {e.external_id for e in entries}]
         cursor["seen"] = (recent + [e.external_id for e in entries])[-SEEN_KEPT:]
-        return FetchResult(entries, SourceState(url=state.url, cursor=cursor), http_status=200,
-                           rejected=rejected, warnings=warnings)
+        return FetchResult(
+            entries,
+            SourceState(url=state.url, cursor=cursor),
+            http_status=200,
+            rejected=rejected,
+            warnings=warnings,
+        )
 
 
 # A listing is read until it reaches posts read before (kept in the cursor); posts more than

@@ -53,14 +53,22 @@ class RssSource(SourceConfig):
 
 # Feeds whose entries are people's posts or reviews; any other feed (news searches, Google
 # Alerts, news sites, blogs) is taken as news unless the source says `kind:`.
-_SOCIAL_HOSTS = ("reddit.com", "hnrss.org", "news.ycombinator.com", "mastodon.", "bsky.",
-                 "lobste.rs", "stackoverflow.com", "stackexchange.com")
+_SOCIAL_HOSTS = (
+    "reddit.com",
+    "hnrss.org",
+    "news.ycombinator.com",
+    "mastodon.",
+    "bsky.",
+    "lobste.rs",
+    "stackoverflow.com",
+    "stackexchange.com",
+)
 _REVIEW_HINTS = ("customerreviews", "/reviews", "trustpilot.", "play.google.com")
 
 
 def feed_kind(url: str) -> Kind:
     low = url.lower()
-    host = (urlsplit(low).hostname or "")
+    host = urlsplit(low).hostname or ""
     if any(h in low for h in _REVIEW_HINTS):
         return "reviews"
     if any(host == h or host.endswith("." + h) or host.startswith(h) for h in _SOCIAL_HOSTS):
@@ -98,7 +106,8 @@ def _published(entry: Any, language: str | None = None) -> datetime | None:
     # dict.get: feedparser's own get() maps a missing updated_parsed to published_parsed,
     # with a deprecation warning each time.
     parsed = time_or_none(entry.get("published_parsed")) or time_or_none(
-        dict.get(entry, "updated_parsed"))
+        dict.get(entry, "updated_parsed")
+    )
     if parsed is not None:
         return parsed
     written = dict.get(entry, "published") or dict.get(entry, "updated")
@@ -116,8 +125,9 @@ def localised_date(text: str, language: str | None) -> datetime | None:
         return None
     settings = {"RETURN_AS_TIMEZONE_AWARE": True, "TO_TIMEZONE": "UTC"}
     try:
-        found = dateparser.parse(text, languages=[language] if language else None,
-                                 settings=settings)  # type: ignore[arg-type]
+        found = dateparser.parse(
+            text, languages=[language] if language else None, settings=settings
+        )  # type: ignore[arg-type]
         if found is None and language:
             found = dateparser.parse(text, settings=settings)  # type: ignore[arg-type]
     except Exception:  # dateparser on hostile text: a missing date, never a lost entry
@@ -164,8 +174,9 @@ def _absolute(base: str | None, ref: str | None) -> str | None:
     return ref
 
 
-def normalise_entry(entry: Any, feed_language: str | None = None,
-                    base_url: str | None = None) -> Entry:
+def normalise_entry(
+    entry: Any, feed_language: str | None = None, base_url: str | None = None
+) -> Entry:
     """One feedparser entry -> Entry. Identity: the guid/id as written, else the link, else
     a hash of the content. A relative id is not resolved against the feed's URL (the App
     Store's <id>6310006838</id> is no link, and must stay the same when the feed moves); the
@@ -183,8 +194,9 @@ def normalise_entry(entry: Any, feed_language: str | None = None,
     digest = content_hash(title, html, link, author, rating)
     raw_id = entry.get("id")
     external_id = raw_id or link or f"sha256:{digest}"
-    aliases = (urljoin(base_url, raw_id),) if raw_id and base_url and not urlsplit(
-        raw_id).scheme else ()
+    aliases = (
+        (urljoin(base_url, raw_id),) if raw_id and base_url and not urlsplit(raw_id).scheme else ()
+    )
     raw = {k: v for k, v in entry.items() if not k.endswith("_parsed")}
     language = _language(entry, feed_language)
     return Entry(
@@ -223,8 +235,9 @@ def _valid_charrefs(body: bytes) -> bytes:
     return re.sub(rb"&#(?:[xX][0-9A-Fa-f]{17,}|[0-9]{21,});", b"&#xFFFD;", body)
 
 
-def parse_feed_entries(body: bytes, url: str, content_type: str | None = None
-                       ) -> tuple[list[Entry], list[str]]:
+def parse_feed_entries(
+    body: bytes, url: str, content_type: str | None = None
+) -> tuple[list[Entry], list[str]]:
     """Entries of a feed, and the ones that could not be read (each with its reason)."""
     # Without a Content-Type feedparser assumes ISO-8859-1 and never sniffs; an XML type lets
     # it honour the XML declaration and fall back to chardet for undeclared legacy encodings.
@@ -234,16 +247,19 @@ def parse_feed_entries(body: bytes, url: str, content_type: str | None = None
     try:
         parsed = feedparser.parse(_valid_charrefs(body), response_headers=headers)
     except Exception as exc:  # feedparser bugs on hostile input must not look like a crash
-        raise FetchError(f"{url}: the feed could not be parsed "
-                         f"({type(exc).__name__}: {exc})") from None
+        raise FetchError(
+            f"{url}: the feed could not be parsed ({type(exc).__name__}: {exc})"
+        ) from None
     if not parsed.entries and not parsed.get("version"):
         reason = parsed.get("bozo_exception") or "no feed elements found"
         kind = f" (Content-Type {content_type})" if content_type else ""
         raise FetchError(f"{url}: not an RSS/Atom feed{kind}: {reason}")
     feed_language = parsed.feed.get("language")
     return normalise_each(
-        parsed.entries, lambda e: normalise_entry(e, feed_language, url),
-        lambda i, e: f"entry {i + 1} ({str(e.get('id') or e.get('link') or '')[:80]!r})")
+        parsed.entries,
+        lambda e: normalise_entry(e, feed_language, url),
+        lambda i, e: f"entry {i + 1} ({str(e.get('id') or e.get('link') or '')[:80]!r})",
+    )
 
 
 def parse_feed(body: bytes, url: str, content_type: str | None = None) -> list[Entry]:
@@ -257,9 +273,7 @@ class RssCollector:
 
     def fetch(self, source: RssSource, state: SourceState, client: httpx.Client) -> FetchResult:
         url = state.url or source.url
-        response = conditional_get(
-            client, url, etag=state.etag, last_modified=state.last_modified
-        )
+        response = conditional_get(client, url, etag=state.etag, last_modified=state.last_modified)
         new_state = SourceState(
             url=response.permanent_url or url,
             etag=response.headers.get("ETag") or state.etag,

@@ -28,8 +28,15 @@ from sources.base import (
 )
 from sources.rss import content_hash
 
-TWEET_FIELDS = ["created_at", "lang", "author_id", "public_metrics", "conversation_id",
-                "referenced_tweets", "note_tweet"]
+TWEET_FIELDS = [
+    "created_at",
+    "lang",
+    "author_id",
+    "public_metrics",
+    "conversation_id",
+    "referenced_tweets",
+    "note_tweet",
+]
 USER_FIELDS = ["username", "name", "public_metrics"]
 EXPANSIONS = ["author_id", "referenced_tweets.id", "referenced_tweets.id.author_id"]
 SEARCH_WINDOW = timedelta(days=7)
@@ -42,8 +49,7 @@ READ_TIMEOUT_S = 30.0
 class TimeoutHTTPAdapter(HTTPAdapter):
     """A requests adapter with a default timeout, as lemon24/reader does for its session."""
 
-    def __init__(self, *args: Any, timeout: float | tuple[float, float], **kwargs: Any
-                 ) -> None:
+    def __init__(self, *args: Any, timeout: float | tuple[float, float], **kwargs: Any) -> None:
         self.timeout = timeout
         super().__init__(*args, **kwargs)
 
@@ -61,13 +67,16 @@ class XSource(SourceConfig):
     type: Literal["x"]
     query: str | None = Field(default=None, description="X search query (recent search)")
     mentions_of: str | None = Field(
-        default=None, description="numeric user id of the brand's account: its mentions")
-    bearer_token_env: str = Field(default="X_BEARER_TOKEN",
-                                  description="environment variable holding the bearer token")
+        default=None, description="numeric user id of the brand's account: its mentions"
+    )
+    bearer_token_env: str = Field(
+        default="X_BEARER_TOKEN", description="environment variable holding the bearer token"
+    )
     max_results: int = Field(default=100, ge=10, le=100, description="posts per page")
     max_pages: int = Field(default=10, ge=1, description="pages per fetch at most")
     monthly_read_budget: int | None = Field(
-        default=None, ge=1, description="posts read per calendar month (UTC) at most")
+        default=None, ge=1, description="posts read per calendar month (UTC) at most"
+    )
 
     @model_validator(mode="after")
     def _one_target(self) -> XSource:
@@ -113,15 +122,18 @@ def _entry(tweet: dict[str, Any], users: dict[str, dict[str, Any]], retweets: in
     )
 
 
-def fold_retweets(data: list[dict[str, Any]], includes: dict[str, Any]
-                  ) -> tuple[list[dict[str, Any]], dict[str, int]]:
+def fold_retweets(
+    data: list[dict[str, Any]], includes: dict[str, Any]
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """A retweet is not a new opinion: keep its original (from `includes`) once, count RTs."""
     included = {t["id"]: t for t in includes.get("tweets", [])}
     kept: dict[str, dict[str, Any]] = {}
     counts: dict[str, int] = {}
     for tweet in data:
-        original = next((r["id"] for r in tweet.get("referenced_tweets", [])
-                         if r.get("type") == "retweeted"), None)
+        original = next(
+            (r["id"] for r in tweet.get("referenced_tweets", []) if r.get("type") == "retweeted"),
+            None,
+        )
         if original is None:
             kept.setdefault(tweet["id"], tweet)
             continue
@@ -141,8 +153,10 @@ class XCollector:
 
         token = secrets.register_env(source.bearer_token_env)
         if not token:
-            raise FetchError(f"{source.endpoint()}: set the environment variable "
-                             f"{source.bearer_token_env} to an X API bearer token")
+            raise FetchError(
+                f"{source.endpoint()}: set the environment variable "
+                f"{source.bearer_token_env} to an X API bearer token"
+            )
         api = tweepy.Client(bearer_token=token, return_type=dict, wait_on_rate_limit=False)
         # tweepy passes no timeout to requests: without one a stalled connection hangs forever.
         adapter = TimeoutHTTPAdapter(timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S))
@@ -157,10 +171,13 @@ class XCollector:
             raise FetchError(
                 f"{source.endpoint()}: monthly read budget used ({reads} of {budget} posts); "
                 f"paused until {next_month(now):%Y-%m-%d}",
-                retry_after=next_month(now) - now)
+                retry_after=next_month(now) - now,
+            )
         params: dict[str, Any] = {
-            "max_results": source.max_results, "tweet_fields": TWEET_FIELDS,
-            "user_fields": USER_FIELDS, "expansions": EXPANSIONS,
+            "max_results": source.max_results,
+            "tweet_fields": TWEET_FIELDS,
+            "user_fields": USER_FIELDS,
+            "expansions": EXPANSIONS,
         }
         # A fetch where a page failed goes on from that page at the next fetch, under the same
         # since_id; only when every page is read does since_id move to the newest post.
@@ -185,8 +202,12 @@ class XCollector:
             try:
                 page = self._page(api, source, params, token_)
             except FetchError as exc:
-                if exc.http_status == 400 and not pages and not restarted and (
-                        "since_id" in params or token_):
+                if (
+                    exc.http_status == 400
+                    and not pages
+                    and not restarted
+                    and ("since_id" in params or token_)
+                ):
                     # X answers 400 for a since_id older than its 7-day window (after
                     # downtime, or a month paused by the read budget) or an expired page
                     # token: start again inside the window and say what was missed.
@@ -198,7 +219,8 @@ class XCollector:
                     warnings.append(
                         f"coverage gap: X would not go on from the last fetch ({exc}); "
                         f"reading again from {start:%Y-%m-%d %H:%M} UTC, the oldest it "
-                        "serves: posts before that were not read")
+                        "serves: posts before that were not read"
+                    )
                     continue
                 if not pages:
                     raise
@@ -214,10 +236,15 @@ class XCollector:
             if not token_:
                 break
         if stopped is not None:
-            cursor["resume"] = {"token": token_, "since_id": params.get("since_id"),
-                                "newest": newest}
-            warnings.append(f"stopped after {pages} pages: page {pages + 1} failed "
-                            f"({stopped}); the rest is read at the next fetch")
+            cursor["resume"] = {
+                "token": token_,
+                "since_id": params.get("since_id"),
+                "newest": newest,
+            }
+            warnings.append(
+                f"stopped after {pages} pages: page {pages + 1} failed "
+                f"({stopped}); the rest is read at the next fetch"
+            )
         else:
             cursor.pop("resume", None)
             if newest:
@@ -226,19 +253,28 @@ class XCollector:
                 warnings.append(
                     f"coverage gap: more new posts than {source.max_pages} pages of "
                     f"{source.max_results} (or the read budget) allow; older ones in between "
-                    "were not read (raise max_pages or fetch more often)")
+                    "were not read (raise max_pages or fetch more often)"
+                )
         users = {u["id"]: u for u in includes["users"]}
         tweets, retweets = fold_retweets(data, includes)
         cursor["reads"] = {month: reads}  # every read counted, a failed run's too
         entries, rejected = normalise_each(
-            tweets, lambda t: _entry(t, users, retweets.get(t["id"], 0)),
-            lambda i, t: f"post {str(t.get('id'))[:40]!r}")
-        return FetchResult(entries, SourceState(url=state.url, cursor=cursor), http_status=200,
-                           rejected=rejected, warnings=warnings,
-                           retry_after=stopped.retry_after if stopped else None)
+            tweets,
+            lambda t: _entry(t, users, retweets.get(t["id"], 0)),
+            lambda i, t: f"post {str(t.get('id'))[:40]!r}",
+        )
+        return FetchResult(
+            entries,
+            SourceState(url=state.url, cursor=cursor),
+            http_status=200,
+            rejected=rejected,
+            warnings=warnings,
+            retry_after=stopped.retry_after if stopped else None,
+        )
 
-    def _page(self, api: Any, source: XSource, params: dict[str, Any],
-              token: str | None) -> dict[str, Any]:
+    def _page(
+        self, api: Any, source: XSource, params: dict[str, Any], token: str | None
+    ) -> dict[str, Any]:
         import tweepy
 
         extra = {"pagination_token": token} if token else {}
@@ -250,24 +286,35 @@ class XCollector:
         except tweepy.TooManyRequests as exc:
             reset = exc.response.headers.get("x-rate-limit-reset")
             wait = (datetime.fromtimestamp(int(reset), UTC) - utcnow()) if reset else None
-            raise FetchError(f"{source.endpoint()}: HTTP 429 rate limited by X",
-                             http_status=429, retry_after=wait) from None
+            raise FetchError(
+                f"{source.endpoint()}: HTTP 429 rate limited by X",
+                http_status=429,
+                retry_after=wait,
+            ) from None
         except (tweepy.Unauthorized, tweepy.Forbidden) as exc:
             codes = set(getattr(exc, "api_codes", []) or [])
             status = exc.response.status_code
-            why = ("this endpoint is not included in the X account's access tier"
-                   if codes & NO_ACCESS_CODES or status == 403
-                   else "the bearer token was refused")
+            why = (
+                "this endpoint is not included in the X account's access tier"
+                if codes & NO_ACCESS_CODES or status == 403
+                else "the bearer token was refused"
+            )
             raise FetchError(
                 f"{source.endpoint()}: HTTP {status} from X: {why}; source disabled. Fix the "
                 "token or the account's plan, then change the source's query to re-enable it.",
-                http_status=status, disable=True) from None
+                http_status=status,
+                disable=True,
+            ) from None
         except tweepy.TwitterServerError as exc:
-            raise FetchError(f"{source.endpoint()}: HTTP {exc.response.status_code} from X",
-                             http_status=exc.response.status_code) from None
+            raise FetchError(
+                f"{source.endpoint()}: HTTP {exc.response.status_code} from X",
+                http_status=exc.response.status_code,
+            ) from None
         except tweepy.HTTPException as exc:
-            raise FetchError(f"{source.endpoint()}: HTTP {exc.response.status_code} from X: "
-                             f"{'; '.join(exc.api_messages) or exc}",
-                             http_status=exc.response.status_code) from None
+            raise FetchError(
+                f"{source.endpoint()}: HTTP {exc.response.status_code} from X: "
+                f"{'; '.join(exc.api_messages) or exc}",
+                http_status=exc.response.status_code,
+            ) from None
         except Exception as exc:  # requests' connection errors, timeouts
             raise FetchError(f"{source.endpoint()}: {type(exc).__name__}: {exc}") from None

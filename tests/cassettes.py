@@ -33,9 +33,12 @@ def _capture(r1: Any, r2: Any) -> None:
         SENT.append(r1)
 
 
-_vcr = vcr.VCR(record_mode="none",
-               match_on=["capture", "method", "scheme", "host", "path", "query_subset"],
-               filter_headers=["authorization"], decode_compressed_response=True)
+_vcr = vcr.VCR(
+    record_mode="none",
+    match_on=["capture", "method", "scheme", "host", "path", "query_subset"],
+    filter_headers=["authorization"],
+    decode_compressed_response=True,
+)
 _vcr.register_matcher("query_subset", _query_subset)
 _vcr.register_matcher("capture", _capture)
 
@@ -57,21 +60,36 @@ def record_mode(env: dict[str, str]) -> str:
 def replay(path: Path, allow_repeats: bool = False) -> Iterator[Any]:
     SENT.clear()
     mode = record_mode(dict(os.environ))
-    with _vcr.use_cassette(str(path), allow_playback_repeats=allow_repeats,
-                           record_mode=mode) as cassette:
+    with _vcr.use_cassette(
+        str(path), allow_playback_repeats=allow_repeats, record_mode=mode
+    ) as cassette:
         yield cassette
     assert cassette.play_count > 0, f"{path.name} played nothing"
 
 
 def write_cassette(path: Path, interactions: list[dict[str, Any]]) -> Path:
     """A hand-made cassette: each interaction is {uri, status, headers?, body (JSON-able)}."""
-    doc = {"version": 1, "interactions": [
-        {"request": {"method": i.get("method", "GET"), "uri": i["uri"], "body": None,
-                     "headers": {}},
-         "response": {"status": {"code": i["status"], "message": ""},
-                      "headers": {"content-type": ["application/json"],
-                                  **{k: [v] for k, v in i.get("headers", {}).items()}},
-                      "body": {"string": json.dumps(i["body"])}}}
-        for i in interactions]}
+    doc = {
+        "version": 1,
+        "interactions": [
+            {
+                "request": {
+                    "method": i.get("method", "GET"),
+                    "uri": i["uri"],
+                    "body": None,
+                    "headers": {},
+                },
+                "response": {
+                    "status": {"code": i["status"], "message": ""},
+                    "headers": {
+                        "content-type": ["application/json"],
+                        **{k: [v] for k, v in i.get("headers", {}).items()},
+                    },
+                    "body": {"string": json.dumps(i["body"])},
+                },
+            }
+            for i in interactions
+        ],
+    }
     path.write_text(yaml.safe_dump(doc, allow_unicode=True))
     return path

@@ -67,8 +67,7 @@ def store(tmp_path: Path) -> Iterator[Store]:
 def rss(items: list[dict[str, str]], title: str = "Test feed") -> bytes:
     """A minimal RSS 2.0 document (hand-made fixture)."""
     body = "".join(
-        "<item>" + "".join(f"<{k}>{v}</{k}>" for k, v in item.items()) + "</item>"
-        for item in items
+        "<item>" + "".join(f"<{k}>{v}</{k}>" for k, v in item.items()) + "</item>" for item in items
     )
     return (
         f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
@@ -84,9 +83,18 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, timeout=BROWSER_TIMEOUT_MS, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--no-first-run", "--disable-sync"])
+        b = p.chromium.launch(
+            executable_path=CHROMIUM,
+            timeout=BROWSER_TIMEOUT_MS,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--no-first-run",
+                "--disable-sync",
+            ],
+        )
         yield b
         b.close()
 
@@ -95,9 +103,16 @@ def browser():
 def page(browser):
     context = browser.new_context(viewport={"width": 1200, "height": 900})
     # Only loopback: a page that tried to load anything from elsewhere would fail visibly.
-    context.route("**/*", lambda route: route.continue_() if route.request.url.startswith(
-        ("http://127.0.0.1", "http://localhost", "http://[::1]", "data:", "about:"))
-        else route.abort())
+    context.route(
+        "**/*",
+        lambda route: (
+            route.continue_()
+            if route.request.url.startswith(
+                ("http://127.0.0.1", "http://localhost", "http://[::1]", "data:", "about:")
+            )
+            else route.abort()
+        ),
+    )
     context.set_default_timeout(BROWSER_TIMEOUT_MS)
     context.set_default_navigation_timeout(BROWSER_TIMEOUT_MS)
     pg = context.new_page()

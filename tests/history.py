@@ -12,9 +12,11 @@ from sources.base import Entry, FetchResult, SourceState
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 MODEL = ("m", "1")
-_P = {"negative": (-0.9, {"negative": 0.95, "neutral": 0.03, "positive": 0.02}),
-      "neutral": (0.0, {"negative": 0.1, "neutral": 0.8, "positive": 0.1}),
-      "positive": (0.9, {"negative": 0.02, "neutral": 0.03, "positive": 0.95})}
+_P = {
+    "negative": (-0.9, {"negative": 0.95, "neutral": 0.03, "positive": 0.02}),
+    "neutral": (0.0, {"negative": 0.1, "neutral": 0.8, "positive": 0.1}),
+    "positive": (0.9, {"negative": 0.02, "neutral": 0.03, "positive": 0.95}),
+}
 
 
 @dataclass
@@ -33,32 +35,57 @@ class Post:
 
 
 class History:
-    def __init__(self, store: Store, sources: tuple[str, ...] = ("s", "t"),
-                 tied: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        sources: tuple[str, ...] = ("s", "t"),
+        tied: dict[str, str] | None = None,
+    ) -> None:
         """`sources` are general (no brand tie); `tied` maps source -> its one brand."""
         self.store = store
         self.n = 0
         for name, brand in [*((s, None) for s in sources), *(tied or {}).items()]:
             if store.db["sources"].count_where("id = ?", [name]) == 0:
-                store.db["sources"].insert({"id": name, "type": "rss", "brand": brand,
-                                            "enabled": 1, "consecutive_failures": 0})
+                store.db["sources"].insert(
+                    {
+                        "id": name,
+                        "type": "rss",
+                        "brand": brand,
+                        "enabled": 1,
+                        "consecutive_failures": 0,
+                    }
+                )
 
     def add(self, *posts: Post, now: datetime = NOW) -> list[int]:
         ids = []
         for p in posts:
             self.n += 1
             at = now - p.ago
-            e = Entry(f"e{self.n}", p.url or f"https://example.com/{self.n}", p.author,
-                      p.title if p.title is not None else f"post {self.n}",
-                      p.text or f"{p.label} words {self.n}", None, p.language,
-                      at, f"h{self.n}", rating=p.rating, reach=p.reach)
-            self.store.save_fetch(p.source, FetchResult([e], SourceState()),
-                                  [MatchedEntry(e, (p.brand,))], started=at, finished=at,
-                                  next_due=at)
-            mid = self.store.db.execute("SELECT id FROM mentions WHERE external_id = ?",
-                                        [e.external_id]).fetchone()[0]
+            e = Entry(
+                f"e{self.n}",
+                p.url or f"https://example.com/{self.n}",
+                p.author,
+                p.title if p.title is not None else f"post {self.n}",
+                p.text or f"{p.label} words {self.n}",
+                None,
+                p.language,
+                at,
+                f"h{self.n}",
+                rating=p.rating,
+                reach=p.reach,
+            )
+            self.store.save_fetch(
+                p.source,
+                FetchResult([e], SourceState()),
+                [MatchedEntry(e, (p.brand,))],
+                started=at,
+                finished=at,
+                next_due=at,
+            )
+            mid = self.store.db.execute(
+                "SELECT id FROM mentions WHERE external_id = ?", [e.external_id]
+            ).fetchone()[0]
             score, probs = _P[p.label]
-            self.store.save_scores(*MODEL, [(mid, Prediction(p.label, probs, score), None)],
-                                   now=at)
+            self.store.save_scores(*MODEL, [(mid, Prediction(p.label, probs, score), None)], now=at)
             ids.append(mid)
         return ids

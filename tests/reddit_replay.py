@@ -34,10 +34,20 @@ class RedditReplay:
                 continue
             resp = it["response"]
             self.played.append(request.full_path)
-            headers = {k: v[0] for k, v in resp.get("headers", {}).items()
-                       if k.lower() in ("content-type", "x-ratelimit-reset",
-                                        "x-ratelimit-remaining", "x-ratelimit-used")}
-            return Response(resp["body"].get("string", ""), status=resp["status"]["code"],
-                            headers=headers)
-        return Response(f"no recorded interaction for {request.method} {request.full_path}",
-                        status=599)
+            headers = {
+                k: v[0]
+                for k, v in resp.get("headers", {}).items()
+                if k.lower()
+                in (
+                    "content-type",
+                    "x-ratelimit-reset",
+                    "x-ratelimit-remaining",
+                    "x-ratelimit-used",
+                )
+            }
+            return Response(
+                resp["body"].get("string", ""), status=resp["status"]["code"], headers=headers
+            )
+        return Response(
+            f"no recorded interaction for {request.method} {request.full_path}", status=599
+        )

@@ -16,8 +16,8 @@ H, M, D = timedelta(hours=1), timedelta(minutes=1), timedelta(days=1)
 
 def config_with(rule: str, tmp_path, sources: str = "[]"):
     return parse_config(
-        f"brands: [{{name: Acme}}]\nsources: {sources}\nalerts: [{rule}]\n",
-        base_dir=tmp_path)
+        f"brands: [{{name: Acme}}]\nsources: {sources}\nalerts: [{rule}]\n", base_dir=tmp_path
+    )
 
 
 def fire(config, store, now=NOW):
@@ -30,11 +30,17 @@ def hist(store):
 
 
 def test_streak_per_source_counts_only_that_source(store, hist, tmp_path):
-    cfg = config_with("{rule: negative_streak, count: 2, source: s}", tmp_path,
-                      "[{name: s, type: rss, url: 'http://x/'}, {name: t, type: rss, kind: social, "
-                      "url: 'http://y/'}]")
-    hist.add(Post("negative", 3 * M, source="s"), Post("positive", 2 * M, source="t"),
-             Post("negative", 1 * M, source="s"))
+    cfg = config_with(
+        "{rule: negative_streak, count: 2, source: s}",
+        tmp_path,
+        "[{name: s, type: rss, url: 'http://x/'}, {name: t, type: rss, kind: social, "
+        "url: 'http://y/'}]",
+    )
+    hist.add(
+        Post("negative", 3 * M, source="s"),
+        Post("positive", 2 * M, source="t"),
+        Post("negative", 1 * M, source="s"),
+    )
     [alert] = fire(cfg, store)
     assert alert.title == "Acme: 2 negative mentions in a row on s"
 
@@ -74,7 +80,16 @@ def test_cooldown_and_once_per_window(store, hist, tmp_path):
     spike_history(hist, window_neg=8, window_total=12, base_neg=5, base_total=50)
     assert len(fire(cfg, store)) == 1
     assert fire(cfg, store, NOW + 5 * M) == []  # same window
-    hist.add(*[Post("negative", i * M, ) for i in range(1, 12)], now=NOW + 2 * H)
+    hist.add(
+        *[
+            Post(
+                "negative",
+                i * M,
+            )
+            for i in range(1, 12)
+        ],
+        now=NOW + 2 * H,
+    )
     assert fire(cfg, store, NOW + 2 * H) == []  # still spiking, but inside the cooldown
     hist.add(*[Post("negative", i * M) for i in range(1, 12)], now=NOW + 4 * H)
     assert len(fire(cfg, store, NOW + 4 * H)) == 1
@@ -88,9 +103,15 @@ def test_share_spike_about_one_aspect_counts_only_mentions_naming_it(store, hist
     for i in range(40):  # baseline: happy about delivery, some other gripes
         text = "quick delivery, thanks" if i < 10 else ("bad price" if i < 15 else "fine")
         hist.add(Post("negative" if 10 <= i < 15 else "positive", 2 * H + i * M, text=text))
-    for i, text in enumerate(["delivery late again", "toimitus myöhässä taas",
-                              "доставка опоздала на неделю", "the package never came",
-                              "куриерът не дойде"]):
+    for i, text in enumerate(
+        [
+            "delivery late again",
+            "toimitus myöhässä taas",
+            "доставка опоздала на неделю",
+            "the package never came",
+            "куриерът не дойде",
+        ]
+    ):
         hist.add(Post("negative", (i + 1) * M, text=text))
     for i in range(15):
         hist.add(Post("positive", (10 + i) * M, text="love the product"))
@@ -112,8 +133,9 @@ def test_an_unknown_aspect_is_a_config_error_naming_the_rule(tmp_path):
 
 
 def test_volume_spike(store, hist, tmp_path):
-    cfg = config_with("{rule: volume_spike, window: 1h, baseline: 12h, min_sample: 5, "
-                      "factor: 3}", tmp_path)
+    cfg = config_with(
+        "{rule: volume_spike, window: 1h, baseline: 12h, min_sample: 5, factor: 3}", tmp_path
+    )
     hist.add(*[Post("neutral", 2 * H + i * H) for i in range(10)])  # ~1 an hour usually
     assert fire(cfg, store) == []
     hist.add(*[Post("neutral", i * M) for i in range(1, 7)])
@@ -122,10 +144,12 @@ def test_volume_spike(store, hist, tmp_path):
 
 
 def test_silence_of_a_source_that_used_to_yield(store, hist, tmp_path):
-    cfg = config_with("{rule: silence, baseline: 1d, factor: 2, min_silence: 2h, "
-                      "min_history: 5}", tmp_path,
-                      "[{name: s, type: rss, url: 'http://x/'}, {name: t, type: rss, kind: social, "
-                      "url: 'http://y/'}]")
+    cfg = config_with(
+        "{rule: silence, baseline: 1d, factor: 2, min_silence: 2h, min_history: 5}",
+        tmp_path,
+        "[{name: s, type: rss, url: 'http://x/'}, {name: t, type: rss, kind: social, "
+        "url: 'http://y/'}]",
+    )
     hist.add(*[Post("neutral", 10 * H + i * H) for i in range(12)])  # every hour, then quiet
     hist.add(Post("neutral", 30 * M), Post("neutral", 20 * M, source="t"))
     alerts = fire(cfg, store)
@@ -138,18 +162,25 @@ def test_silence_of_a_source_that_used_to_yield(store, hist, tmp_path):
 def test_low_rating_and_high_reach_fire_once_per_mention(store, hist, tmp_path):
     cfg = parse_config(
         "brands: [{name: Acme}]\nalerts: [{rule: low_rating, max_stars: 2}, "
-        "{rule: high_reach_negative, min_reach: 1000}]\n", base_dir=tmp_path)
-    hist.add(Post("negative", H, rating=1), Post("positive", H, rating=5),
-             Post("negative", H, reach=50_000), Post("negative", H, reach=10),
-             Post("negative", 5 * D, rating=1))  # too old to be news
+        "{rule: high_reach_negative, min_reach: 1000}]\n",
+        base_dir=tmp_path,
+    )
+    hist.add(
+        Post("negative", H, rating=1),
+        Post("positive", H, rating=5),
+        Post("negative", H, reach=50_000),
+        Post("negative", H, reach=10),
+        Post("negative", 5 * D, rating=1),
+    )  # too old to be news
     titles = sorted(a.title for a in fire(cfg, store))
     assert titles == ["Acme: 1★ review", "Acme: negative mention with reach 50,000"]
     assert fire(cfg, store) == []  # once
 
 
 def test_rating_drop(store, hist, tmp_path):
-    cfg = config_with("{rule: rating_drop, window: 1d, baseline: 14d, min_sample: 3, "
-                      "drop: 0.5}", tmp_path)
+    cfg = config_with(
+        "{rule: rating_drop, window: 1d, baseline: 14d, min_sample: 3, drop: 0.5}", tmp_path
+    )
     hist.add(*[Post("positive", 2 * D + i * H, rating=5) for i in range(10)])
     hist.add(Post("positive", H, rating=5), Post("negative", 2 * H, rating=2))
     assert fire(cfg, store) == []  # only 2 ratings in the window

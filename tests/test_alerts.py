@@ -20,8 +20,9 @@ from tests.tiny_model import build_tiny_model
 
 
 def lm(i: int, label: str) -> LabelledMention:
-    return LabelledMention(i, label, f"2026-11-20T10:{i:02d}:00+00:00", f"http://x/{i}",
-                           f"title {i}", "text")
+    return LabelledMention(
+        i, label, f"2026-11-20T10:{i:02d}:00+00:00", f"http://x/{i}", f"title {i}", "text"
+    )
 
 
 def test_streak_fires_when_the_newest_n_are_negative():
@@ -35,10 +36,13 @@ def test_streak_fires_when_the_newest_n_are_negative():
     assert alert.evidence["from"] < alert.evidence["to"]
 
 
-@pytest.mark.parametrize("newest", [
-    [lm(5, "negative"), lm(4, "neutral"), lm(3, "negative")],
-    [lm(5, "negative"), lm(4, "negative")],  # not enough history yet
-])
+@pytest.mark.parametrize(
+    "newest",
+    [
+        [lm(5, "negative"), lm(4, "neutral"), lm(3, "negative")],
+        [lm(5, "negative"), lm(4, "negative")],  # not enough history yet
+    ],
+)
 def test_streak_does_not_fire(newest):
     assert negative_streak("r", "Acme", 3, newest, None) is None
 
@@ -56,10 +60,12 @@ class KeywordClassifier:
     name, revision, batch_size = "keyword", "1", 32
 
     def classify(self, texts):
-        return [Prediction("negative", {"negative": 1.0, "neutral": 0.0, "positive": 0.0}, -1.0)
-                if "bad" in t else
-                Prediction("positive", {"negative": 0.0, "neutral": 0.0, "positive": 1.0}, 1.0)
-                for t in texts]
+        return [
+            Prediction("negative", {"negative": 1.0, "neutral": 0.0, "positive": 0.0}, -1.0)
+            if "bad" in t
+            else Prediction("positive", {"negative": 0.0, "neutral": 0.0, "positive": 1.0}, 1.0)
+            for t in texts
+        ]
 
 
 @pytest.fixture
@@ -67,7 +73,8 @@ def pipeline(make_config, store, httpserver, monkeypatch):
     monkeypatch.setenv("HOOK_URL", f"json://{httpserver.host}:{httpserver.port}/hook")
     items: list[dict[str, str]] = []
     httpserver.expect_request("/feed.xml").respond_with_handler(
-        lambda r: Response(rss(items), content_type="application/rss+xml"))
+        lambda r: Response(rss(items), content_type="application/rss+xml")
+    )
     received: list[dict] = []
     hook_status = {"code": 200}
 
@@ -111,8 +118,7 @@ def test_streak_alert_is_delivered_once_to_a_real_webhook(pipeline, store):
     assert store.db["alerts"].count == 2
 
 
-def test_failed_delivery_is_retried_later_and_sent_once_when_the_endpoint_is_back(pipeline,
-                                                                                 store):
+def test_failed_delivery_is_retried_later_and_sent_once_when_the_endpoint_is_back(pipeline, store):
     run, received, hook_status = pipeline
     hook_status["code"] = 500
     start = utcnow().replace(microsecond=0)  # stored times are to the second
@@ -131,14 +137,17 @@ def test_failed_delivery_is_retried_later_and_sent_once_when_the_endpoint_is_bac
 
 
 def test_a_dead_channel_is_tried_once_per_pass_backs_off_and_is_given_up_after_a_day(
-        make_config, store, httpserver, tmp_path):
+    make_config, store, httpserver, tmp_path
+):
     from alerts.delivery import GIVE_UP_AFTER
 
     httpserver.expect_request("/hook", method="POST").respond_with_data("down", status=503)
     yaml_path = tmp_path / "sources.yaml"
-    yaml_path.write_text(f"database: {tmp_path / 'listener.db'}\nbrands: [{{name: A}}]\n"
-                         f"notifiers: [{{name: hook, url: 'json://{httpserver.host}:"
-                         f"{httpserver.port}/hook'}}]\n")
+    yaml_path.write_text(
+        f"database: {tmp_path / 'listener.db'}\nbrands: [{{name: A}}]\n"
+        f"notifiers: [{{name: hook, url: 'json://{httpserver.host}:"
+        f"{httpserver.port}/hook'}}]\n"
+    )
     channels = build_notifiers(make_config(yaml_path.read_text()))
     start = utcnow().replace(microsecond=0)  # stored times are to the second
     for n in (1, 2, 3):
@@ -185,11 +194,13 @@ def test_interrupted_send_is_never_repeated(pipeline, store):
     assert store.db["deliveries"].get((1, "hook"))["status"] == "unknown"
 
 
-def test_unavailable_model_leaves_mentions_unscored_until_it_loads(make_config, store,
-                                                                  httpserver, tmp_path):
+def test_unavailable_model_leaves_mentions_unscored_until_it_loads(
+    make_config, store, httpserver, tmp_path
+):
     httpserver.expect_request("/feed.xml").respond_with_data(
         rss([{"title": "acme good", "guid": "1"}, {"title": "acme bad", "guid": "2"}]),
-        content_type="application/rss+xml")
+        content_type="application/rss+xml",
+    )
     model_dir = tmp_path / "model"
     config = make_config(f"""
         brands: [{{name: Acme}}]

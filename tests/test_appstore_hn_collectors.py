@@ -21,30 +21,36 @@ LATER = utcnow() + timedelta(days=1)
 def review(i: int, stars: int, title: str, text: str, version: str = "8.9.1") -> str:
     """One entry of Apple's customer-review XML feed (hand-made, in the structure of a real
     response: a bare numeric id, two content elements, im:rating, im:version, updated)."""
-    return (f"<entry><updated>2026-11-{10 + i % 10:02d}T08:00:00-07:00</updated>"
-            f"<id>{10_000 + i}</id><title>{title}</title>"
-            f'<content type="text">{text}</content><im:voteSum>0</im:voteSum>'
-            f'<im:contentType term="Application" label="Application"/>'
-            f"<im:rating>{stars}</im:rating><im:version>{version}</im:version>"
-            f"<author><name>user{i}</name><uri>https://itunes.apple.com/us/reviews/id{i}"
-            f'</uri></author><content type="html">&lt;b&gt;{title}&lt;/b&gt;</content>'
-            "</entry>")
+    return (
+        f"<entry><updated>2026-11-{10 + i % 10:02d}T08:00:00-07:00</updated>"
+        f"<id>{10_000 + i}</id><title>{title}</title>"
+        f'<content type="text">{text}</content><im:voteSum>0</im:voteSum>'
+        f'<im:contentType term="Application" label="Application"/>'
+        f"<im:rating>{stars}</im:rating><im:version>{version}</im:version>"
+        f"<author><name>user{i}</name><uri>https://itunes.apple.com/us/reviews/id{i}"
+        f'</uri></author><content type="html">&lt;b&gt;{title}&lt;/b&gt;</content>'
+        "</entry>"
+    )
 
 
 def feed(entries: list[str]) -> str:
-    return ('<?xml version="1.0" encoding="utf-8"?><feed xmlns:im="http://itunes.apple.com/'
-            'rss" xmlns="http://www.w3.org/2005/Atom" xml:lang="en"><id>https://itunes.apple'
-            '.com/us/rss/customerreviews/id=324684580/sortBy=mostRecent/xml</id><title>iTunes '
-            "Store: Customer Reviews</title><updated>2026-11-20T10:00:00-07:00</updated>"
-            + "".join(entries) + "</feed>")
+    return (
+        '<?xml version="1.0" encoding="utf-8"?><feed xmlns:im="http://itunes.apple.com/'
+        'rss" xmlns="http://www.w3.org/2005/Atom" xml:lang="en"><id>https://itunes.apple'
+        ".com/us/rss/customerreviews/id=324684580/sortBy=mostRecent/xml</id><title>iTunes "
+        "Store: Customer Reviews</title><updated>2026-11-20T10:00:00-07:00</updated>"
+        + "".join(entries)
+        + "</feed>"
+    )
 
 
 @pytest.fixture
 def appstore(make_config, store, httpserver, monkeypatch):
-    pages = {1: [review(i, 5 - i % 5, f"title {i}", f"review text {i}")
-                 for i in range(60, 10, -1)],
-             2: [review(9, 1, "Crashes", "Crashes at start since 8.9.1")],
-             3: []}  # no more reviews
+    pages = {
+        1: [review(i, 5 - i % 5, f"title {i}", f"review text {i}") for i in range(60, 10, -1)],
+        2: [review(9, 1, "Crashes", "Crashes at start since 8.9.1")],
+        3: [],
+    }  # no more reviews
     served = []
 
     def handler(request: Request) -> Response:
@@ -53,11 +59,17 @@ def appstore(make_config, store, httpserver, monkeypatch):
         return Response(feed(pages.get(page, [])), content_type="text/xml; charset=UTF-8")
 
     httpserver.expect_request(re.compile(".*")).respond_with_handler(handler)
-    monkeypatch.setattr(sources.appstore, "FEED", httpserver.url_for("/") +
-                        "{country}/rss/customerreviews/page={page}/id={app_id}/sortby=mostrecent"
-                        "/xml")
-    config = make_config("brands: [{name: Acme}]\nsources: [{name: ios, type: appstore, "
-                         "app_id: 324684580, country: fi, brand: Acme}]\n")
+    monkeypatch.setattr(
+        sources.appstore,
+        "FEED",
+        httpserver.url_for("/")
+        + "{country}/rss/customerreviews/page={page}/id={app_id}/sortby=mostrecent"
+        "/xml",
+    )
+    config = make_config(
+        "brands: [{name: Acme}]\nsources: [{name: ios, type: appstore, "
+        "app_id: 324684580, country: fi, brand: Acme}]\n"
+    )
     store.sync_sources(config.sources)
     return config, served, pages
 
@@ -87,32 +99,55 @@ def test_app_store_stops_paging_at_reviews_already_seen(appstore, store):
 
 def hit(i: int, comment: bool = False) -> dict:
     """One hit of the HN Algolia API (hand-made, in its documented format)."""
-    base = {"objectID": str(i), "author": f"hn{i}", "created_at_i": 1_763_600_000 + i,
-            "created_at": "2026-11-20T00:00:00Z", "points": i, "_tags": []}
+    base = {
+        "objectID": str(i),
+        "author": f"hn{i}",
+        "created_at_i": 1_763_600_000 + i,
+        "created_at": "2026-11-20T00:00:00Z",
+        "points": i,
+        "_tags": [],
+    }
     if comment:
-        return {**base, "comment_text": "<p>Acme&#x27;s support <i>never</i> answers</p>",
-                "story_title": "Ask HN: Acme outage?", "story_id": 1, "title": None}
-    return {**base, "title": f"Acme launches thing {i}", "url": f"https://acme.example/{i}",
-            "story_text": None, "comment_text": None}
+        return {
+            **base,
+            "comment_text": "<p>Acme&#x27;s support <i>never</i> answers</p>",
+            "story_title": "Ask HN: Acme outage?",
+            "story_id": 1,
+            "title": None,
+        }
+    return {
+        **base,
+        "title": f"Acme launches thing {i}",
+        "url": f"https://acme.example/{i}",
+        "story_text": None,
+        "comment_text": None,
+    }
 
 
-def test_hacker_news_stories_and_comments_with_a_time_cursor(make_config, store, httpserver,
-                                                            monkeypatch):
+def test_hacker_news_stories_and_comments_with_a_time_cursor(
+    make_config, store, httpserver, monkeypatch
+):
     asked = []
 
     def handler(request: Request) -> Response:
         asked.append(dict(request.args))
         page = int(request.args["page"])
         since = int(request.args["numericFilters"].split(">")[1])
-        hits = [h for h in ([hit(5), hit(4, comment=True)] if page == 0 else [hit(3)])
-                if h["created_at_i"] > since]
-        return Response(json.dumps({"hits": hits, "nbPages": 2, "page": page,
-                                    "hitsPerPage": 100}), content_type="application/json")
+        hits = [
+            h
+            for h in ([hit(5), hit(4, comment=True)] if page == 0 else [hit(3)])
+            if h["created_at_i"] > since
+        ]
+        return Response(
+            json.dumps({"hits": hits, "nbPages": 2, "page": page, "hitsPerPage": 100}),
+            content_type="application/json",
+        )
 
     httpserver.expect_request("/api/v1/search_by_date").respond_with_handler(handler)
     monkeypatch.setattr(sources.hackernews, "API", httpserver.url_for("/api/v1/search_by_date"))
-    config = make_config("brands: [{name: Acme}]\nsources: [{name: hn, type: hackernews, "
-                         "query: acme}]\n")
+    config = make_config(
+        "brands: [{name: Acme}]\nsources: [{name: hn, type: hackernews, query: acme}]\n"
+    )
     store.sync_sources(config.sources)
     [outcome] = collect_due(config, store, now=LATER)
     assert outcome.counts.new == 3

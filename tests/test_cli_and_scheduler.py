@@ -27,7 +27,8 @@ def project(tmp_path, httpserver):
     model = build_tiny_model(tmp_path / "model", force="negative")
     httpserver.expect_request("/feed.xml").respond_with_data(
         rss([{"title": f"acme bad {i}", "guid": str(i)} for i in range(3)]),
-        content_type="application/rss+xml")
+        content_type="application/rss+xml",
+    )
     httpserver.expect_request("/broken.xml").respond_with_data("nope", status=500)
     (tmp_path / "sources.yaml").write_text(f"""
 brands: [{{name: Acme}}]
@@ -49,8 +50,9 @@ def invoke(project: Path, *args: str):
 def test_collect_once_runs_a_whole_pass(project):
     result = invoke(project, "collect", "--once")
     assert result.exit_code == 1, result.output  # cron notices: one source failed
-    assert ("2 sources fetched (1 failed), 3 new mentions, 3 scored, 1 alerts, "
-            "1 notifications sent") in result.output
+    assert (
+        "2 sources fetched (1 failed), 3 new mentions, 3 scored, 1 alerts, 1 notifications sent"
+    ) in result.output
     assert "1 sources failed: `listener sources` says why" in result.output
     assert "Acme: 3 negative mentions in a row" in result.output  # the console channel
     again = invoke(project, "collect", "--once")
@@ -65,8 +67,10 @@ def test_sources_mentions_and_alerts_commands(project):
     assert "feed" in out and "failing" in out and "HTTP 500" in out
     rows = json.loads(invoke(project, "sources", "--json").output)
     assert {r["id"]: r["items"] for r in rows} == {"broken": 0, "feed": 3}
-    mentions = [json.loads(line) for line in
-                invoke(project, "mentions", "--json", "--search", "BAD").output.splitlines()]
+    mentions = [
+        json.loads(line)
+        for line in invoke(project, "mentions", "--json", "--search", "BAD").output.splitlines()
+    ]
     assert len(mentions) == 3 and {m["label"] for m in mentions} == {"negative"}
     assert "negative mentions in a row" in invoke(project, "alerts").output
 
@@ -100,18 +104,27 @@ def test_run_schedules_sources_and_stops_cleanly_on_sigterm(project, httpserver)
     def slow(request: Request) -> Response:
         slow_started.append(time.monotonic())
         time.sleep(1.5)  # still fetching when SIGTERM arrives
-        return Response(rss([{"title": "acme late", "guid": "late"}]),
-                        content_type="application/rss+xml")
+        return Response(
+            rss([{"title": "acme late", "guid": "late"}]), content_type="application/rss+xml"
+        )
 
     httpserver.expect_request("/slow.xml").respond_with_handler(slow)
-    config = (project / "sources.yaml").read_text().replace(
-        "alerts:", f"  - {{name: slow, type: rss, kind: social, "
-        f"url: '{httpserver.url_for('/slow.xml')}', brand: Acme}}\nalerts:")
+    config = (
+        (project / "sources.yaml")
+        .read_text()
+        .replace(
+            "alerts:",
+            f"  - {{name: slow, type: rss, kind: social, "
+            f"url: '{httpserver.url_for('/slow.xml')}', brand: Acme}}\nalerts:",
+        )
+    )
     (project / "sources.yaml").write_text(config)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "listener.cli", "-c", str(project / "sources.yaml"), "run"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
     )
     db = project / "listener.db"
     try:
@@ -126,8 +139,11 @@ def test_run_schedules_sources_and_stops_cleanly_on_sigterm(project, httpserver)
     assert _count(db, "SELECT count(*) FROM mentions WHERE title = 'acme late'") == 1, output
     assert _count(db, "SELECT count(*) FROM alerts") == 1
     # next due times survive the restart: the hourly feed is not due again
-    due = _count(db, "SELECT count(*) FROM sources WHERE id = 'feed' AND "
-                     "next_due_at > strftime('%Y-%m-%dT%H:%M:%S', 'now', '+50 minutes')")
+    due = _count(
+        db,
+        "SELECT count(*) FROM sources WHERE id = 'feed' AND "
+        "next_due_at > strftime('%Y-%m-%dT%H:%M:%S', 'now', '+50 minutes')",
+    )
     assert due == 1
 
 

@@ -52,8 +52,11 @@ def test_every_problem_is_reported_with_its_path_and_line(monkeypatch):
         "count: 4", "count: zero"
     )
     found = problems(text)
-    assert (10, "sources[0].interval", "'soon' is not a duration; use e.g. 30s, 15m, 1h or 1d"
-            ) in found
+    assert (
+        10,
+        "sources[0].interval",
+        "'soon' is not a duration; use e.g. 30s, 15m, 1h or 1d",
+    ) in found
     assert (11, "sources[0].colour", "unknown key 'colour'") in found
     assert (14, "notifiers[0].url", "environment variable HOOK_URL is not set") in found
     assert any(line == 17 and path == "alerts[0].count" for line, path, _ in found)
@@ -64,13 +67,12 @@ def test_references_to_unknown_brands_and_notifiers_are_errors(monkeypatch):
     text = VALID.replace("[Globex]", "[Initech]").replace("[console, hook]", "[pager]")
     found = problems(text + "  - rule: negative_streak\n    brand: Nobody\n")
     assert (4, "brands[0].competitors[0]", "no brand named 'Initech'") in found
-    assert any(p == "alerts[0].notify[0]" and "no notifier named 'pager'" in m
-               for _, p, m in found)
+    assert any(p == "alerts[0].notify[0]" and "no notifier named 'pager'" in m for _, p, m in found)
     assert (19, "alerts[1].brand", "no brand named 'Nobody'") in found
 
 
 def test_bad_query_names_the_column():
-    found = problems('brands:\n  - name: A\n    query: \'acme AND ("x" OR\'\n')
+    found = problems("brands:\n  - name: A\n    query: 'acme AND (\"x\" OR'\n")
     assert found[0][:2] == (3, "brands[0].query")
     assert "column" in found[0][2]
 

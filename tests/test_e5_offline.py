@@ -47,8 +47,9 @@ def model():
 def test_labels_hand_written_posts_in_six_languages(model):
     predictions = model.classify([text for _, _, text in POSTS])
     right = [p.label == want for (_, want, _), p in zip(POSTS, predictions, strict=True)]
-    assert sum(right) >= 11, [(lang, p.label) for (lang, _, _), p in
-                              zip(POSTS, predictions, strict=True)]
+    assert sum(right) >= 11, [
+        (lang, p.label) for (lang, _, _), p in zip(POSTS, predictions, strict=True)
+    ]
     assert model.classify(["", "   "])[0].label == "neutral"
 
 
@@ -83,15 +84,32 @@ def test_tune_head_learns_from_corrections_and_writes_a_usable_head(tmp_path):
     from listener.storage import Store
     from tests.history import History, Post
 
-    texts = {"negative": ["The courier lost my parcel again.", "Refund still missing.",
-                          "App crashes at checkout every time.", "Rude staff, never again.",
-                          "Charged twice and no answer from support.", "Broken on arrival."],
-             "neutral": ["Do you ship to Tartu?", "The shop opens at nine.",
-                         "I ordered the green one.", "Is there a student discount?",
-                         "The parcel is at the pickup point.", "What sizes do you have?"],
-             "positive": ["Quick delivery, thank you!", "Lovely staff and a tidy shop.",
-                          "Best app update so far.", "Great price for this quality.",
-                          "Support solved it in minutes.", "Will buy again, very happy."]}
+    texts = {
+        "negative": [
+            "The courier lost my parcel again.",
+            "Refund still missing.",
+            "App crashes at checkout every time.",
+            "Rude staff, never again.",
+            "Charged twice and no answer from support.",
+            "Broken on arrival.",
+        ],
+        "neutral": [
+            "Do you ship to Tartu?",
+            "The shop opens at nine.",
+            "I ordered the green one.",
+            "Is there a student discount?",
+            "The parcel is at the pickup point.",
+            "What sizes do you have?",
+        ],
+        "positive": [
+            "Quick delivery, thank you!",
+            "Lovely staff and a tidy shop.",
+            "Best app update so far.",
+            "Great price for this quality.",
+            "Support solved it in minutes.",
+            "Will buy again, very happy.",
+        ],
+    }
     db = tmp_path / "listener.db"
     store = Store.open(db)
     history = History(store)
@@ -100,11 +118,23 @@ def test_tune_head_learns_from_corrections_and_writes_a_usable_head(tmp_path):
             [mid] = history.add(Post("neutral", timedelta(hours=1), text=text, language="en"))
             store.add_correction(mid, label, by="ana")
     store.close()
-    (tmp_path / "sources.yaml").write_text("brands: [{name: Acme}]\nsources: []\n"
-                                           "sentiment: {backend: e5-offline}\n")
+    (tmp_path / "sources.yaml").write_text(
+        "brands: [{name: Acme}]\nsources: []\nsentiment: {backend: e5-offline}\n"
+    )
     out = tmp_path / "ours.json"
-    result = CliRunner().invoke(cli, ["-c", str(tmp_path / "sources.yaml"), "--db", str(db),
-                                      "model", "tune-head", str(out), "--no-public"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "-c",
+            str(tmp_path / "sources.yaml"),
+            "--db",
+            str(db),
+            "model",
+            "tune-head",
+            str(out),
+            "--no-public",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "corrections" in result.output and "customer-posts" in result.output
     spec = json.loads(out.read_text())

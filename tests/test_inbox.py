@@ -26,7 +26,8 @@ def project(tmp_path):
         "alerts: [{rule: overdue}]\n"
         "sentiment: {model: m, revision: '1', offline: true, backend: transformers}\n"
         "inbox:\n  reply_within: 24h\n  templates:\n"
-        "    reply: {en: 'Sorry {author}! {brand} will fix it.'}\n")
+        "    reply: {en: 'Sorry {author}! {brand} will fix it.'}\n"
+    )
     store = Store.open(tmp_path / "listener.db")
     hist = History(store)
     ids = hist.add(
@@ -42,8 +43,9 @@ def project(tmp_path):
 
 def cli_at(project, when, *args):
     with time_machine.travel(when, tick=False):
-        return CliRunner().invoke(cli, ["-c", str(project / "sources.yaml"), *args],
-                                  catch_exceptions=False)
+        return CliRunner().invoke(
+            cli, ["-c", str(project / "sources.yaml"), *args], catch_exceptions=False
+        )
 
 
 def test_inbox_flow(project):
@@ -53,21 +55,27 @@ def test_inbox_flow(project):
     assert "1 alerts" in out  # the 1-star review posted 30 h ago is already overdue
     items = json.loads(cli_at(path, NOW, "inbox", "--json").output)
     assert [(i["mention_id"], i["kind"]) for i in items] == [
-        (angry, "reply"), (fi, "reply"), (happy, "thank")]  # oldest due first
+        (angry, "reply"),
+        (fi, "reply"),
+        (happy, "thank"),
+    ]  # oldest due first
     assert items[0]["due"].startswith("LATE") and items[1]["waiting"] == "2 h"
 
     show = cli_at(path, NOW, "inbox", "show", str(fi)).output
     assert "Toimitus myöhässä taas" in show
     assert "Draft (fi), not sent" in show and "Hei Aino" in show
     assert "Answer here: https://example.com/" in show
-    assert "Sorry there! Acme will fix it." in cli_at(path, NOW, "inbox", "show",
-                                                      str(angry)).output  # edited template
+    assert (
+        "Sorry there! Acme will fix it." in cli_at(path, NOW, "inbox", "show", str(angry)).output
+    )  # edited template
 
     overdue = json.loads(cli_at(path, NOW, "inbox", "--overdue", "--json").output)
     assert [i["mention_id"] for i in overdue] == [angry]
     assert "marked" not in cli_at(path, NOW, "inbox", "assign", str(fi), "maria").output
-    assert "replied by maria" in cli_at(path, NOW + H, "inbox", "mark", str(fi), "replied",
-                                        "--by", "maria").output
+    assert (
+        "replied by maria"
+        in cli_at(path, NOW + H, "inbox", "mark", str(fi), "replied", "--by", "maria").output
+    )
     cli_at(path, NOW + H, "inbox", "mark", str(happy), "thanked")
     left = json.loads(cli_at(path, NOW + H, "inbox", "--json").output)
     assert [i["mention_id"] for i in left] == [angry]
@@ -79,33 +87,43 @@ def test_inbox_flow(project):
     assert "median_hours_to_reply  3.0" in stats
     assert "share_within_target    0.5" in stats
     assert "share_thanked          1.0" in stats
-    result = CliRunner().invoke(cli, ["-c", str(path / "sources.yaml"), "inbox", "mark",
-                                      "9999", "replied"])
+    result = CliRunner().invoke(
+        cli, ["-c", str(path / "sources.yaml"), "inbox", "mark", "9999", "replied"]
+    )
     assert result.exit_code == 1 and "no inbox item for mention 9999" in result.output
 
 
-@pytest.mark.parametrize(("label", "text_label", "score", "rating", "review", "expected"), [
-    ("negative", "negative", -0.9, None, False, ("reply", False)),
-    ("neutral", "neutral", 0.0, 2, False, ("reply", False)),
-    ("positive", "positive", 0.9, None, False, ("thank", False)),
-    ("positive", "positive", 0.3, None, False, (None, False)),  # not confidently positive
-    ("positive", "positive", 0.9, None, True, (None, False)),  # the model is unsure
-    ("neutral", "neutral", 0.0, 3, False, (None, False)),
-    ("positive", "positive", 0.9, 5, False, ("thank", False)),
-    ("neutral", "neutral", 0.1, 4, False, ("thank", False)),  # 4 stars, words not negative
-    # 5 stars and "charged me twice": fused to neutral, but the words complain
-    ("neutral", "negative", -0.8, 5, False, ("reply", True)),
-])
+@pytest.mark.parametrize(
+    ("label", "text_label", "score", "rating", "review", "expected"),
+    [
+        ("negative", "negative", -0.9, None, False, ("reply", False)),
+        ("neutral", "neutral", 0.0, 2, False, ("reply", False)),
+        ("positive", "positive", 0.9, None, False, ("thank", False)),
+        ("positive", "positive", 0.3, None, False, (None, False)),  # not confidently positive
+        ("positive", "positive", 0.9, None, True, (None, False)),  # the model is unsure
+        ("neutral", "neutral", 0.0, 3, False, (None, False)),
+        ("positive", "positive", 0.9, 5, False, ("thank", False)),
+        ("neutral", "neutral", 0.1, 4, False, ("thank", False)),  # 4 stars, words not negative
+        # 5 stars and "charged me twice": fused to neutral, but the words complain
+        ("neutral", "negative", -0.8, 5, False, ("reply", True)),
+    ],
+)
 def test_what_enters_the_inbox(label, text_label, score, rating, review, expected):
-    assert inbox_kind(label, score, rating, 0.6, text_label=text_label,
-                      needs_review=review) == expected
+    assert (
+        inbox_kind(label, score, rating, 0.6, text_label=text_label, needs_review=review)
+        == expected
+    )
 
 
 def test_a_correction_decides_the_inbox_kind():
-    assert inbox_kind("positive", -0.5, None, 0.6, text_label="negative",
-                      corrected="positive") == ("thank", False)
-    assert inbox_kind("negative", 0.9, 5, 0.6, text_label="positive",
-                      corrected="negative") == ("reply", False)
+    assert inbox_kind("positive", -0.5, None, 0.6, text_label="negative", corrected="positive") == (
+        "thank",
+        False,
+    )
+    assert inbox_kind("negative", 0.9, 5, 0.6, text_label="positive", corrected="negative") == (
+        "reply",
+        False,
+    )
 
 
 @pytest.mark.parametrize("lang", ["en", "bg", "et", "fi", "ar", "ru"])
@@ -125,16 +143,41 @@ def test_template_with_unknown_placeholder_is_a_config_error():
 def test_response_metrics_on_known_items():
     iso = lambda d: (NOW + d).isoformat()  # noqa: E731
     items = [
-        {"kind": "reply", "status": "replied", "posted_at": iso(-10 * H),
-         "due_at": iso(14 * H), "closed_at": iso(-8 * H)},
-        {"kind": "reply", "status": "replied", "posted_at": iso(-40 * H),
-         "due_at": iso(-16 * H), "closed_at": iso(-4 * H)},
-        {"kind": "reply", "status": "open", "posted_at": iso(-30 * H),
-         "due_at": iso(-6 * H), "closed_at": None},
-        {"kind": "thank", "status": "thanked", "posted_at": iso(-3 * H),
-         "due_at": iso(69 * H), "closed_at": iso(-H)},
-        {"kind": "thank", "status": "open", "posted_at": iso(-3 * H),
-         "due_at": iso(69 * H), "closed_at": None},
+        {
+            "kind": "reply",
+            "status": "replied",
+            "posted_at": iso(-10 * H),
+            "due_at": iso(14 * H),
+            "closed_at": iso(-8 * H),
+        },
+        {
+            "kind": "reply",
+            "status": "replied",
+            "posted_at": iso(-40 * H),
+            "due_at": iso(-16 * H),
+            "closed_at": iso(-4 * H),
+        },
+        {
+            "kind": "reply",
+            "status": "open",
+            "posted_at": iso(-30 * H),
+            "due_at": iso(-6 * H),
+            "closed_at": None,
+        },
+        {
+            "kind": "thank",
+            "status": "thanked",
+            "posted_at": iso(-3 * H),
+            "due_at": iso(69 * H),
+            "closed_at": iso(-H),
+        },
+        {
+            "kind": "thank",
+            "status": "open",
+            "posted_at": iso(-3 * H),
+            "due_at": iso(69 * H),
+            "closed_at": None,
+        },
     ]
     m = response_metrics(items, NOW)
     assert m["median_hours_to_reply"] == 19.0  # 2 h and 36 h

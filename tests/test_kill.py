@@ -26,10 +26,14 @@ def review_feed(n: int) -> bytes:
         f"<entry><id>urn:review:{i}</id><title>Acme review {i}</title>"
         f"<updated>{now}</updated><im:rating>1</im:rating>"
         f"<content type='text'>acme broke again, review {i}</content></entry>"
-        for i in range(n, 0, -1))
-    return (b'<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom" '
-            b'xmlns:im="http://itunes.apple.com/rss"><title>reviews</title>'
-            + entries.encode() + b"</feed>")
+        for i in range(n, 0, -1)
+    )
+    return (
+        b'<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom" '
+        b'xmlns:im="http://itunes.apple.com/rss"><title>reviews</title>'
+        + entries.encode()
+        + b"</feed>"
+    )
 
 
 def run_kills(tmp_path, httpserver, rounds: int, seed: int) -> None:
@@ -55,14 +59,14 @@ def run_kills(tmp_path, httpserver, rounds: int, seed: int) -> None:
         f"notifiers: [{{name: hook, url: 'json://{httpserver.host}:{httpserver.port}/hook'}}]\n"
         "alerts: [{rule: low_rating, notify: [hook]}]\n"
         "inbox: {max_age: 3650d}\n"
-        f"sentiment: {{model: '{model}'}}\n")
+        f"sentiment: {{model: '{model}'}}\n"
+    )
     env = dict(os.environ)
     cmd = [sys.executable, "-m", "listener.cli", "-c", str(config), "collect", "--once"]
     rng = random.Random(seed)
     killed = 0
     for _ in range(rounds):
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(rng.uniform(1.0, 10.0))  # a clean pass takes ~6-8 s here, imports included
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
@@ -79,8 +83,9 @@ def run_kills(tmp_path, httpserver, rounds: int, seed: int) -> None:
         # the last completed fetch saw every review served so far: none lost
         assert len(ids) == served["n"]
         assert store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        states = dict(store.db.execute(
-            "SELECT status, count(*) FROM deliveries GROUP BY status").fetchall())
+        states = dict(
+            store.db.execute("SELECT status, count(*) FROM deliveries GROUP BY status").fetchall()
+        )
         alerts = store.db["alerts"].count
         sent, unknown = states.get("sent", 0), states.get("unknown", 0)
         # each alert went out at most once; interrupted sends are 'unknown', never repeated

@@ -29,8 +29,8 @@ from sources.base import Entry
         ("Telia* -Elisa*", "Telias ja Elisas on probleeme", False),
         ("Telia* -Elisa", "Telias ja Elisas on probleeme", True),
         # boolean structure
-        ('acme AND (refund OR broken)', "acme sent a refund", True),
-        ('acme AND (refund OR broken)', "acme is great", False),
+        ("acme AND (refund OR broken)", "acme sent a refund", True),
+        ("acme AND (refund OR broken)", "acme is great", False),
         ("acme NOT coyote", "Acme sells to Coyote", False),
         ('"acme corp"', "the acme corporation", False),
         ("acme", "acmecorp", False),
@@ -68,8 +68,11 @@ def _entry(text: str, language: str | None = None) -> Entry:
 
 
 def test_general_feed_entry_belongs_to_every_matching_brand() -> None:
-    brands = [Brand(name="Acme"), Brand(name="Globex", query="globex*"),
-              Brand(name="Initech", languages=["fi"])]
+    brands = [
+        Brand(name="Acme"),
+        Brand(name="Globex", query="globex*"),
+        Brand(name="Initech", languages=["fi"]),
+    ]
     assert brands_for(_entry("Acme beats Globexin hinnat"), None, brands) == ("Acme", "Globex")
     assert brands_for(_entry("initech is late", "en"), None, brands) == ()
     assert brands_for(_entry("initech myöhässä", "fi"), None, brands) == ("Initech",)

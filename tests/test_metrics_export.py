@@ -30,15 +30,20 @@ D, H = timedelta(days=1), timedelta(hours=1)
 def data(store):
     hist = History(store, sources=("general",), tied={"acme-app": "Acme"})
     # Day 1 (2 days ago): Acme 2 negative, 1 positive; ratings 1, 5, 4
-    hist.add(Post("negative", 2 * D, rating=1, source="acme-app", text="delivery late again"),
-             Post("positive", 2 * D, rating=5, source="acme-app", text="great service"),
-             Post("negative", 2 * D, rating=4, source="general", text="price too high",
-                  language="en"))
+    hist.add(
+        Post("negative", 2 * D, rating=1, source="acme-app", text="delivery late again"),
+        Post("positive", 2 * D, rating=5, source="acme-app", text="great service"),
+        Post("negative", 2 * D, rating=4, source="general", text="price too high", language="en"),
+    )
     # Day 2 (yesterday): Acme 1 positive, 1 neutral; Globex 3 on the general source
-    hist.add(Post("positive", D, source="general", text="love the price", language="fi"),
-             Post("neutral", D, source="general", text="store opens at 9"),
-             *[Post("negative", D, source="general", brand="Globex", text="globex delivery")
-               for _ in range(3)])
+    hist.add(
+        Post("positive", D, source="general", text="love the price", language="fi"),
+        Post("neutral", D, source="general", text="store opens at 9"),
+        *[
+            Post("negative", D, source="general", brand="Globex", text="globex delivery")
+            for _ in range(3)
+        ],
+    )
     return store
 
 
@@ -69,8 +74,10 @@ def test_share_of_voice_counts_only_general_sources(data):
 
 
 def test_key_drivers(data):
-    drivers = {d["aspect"]: d for d in key_drivers(
-        data, MODEL, aspect_matchers(DEFAULT_ASPECTS), brand="Acme")}
+    drivers = {
+        d["aspect"]: d
+        for d in key_drivers(data, MODEL, aspect_matchers(DEFAULT_ASPECTS), brand="Acme")
+    }
     assert drivers["delivery"]["negative_share"] == 0.5  # 1 of Acme's 2 negatives
     assert drivers["delivery"]["positive_share"] == 0.0
     assert drivers["price"]["negative_share"] == 0.5 and drivers["price"]["positive_share"] == 0.5
@@ -89,13 +96,15 @@ def test_csv_jsonl_and_parquet_exports_read_back_equal(data, tmp_path):
     with open(tmp_path / "m.csv", encoding="utf-8") as f:
         back = list(csv.DictReader(f))
     assert [(r["id"], r["label"], r["text"]) for r in back] == [
-        (str(r["id"]), r["label"], r["text"]) for r in rows]
+        (str(r["id"]), r["label"], r["text"]) for r in rows
+    ]
     write_rows(iter(rows), "parquet", str(tmp_path / "m.parquet"))
     table = pq.read_table(tmp_path / "m.parquet").to_pylist()
     for got, want in zip(table, rows, strict=True):
         assert got["published_at"] == parse_iso(want["published_at"])
         assert {k: v for k, v in got.items() if k not in ("published_at", "fetched_at")} == {
-            k: v for k, v in want.items() if k not in ("published_at", "fetched_at")}
+            k: v for k, v in want.items() if k not in ("published_at", "fetched_at")
+        }
 
 
 def test_export_filters_and_streams(data, tmp_path):
@@ -109,12 +118,23 @@ def test_export_filters_and_streams(data, tmp_path):
 def test_export_and_metrics_commands(tmp_path, data):
     data.close()
     config = tmp_path / "sources.yaml"
-    config.write_text(f"database: {tmp_path / 'listener.db'}\nbrands: [{{name: Acme, "
-                      "competitors: [Globex]}, {name: Globex}]\n"
-                      "sentiment: {model: m, revision: '1'}\n")
+    config.write_text(
+        f"database: {tmp_path / 'listener.db'}\nbrands: [{{name: Acme, "
+        "competitors: [Globex]}, {name: Globex}]\n"
+        "sentiment: {model: m, revision: '1'}\n"
+    )
     run = lambda *a: CliRunner().invoke(cli, ["-c", str(config), *a])  # noqa: E731
-    result = run("export", "--format", "parquet", "-o", str(tmp_path / "x.parquet"),
-                 "--brand", "Acme", "--since", "2026-11-19")
+    result = run(
+        "export",
+        "--format",
+        "parquet",
+        "-o",
+        str(tmp_path / "x.parquet"),
+        "--brand",
+        "Acme",
+        "--since",
+        "2026-11-19",
+    )
     assert result.exit_code == 0 and "wrote 2 rows" in result.output
     assert "give a file with -o" in run("export", "--format", "parquet").output
     out = run("metrics", "--period", "month", "--format", "jsonl").output

@@ -35,15 +35,25 @@ def test_each_source_type_has_a_sensible_kind():
   - {name: ios, type: appstore, app_id: 1}
   - {name: x, type: x, query: acme}
   - {name: forum, type: rss, url: 'https://forum.example.com/rss', kind: social}
-""") == {"gnews": "news", "alerts": "news", "blog": "news", "hn": "social",
-         "reddit-rss": "social", "app-xml": "reviews", "ios": "reviews", "x": "social",
-         "forum": "social"}
+""") == {
+        "gnews": "news",
+        "alerts": "news",
+        "blog": "news",
+        "hn": "social",
+        "reddit-rss": "social",
+        "app-xml": "reviews",
+        "ios": "reviews",
+        "x": "social",
+        "forum": "social",
+    }
 
 
 def test_an_unknown_kind_is_a_config_error_with_its_line():
     with pytest.raises(ConfigError, match=r"sources.yaml:3: sources\[0\]\.kind"):
-        parse_config("brands: [{name: Acme}]\nsources:\n"
-                     "  - {name: s, type: rss, url: 'https://x.example/f', kind: blogs}\n")
+        parse_config(
+            "brands: [{name: Acme}]\nsources:\n"
+            "  - {name: s, type: rss, url: 'https://x.example/f', kind: blogs}\n"
+        )
 
 
 @pytest.fixture
@@ -65,12 +75,12 @@ def test_news_never_enters_the_inbox(store, history):
 
 @pytest.mark.parametrize("include_news", [False, True])
 def test_streaks_and_spikes_skip_news_unless_asked(store, history, include_news):
-    history.add(*[Post("negative", H + i * timedelta(minutes=5), source="news")
-                  for i in range(3)])
+    history.add(*[Post("negative", H + i * timedelta(minutes=5), source="news") for i in range(3)])
     history.add(Post("positive", 2 * H, source="social"))
     config = parse_config(
         "brands: [{name: Acme}]\nalerts:\n"
-        f"  - {{rule: negative_streak, count: 3, include_news: {str(include_news).lower()}}}\n")
+        f"  - {{rule: negative_streak, count: 3, include_news: {str(include_news).lower()}}}\n"
+    )
     fired = engine.evaluate(config, store, MODEL, NOW)
     assert bool(fired) == include_news
 
@@ -90,14 +100,17 @@ def test_metrics_show_news_apart(store, history):
 MATCHERS = {"Orvia": parse_query("orvi*"), "Zentra": parse_query("zentr*")}
 
 
-@pytest.mark.parametrize(("text", "orvia", "zentra"), [
-    ("Орвия в сто раз лучше Зентры", +1, -1),  # ru: Orvia is a hundred times better
-    ("Zentra is way worse than Orvia", +1, -1),
-    ("Orvia on palju parem kui Zentra", +1, -1),  # et
-    ("Zentra on parempi kuin Orvia", -1, +1),  # fi
-    ("Zentra is not better than Orvia", +1, -1),
-    ("Orvia e по-добра от Zentra", +1, -1),  # bg
-])
+@pytest.mark.parametrize(
+    ("text", "orvia", "zentra"),
+    [
+        ("Орвия в сто раз лучше Зентры", +1, -1),  # ru: Orvia is a hundred times better
+        ("Zentra is way worse than Orvia", +1, -1),
+        ("Orvia on palju parem kui Zentra", +1, -1),  # et
+        ("Zentra on parempi kuin Orvia", -1, +1),  # fi
+        ("Zentra is not better than Orvia", +1, -1),
+        ("Orvia e по-добра от Zentra", +1, -1),  # bg
+    ],
+)
 def test_a_comparison_decides_each_brand(text, orvia, zentra):
     matchers = {"Orvia": parse_query("orvi* OR орви*"), "Zentra": parse_query("zentr* OR зентр*")}
     got = {p.brand: p.comparison for p in passages(text, matchers)}
@@ -107,8 +120,10 @@ def test_a_comparison_decides_each_brand(text, orvia, zentra):
 def test_each_brand_gets_the_sentences_that_name_it():
     text = "Zentra charged me twice again. Orvia refunded everything the same day!"
     got = {p.brand: p.text for p in passages(text, MATCHERS)}
-    assert got == {"Zentra": "Zentra charged me twice again.",
-                   "Orvia": "Orvia refunded everything the same day!"}
+    assert got == {
+        "Zentra": "Zentra charged me twice again.",
+        "Orvia": "Orvia refunded everything the same day!",
+    }
     assert brand_label("negative", 0) == "negative" and brand_label("neutral", 1) == "positive"
 
 
@@ -121,9 +136,13 @@ class KeywordModel:
         out = []
         for t in texts:
             low = t.lower()
-            label = ("negative" if any(w in low for w in ("twice", "awful")) else
-                     "positive" if any(w in low for w in ("refund", "better", "love")) else
-                     "neutral")
+            label = (
+                "negative"
+                if any(w in low for w in ("twice", "awful"))
+                else "positive"
+                if any(w in low for w in ("refund", "better", "love"))
+                else "neutral"
+            )
             p = {x: 0.1 for x in ("negative", "neutral", "positive")} | {label: 0.8}
             out.append(Prediction(label, p, p["positive"] - p["negative"]))
         return out

@@ -77,9 +77,13 @@ def test_search_across_reddit(setup, store, serve):
     replay = serve("TestSubreddit.test_search.json")
     config = setup(query="praw oauth search")
     # praw's recording asked for sort=relevance; ours asks for sort=new, so answer that too
-    replay.interactions[1]["request"]["uri"] = replay.interactions[1]["request"]["uri"].replace(
-        "sort=relevance", "sort=new").replace("t=all", "t=week").replace(
-        "&syntax=cloudsearch", "").replace("&limit=1024", "")
+    replay.interactions[1]["request"]["uri"] = (
+        replay.interactions[1]["request"]["uri"]
+        .replace("sort=relevance", "sort=new")
+        .replace("t=all", "t=week")
+        .replace("&syntax=cloudsearch", "")
+        .replace("&limit=1024", "")
+    )
     [outcome] = collect_due(config, store, now=LATER)
     assert outcome.error is None, outcome.error
     assert outcome.counts.new > 0
@@ -100,30 +104,45 @@ def test_removed_items_are_kept_as_first_seen_and_flagged(setup, store, serve):
 
 
 def test_429_backs_off(setup, store, serve):
-    token = {"request": {"method": "POST", "uri": "https://www.reddit.com/api/v1/access_token"},
-             "response": {"status": {"code": 200}, "headers": {"content-type":
-                          ["application/json"]}, "body": {"string": json.dumps(
-                              {"access_token": "t", "token_type": "bearer",
-                               "expires_in": 3600, "scope": "*"})}}}
-    limited = {"request": {"method": "GET", "uri": "https://oauth.reddit.com/r/askreddit/new"},
-               "response": {"status": {"code": 429},
-                            "headers": {"x-ratelimit-reset": ["120"]},
-                            "body": {"string": "{}"}}}
+    token = {
+        "request": {"method": "POST", "uri": "https://www.reddit.com/api/v1/access_token"},
+        "response": {
+            "status": {"code": 200},
+            "headers": {"content-type": ["application/json"]},
+            "body": {
+                "string": json.dumps(
+                    {"access_token": "t", "token_type": "bearer", "expires_in": 3600, "scope": "*"}
+                )
+            },
+        },
+    }
+    limited = {
+        "request": {"method": "GET", "uri": "https://oauth.reddit.com/r/askreddit/new"},
+        "response": {
+            "status": {"code": 429},
+            "headers": {"x-ratelimit-reset": ["120"]},
+            "body": {"string": "{}"},
+        },
+    }
     serve(extra=[token, limited])
     config = setup(subreddits=["askreddit"], watch=["submissions"])
     [outcome] = collect_due(config, store, now=LATER)
     assert "429" in outcome.error
     row = store.db["sources"].get("reddit")
-    assert row["enabled"] == 1 and row["next_due_at"] > (utcnow() + timedelta(seconds=100)
-                                                         ).isoformat()
+    assert (
+        row["enabled"] == 1 and row["next_due_at"] > (utcnow() + timedelta(seconds=100)).isoformat()
+    )
 
 
 def test_refused_credentials_disable_the_source(setup, store, serve):
-    refused = {"request": {"method": "POST",
-                           "uri": "https://www.reddit.com/api/v1/access_token"},
-               "response": {"status": {"code": 401}, "headers": {"content-type":
-                            ["application/json"]},
-                            "body": {"string": '{"message": "Unauthorized", "error": 401}'}}}
+    refused = {
+        "request": {"method": "POST", "uri": "https://www.reddit.com/api/v1/access_token"},
+        "response": {
+            "status": {"code": 401},
+            "headers": {"content-type": ["application/json"]},
+            "body": {"string": '{"message": "Unauthorized", "error": 401}'},
+        },
+    }
     serve(extra=[refused])
     config = setup(subreddits=["askreddit"], watch=["submissions"])
     [outcome] = collect_due(config, store, now=LATER)
@@ -149,9 +168,13 @@ def test_a_new_post_below_older_ones_is_still_read(setup, store, serve):
     body = json.loads(replay.interactions[1]["response"]["body"]["string"])
     children = body["data"]["children"]
     late = json.loads(json.dumps(children[0]))
-    late["data"].update(id="zzlate", name="t3_zzlate", title="A late post",
-                        created_utc=children[0]["data"]["created_utc"] + 60,
-                        permalink="/r/AskReddit/comments/zzlate/a_late_post/")
+    late["data"].update(
+        id="zzlate",
+        name="t3_zzlate",
+        title="A late post",
+        created_utc=children[0]["data"]["created_utc"] + 60,
+        permalink="/r/AskReddit/comments/zzlate/a_late_post/",
+    )
     children.insert(12, late)  # below posts more than 5 minutes older than the newest
     replay.interactions[1]["response"]["body"]["string"] = json.dumps(body)
     [outcome] = collect_due(config, store, now=LATER)
@@ -163,8 +186,9 @@ def test_a_new_post_below_older_ones_is_still_read(setup, store, serve):
 def test_a_fetch_that_may_have_missed_posts_says_so(setup, store, serve):
     serve("TestSubredditListings.test_new.json")
     config = setup(subreddits=["askreddit"], watch=["submissions"])
-    store.db["sources"].update("reddit", {"cursor": json.dumps(
-        {"seen": ["t3_old1"], "newest_utc": 1456000000.0})})  # long before the listing
+    store.db["sources"].update(
+        "reddit", {"cursor": json.dumps({"seen": ["t3_old1"], "newest_utc": 1456000000.0})}
+    )  # long before the listing
     [outcome] = collect_due(config, store, now=LATER)
     assert outcome.counts.new == 100
     row = store.db["sources"].get("reddit")
@@ -182,6 +206,7 @@ def test_comments_are_stored_as_people_read_them_not_as_markdown(setup, store, s
     assert not [t for t in texts if "](" in t or "&amp;" in t or "&gt;" in t]
     markdown = [json.loads(r["raw"])["markdown"] for r in rows(store)]
     assert sum("](" in m for m in markdown) >= 2  # the source had links in Markdown
-    spoiler = next(r for r in rows(store) if json.loads(r["raw"])["markdown"].startswith(
-        "[Yuri!!! on Ice]"))
+    spoiler = next(
+        r for r in rows(store) if json.loads(r["raw"])["markdown"].startswith("[Yuri!!! on Ice]")
+    )
     assert spoiler["text"].startswith("Yuri!!! on Ice")

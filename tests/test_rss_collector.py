@@ -58,8 +58,11 @@ def test_conditional_get_second_fetch_stores_nothing_new(setup, store, httpserve
     def handler(request: Request) -> Response:
         if request.headers.get("If-None-Match") == etag:
             return Response(status=304)
-        return Response(body, headers={"ETag": etag, "Last-Modified": modified},
-                        content_type="application/atom+xml")
+        return Response(
+            body,
+            headers={"ETag": etag, "Last-Modified": modified},
+            content_type="application/atom+xml",
+        )
 
     httpserver.expect_request("/feed.xml").respond_with_handler(handler)
     config = setup()
@@ -94,14 +97,19 @@ def test_entries_are_normalised_with_text_html_language_and_times(setup, store, 
     assert [m["id"] for m in store.search("БРОНЯ")][:1] == [first["id"]]
 
 
-@pytest.mark.parametrize(("name", "expected"), [
-    ("koi8r.xml", "Как пережить новогоднюю ночь"),
-    ("windows1255.xml", "האם תדפיס נייר של אתר אינטרנט"),
-])
-def test_legacy_encoded_illformed_feeds_still_yield_entries(setup, store, httpserver, name,
-                                                           expected):
-    httpserver.expect_request("/feed.xml").respond_with_data(feed_bytes(name),
-                                                             content_type="text/xml")
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("koi8r.xml", "Как пережить новогоднюю ночь"),
+        ("windows1255.xml", "האם תדפיס נייר של אתר אינטרנט"),
+    ],
+)
+def test_legacy_encoded_illformed_feeds_still_yield_entries(
+    setup, store, httpserver, name, expected
+):
+    httpserver.expect_request("/feed.xml").respond_with_data(
+        feed_bytes(name), content_type="text/xml"
+    )
     [outcome] = collect(setup(), store)
     assert outcome.error is None and outcome.counts.new == 1
     row = mention_rows(store)[0]
@@ -110,14 +118,16 @@ def test_legacy_encoded_illformed_feeds_still_yield_entries(setup, store, httpse
 
 def test_empty_feed_is_not_an_error(setup, store, httpserver):
     httpserver.expect_request("/feed.xml").respond_with_data(
-        feed_bytes("channel_language.xml"), content_type="application/rss+xml")
+        feed_bytes("channel_language.xml"), content_type="application/rss+xml"
+    )
     [outcome] = collect(setup(), store)
     assert outcome.error is None and outcome.counts.entries == 0
 
 
 def test_html_page_instead_of_a_feed_is_an_error_on_that_source(setup, store, httpserver):
     httpserver.expect_request("/feed.xml").respond_with_data(
-        "<html><body><h1>Login</h1></body></html>", content_type="text/html")
+        "<html><body><h1>Login</h1></body></html>", content_type="text/html"
+    )
     [outcome] = collect(setup(), store)
     assert "not an RSS/Atom feed" in outcome.error
     assert httpserver.url_for("/feed.xml") in outcome.error
@@ -126,7 +136,8 @@ def test_html_page_instead_of_a_feed_is_an_error_on_that_source(setup, store, ht
 
 def test_429_retry_after_pushes_next_due_time(setup, store, httpserver):
     httpserver.expect_request("/feed.xml").respond_with_data(
-        "slow down", status=429, headers={"Retry-After": "7200"})
+        "slow down", status=429, headers={"Retry-After": "7200"}
+    )
     [outcome] = collect(setup(), store)
     assert "HTTP 429" in outcome.error
     due = parse_iso(source_row(store)["next_due_at"])
@@ -136,7 +147,8 @@ def test_429_retry_after_pushes_next_due_time(setup, store, httpserver):
 def test_500_backs_off_and_other_sources_are_unaffected(make_config, store, httpserver):
     httpserver.expect_request("/broken.xml").respond_with_data("oops", status=500)
     httpserver.expect_request("/good.xml").respond_with_data(
-        rss([{"title": "acme is great", "guid": "1"}]), content_type="application/rss+xml")
+        rss([{"title": "acme is great", "guid": "1"}]), content_type="application/rss+xml"
+    )
     config = make_config(f"""
         brands: [{{name: Acme}}]
         sources:
@@ -153,9 +165,11 @@ def test_500_backs_off_and_other_sources_are_unaffected(make_config, store, http
 
 def test_301_updates_the_stored_url(setup, store, httpserver):
     httpserver.expect_request("/feed.xml").respond_with_data(
-        "", status=301, headers={"Location": httpserver.url_for("/moved.xml")})
+        "", status=301, headers={"Location": httpserver.url_for("/moved.xml")}
+    )
     httpserver.expect_request("/moved.xml").respond_with_data(
-        rss([{"title": "acme", "guid": "a"}]), content_type="application/rss+xml")
+        rss([{"title": "acme", "guid": "a"}]), content_type="application/rss+xml"
+    )
     config = setup()
     collect(config, store)
     assert source_row(store)["url"] == httpserver.url_for("/moved.xml")
@@ -166,9 +180,11 @@ def test_301_updates_the_stored_url(setup, store, httpserver):
 
 def test_302_does_not_update_the_stored_url(setup, store, httpserver):
     httpserver.expect_request("/feed.xml").respond_with_data(
-        "", status=302, headers={"Location": httpserver.url_for("/tmp.xml")})
+        "", status=302, headers={"Location": httpserver.url_for("/tmp.xml")}
+    )
     httpserver.expect_request("/tmp.xml").respond_with_data(
-        rss([]), content_type="application/rss+xml")
+        rss([]), content_type="application/rss+xml"
+    )
     collect(setup(), store)
     assert source_row(store)["url"] == httpserver.url_for("/feed.xml")
 
@@ -212,12 +228,15 @@ def test_unreachable_host_is_an_error_naming_the_url(make_config, store):
 
 
 def test_edited_entry_updates_its_row_and_is_not_new(setup, store, httpserver):
-    versions = iter([
-        rss([{"title": "acme ok", "guid": "g1"}, {"title": "acme fine", "guid": "g2"}]),
-        rss([{"title": "acme ok", "guid": "g1"}, {"title": "acme edited", "guid": "g2"}]),
-    ])
+    versions = iter(
+        [
+            rss([{"title": "acme ok", "guid": "g1"}, {"title": "acme fine", "guid": "g2"}]),
+            rss([{"title": "acme ok", "guid": "g1"}, {"title": "acme edited", "guid": "g2"}]),
+        ]
+    )
     httpserver.expect_request("/feed.xml").respond_with_handler(
-        lambda r: Response(next(versions), content_type="application/rss+xml"))
+        lambda r: Response(next(versions), content_type="application/rss+xml")
+    )
     config = setup()
     [first] = collect(config, store)
     store.save_scores("m", "r", [(2, Prediction("positive", {"positive": 1.0}, 1.0), None)])
@@ -234,16 +253,22 @@ def test_edited_entry_updates_its_row_and_is_not_new(setup, store, httpserver):
 def test_duplicate_entries_in_one_feed_are_stored_once(setup, store, httpserver):
     httpserver.expect_request("/feed.xml").respond_with_data(
         rss([{"title": "acme", "guid": "same"}, {"title": "acme again", "guid": "same"}]),
-        content_type="application/rss+xml")
+        content_type="application/rss+xml",
+    )
     [outcome] = collect(setup(), store)
     assert outcome.counts.new == 1 and len(mention_rows(store)) == 1
 
 
 def test_entry_identity_falls_back_to_link_then_content_hash(setup, store, httpserver):
     httpserver.expect_request("/feed.xml").respond_with_data(
-        rss([{"title": "acme linked", "link": "http://example.com/a"},
-             {"title": "acme bare", "description": "no id, no link"}]),
-        content_type="application/rss+xml")
+        rss(
+            [
+                {"title": "acme linked", "link": "http://example.com/a"},
+                {"title": "acme bare", "description": "no id, no link"},
+            ]
+        ),
+        content_type="application/rss+xml",
+    )
     collect(setup(), store)
     ids = [r["external_id"] for r in mention_rows(store)]
     assert ids[0] == "http://example.com/a"
@@ -258,8 +283,9 @@ def test_google_alerts_links_are_unwrapped(setup, store, httpserver):
 <link href="https://www.google.com/url?rct=j&amp;sa=t&amp;url=https://news.example.com/acme-recall&amp;ct=ga&amp;cd=x"/>
 <published>2026-11-20T10:00:00Z</published>
 <content type="html">The &lt;b&gt;Acme&lt;/b&gt; recall affects 2 models</content></entry></feed>"""
-    httpserver.expect_request("/feed.xml").respond_with_data(atom,
-                                                             content_type="application/atom+xml")
+    httpserver.expect_request("/feed.xml").respond_with_data(
+        atom, content_type="application/atom+xml"
+    )
     collect(setup(), store)
     row = mention_rows(store)[0]
     assert row["url"] == "https://news.example.com/acme-recall"
@@ -271,7 +297,8 @@ def test_google_alerts_links_are_unwrapped(setup, store, httpserver):
 def test_general_feed_keeps_only_entries_matching_a_brand(setup, store, httpserver):
     httpserver.expect_request("/feed.xml").respond_with_data(
         rss([{"title": "Acme down again", "guid": "1"}, {"title": "weather", "guid": "2"}]),
-        content_type="application/rss+xml")
+        content_type="application/rss+xml",
+    )
     [outcome] = collect(setup(brand=None), store)
     assert (outcome.counts.new, outcome.counts.skipped) == (1, 1)
     links = list(store.db.query("SELECT brand FROM mention_brands"))
@@ -280,7 +307,8 @@ def test_general_feed_keeps_only_entries_matching_a_brand(setup, store, httpserv
 
 def test_raw_payload_is_kept_as_json(setup, store, httpserver):
     httpserver.expect_request("/feed.xml").respond_with_data(
-        feed_bytes("entry_content_xml_lang.xml"), content_type="application/atom+xml")
+        feed_bytes("entry_content_xml_lang.xml"), content_type="application/atom+xml"
+    )
     collect(setup(query="example"), store)
     row = mention_rows(store)[0]
     assert json.loads(row["raw"])["content"][0]["language"] == "en"

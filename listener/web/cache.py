@@ -14,8 +14,9 @@ class TTLCache:
     at once must not run the same aggregate query fifty times); expired entries are dropped
     as new ones arrive, so any number of distinct keys (query strings) cannot grow it."""
 
-    def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic,
-                 stripes: int = 64) -> None:
+    def __init__(
+        self, ttl: float, clock: Callable[[], float] = time.monotonic, stripes: int = 64
+    ) -> None:
         self.ttl = ttl
         self.clock = clock
         self._values: dict[Hashable, tuple[float, Any]] = {}

@@ -15,9 +15,11 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # No inline script or style anywhere: even markup that slipped through escaping cannot run.
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-       "connect-src 'self'; font-src 'self'; form-action 'self'; frame-ancestors 'none'; "
-       "base-uri 'none'")
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+    "base-uri 'none'"
+)
 HEADERS = {
     "content-security-policy": CSP,
     "x-frame-options": "DENY",
@@ -30,8 +32,9 @@ HEADERS = {
 def script_hashes(html: str) -> list[str]:
     """CSP source expressions for the inline scripts of a page we generate (e.g. /docs)."""
     found = re.findall(r"<script>(.*?)</script>", html, flags=re.S)
-    return [f"'sha256-{base64.b64encode(hashlib.sha256(s.encode()).digest()).decode()}'"
-            for s in found]
+    return [
+        f"'sha256-{base64.b64encode(hashlib.sha256(s.encode()).digest()).decode()}'" for s in found
+    ]
 
 
 class SecurityHeaders:
@@ -84,9 +87,16 @@ class HostCheck:
             await self.app(scope, receive, send)
             return
         body = b"Invalid host header"
-        await send({"type": "http.response.start", "status": 400, "headers": [
-            (b"content-type", b"text/plain; charset=utf-8"),
-            (b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 400,
+                "headers": [
+                    (b"content-type", b"text/plain; charset=utf-8"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 
@@ -136,9 +146,16 @@ class BodyLimit:
 
 async def _too_large(send: Send) -> None:
     body = b"Request body too large"
-    await send({"type": "http.response.start", "status": 413, "headers": [
-        (b"content-type", b"text/plain; charset=utf-8"),
-        (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 

@@ -10,8 +10,9 @@ from contextlib import contextmanager
 
 
 @contextmanager
-def dribbling_server(*, send_headers_slowly: bool = True, every: float = 0.2,
-                     give_up_after: float = 30.0) -> Iterator[str]:
+def dribbling_server(
+    *, send_headers_slowly: bool = True, every: float = 0.2, give_up_after: float = 30.0
+) -> Iterator[str]:
     """Accepts connections and answers one byte at a time (a header line that never ends),
     or, with send_headers_slowly=False, never answers at all. Yields its URL."""
     listener = socket.socket()

@@ -30,8 +30,10 @@ def test_an_alias_bomb_is_refused_before_it_expands():
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert "sources.yaml:3: (top level): YAML aliases expand this file past 200,000 values; " \
-           "refused" in str(refused.value)
+    assert (
+        "sources.yaml:3: (top level): YAML aliases expand this file past 200,000 values; "
+        "refused" in str(refused.value)
+    )
     assert peak < 50 * 1024 * 1024  # was 5.9 GB and climbing
 
 

@@ -26,15 +26,19 @@ LATER = utcnow() + timedelta(days=1)
 
 
 def rss_with(bad_item: str) -> bytes:
-    return (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>t'
-            f"</title><item><title>acme one</title><guid>1</guid></item>{bad_item}"
-            "<item><title>acme three</title><guid>3</guid></item></channel></rss>").encode()
+    return (
+        f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>t'
+        f"</title><item><title>acme one</title><guid>1</guid></item>{bad_item}"
+        "<item><title>acme three</title><guid>3</guid></item></channel></rss>"
+    ).encode()
 
 
 def atom_with(bad_entry: str) -> bytes:
-    return ('<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom">'
-            "<title>t</title><entry><id>1</id><title>acme one</title></entry>"
-            f"{bad_entry}<entry><id>3</id><title>acme three</title></entry></feed>").encode()
+    return (
+        '<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom">'
+        "<title>t</title><entry><id>1</id><title>acme one</title></entry>"
+        f"{bad_entry}<entry><id>3</id><title>acme three</title></entry></feed>"
+    ).encode()
 
 
 @pytest.fixture
@@ -44,9 +48,12 @@ def serve_feed(make_config, store, httpserver):
     def make(body: bytes, headers: dict[str, str] | None = None):
         httpserver.clear()
         httpserver.expect_request("/feed.xml").respond_with_data(
-            body, content_type="application/rss+xml", headers=headers or {})
-        config = make_config("brands: [{name: Acme}]\nsources: [{name: s, type: rss, "
-                             f"url: '{httpserver.url_for('/feed.xml')}', brand: Acme}}]\n")
+            body, content_type="application/rss+xml", headers=headers or {}
+        )
+        config = make_config(
+            "brands: [{name: Acme}]\nsources: [{name: s, type: rss, "
+            f"url: '{httpserver.url_for('/feed.xml')}', brand: Acme}}]\n"
+        )
         store.sync_sources(config.sources)
         return config
 
@@ -57,20 +64,33 @@ def titles(store) -> list[str]:
     return sorted(r["title"] for r in store.db.query("SELECT title FROM mentions"))
 
 
-@pytest.mark.parametrize("body", [
-    rss_with("<item><title>acme two</title><guid>2</guid>"
-             "<pubDate>Fri, 31 Dec 9999 23:30:00 -0100</pubDate></item>"),
-    rss_with("<item><title>acme two</title><guid>2</guid>"
-             "<pubDate>0000-01-01T00:00:00Z</pubDate></item>"),
-    atom_with("<entry><id>2</id><title>acme two</title>"
-              "<updated>9999-12-31T23:30:00-01:00</updated></entry>"),
-    atom_with("<entry><id>2</id><title>acme two</title>"
-              "<updated>0001-01-01T00:30:00+01:00</updated></entry>"),
-    atom_with("<entry><id>2</id><title>acme two</title>"
-              "<updated>0000-01-01T00:00:00Z</updated></entry>"),
-], ids=["rss-9999", "rss-0000", "atom-9999", "atom-0001", "atom-0000"])
-def test_a_date_out_of_range_becomes_missing_and_every_entry_is_stored(serve_feed, store,
-                                                                      body):
+@pytest.mark.parametrize(
+    "body",
+    [
+        rss_with(
+            "<item><title>acme two</title><guid>2</guid>"
+            "<pubDate>Fri, 31 Dec 9999 23:30:00 -0100</pubDate></item>"
+        ),
+        rss_with(
+            "<item><title>acme two</title><guid>2</guid>"
+            "<pubDate>0000-01-01T00:00:00Z</pubDate></item>"
+        ),
+        atom_with(
+            "<entry><id>2</id><title>acme two</title>"
+            "<updated>9999-12-31T23:30:00-01:00</updated></entry>"
+        ),
+        atom_with(
+            "<entry><id>2</id><title>acme two</title>"
+            "<updated>0001-01-01T00:30:00+01:00</updated></entry>"
+        ),
+        atom_with(
+            "<entry><id>2</id><title>acme two</title>"
+            "<updated>0000-01-01T00:00:00Z</updated></entry>"
+        ),
+    ],
+    ids=["rss-9999", "rss-0000", "atom-9999", "atom-0001", "atom-0000"],
+)
+def test_a_date_out_of_range_becomes_missing_and_every_entry_is_stored(serve_feed, store, body):
     [outcome] = collect_due(serve_feed(body), store, now=LATER)
     assert outcome.error is None
     assert titles(store) == ["acme one", "acme three", "acme two"]
@@ -78,15 +98,22 @@ def test_a_date_out_of_range_becomes_missing_and_every_entry_is_stored(serve_fee
     assert two["published_at"] is None  # shown at its fetch time instead
 
 
-@pytest.mark.parametrize("ref", ["&#xD800;", "&#xDFFF;", "&#x110000;", "&#99999999999;",
-                                 "&#0;", "&#x0000000000000000000D800;"])
+@pytest.mark.parametrize(
+    "ref",
+    ["&#xD800;", "&#xDFFF;", "&#x110000;", "&#99999999999;", "&#0;", "&#x0000000000000000000D800;"],
+)
 @pytest.mark.parametrize("shape", ["rss", "atom"])
 def test_an_impossible_character_reference_becomes_a_replacement_character(
-        serve_feed, store, ref, shape):
-    body = (rss_with(f"<item><title>acme {ref} two</title><guid>2</guid>"
-                     f"<description>broken {ref} text</description></item>")
-            if shape == "rss" else
-            atom_with(f"<entry><id>2</id><title>acme {ref} two</title></entry>"))
+    serve_feed, store, ref, shape
+):
+    body = (
+        rss_with(
+            f"<item><title>acme {ref} two</title><guid>2</guid>"
+            f"<description>broken {ref} text</description></item>"
+        )
+        if shape == "rss"
+        else atom_with(f"<entry><id>2</id><title>acme {ref} two</title></entry>")
+    )
     [outcome] = collect_due(serve_feed(body), store, now=LATER)
     assert outcome.error is None
     assert titles(store) == ["acme one", "acme three", "acme \ufffd two"]
@@ -95,29 +122,47 @@ def test_an_impossible_character_reference_becomes_a_replacement_character(
 def test_a_post_cut_inside_an_emoji_costs_nothing(serve_feed, store):
     """A JSON Feed (as hnrss.org serves) whose item ends in half an emoji: JSON escapes it as
     \\ud83d, which no UTF-8 store accepts; it was 0 of 50 stored."""
-    items = [{"id": str(i), "url": f"https://example.com/{i}", "title": f"acme {i}",
-              "content_text": f"post {i}"} for i in range(50)]
+    items = [
+        {
+            "id": str(i),
+            "url": f"https://example.com/{i}",
+            "title": f"acme {i}",
+            "content_text": f"post {i}",
+        }
+        for i in range(50)
+    ]
     items[7]["content_text"] = "great app \ud83d"
-    body = json.dumps({"version": "https://jsonfeed.org/version/1.1", "title": "t",
-                       "items": items})
+    body = json.dumps({"version": "https://jsonfeed.org/version/1.1", "title": "t", "items": items})
     assert "\\ud83d" in body
-    [outcome] = collect_due(serve_feed(body.encode(), {"Content-Type": "application/feed+json"}),
-                            store, now=LATER)
+    [outcome] = collect_due(
+        serve_feed(body.encode(), {"Content-Type": "application/feed+json"}), store, now=LATER
+    )
     assert outcome.error is None and outcome.counts.new == 50
     cut = next(store.db.query("SELECT text FROM mentions WHERE external_id = '7'"))
     assert cut["text"] == "great app \ufffd"
 
 
-def test_an_unreadable_entry_is_skipped_and_counted_on_its_fetch(make_config, store,
-                                                                  httpserver, monkeypatch):
-    hits = [{"objectID": str(i), "title": f"acme {i}", "created_at_i": 1_700_000_000 + i,
-             "author": "a", "points": 1} for i in range(3)]
+def test_an_unreadable_entry_is_skipped_and_counted_on_its_fetch(
+    make_config, store, httpserver, monkeypatch
+):
+    hits = [
+        {
+            "objectID": str(i),
+            "title": f"acme {i}",
+            "created_at_i": 1_700_000_000 + i,
+            "author": "a",
+            "points": 1,
+        }
+        for i in range(3)
+    ]
     hits.insert(1, {"title": "acme without an id", "created_at_i": 1_700_000_001})
     hits.insert(2, "not even an object")
     httpserver.expect_request(re.compile(".*")).respond_with_json({"hits": hits, "nbPages": 1})
     monkeypatch.setattr(sources.hackernews, "API", httpserver.url_for("/search_by_date"))
-    config = make_config("brands: [{name: Acme}]\nsources: [{name: hn, type: hackernews, "
-                         "query: acme, brand: Acme}]\n")
+    config = make_config(
+        "brands: [{name: Acme}]\nsources: [{name: hn, type: hackernews, "
+        "query: acme, brand: Acme}]\n"
+    )
     store.sync_sources(config.sources)
     [outcome] = collect_due(config, store, now=LATER)
     assert outcome.error is None
@@ -163,16 +208,16 @@ def test_ordinary_compressed_feeds_still_read(serve_feed, store, encoding):
     body = rss_with("<item><title>acme two</title><guid>2</guid></item>")
     for layer in [e.strip() for e in encoding.split(",")]:
         body = gzip.compress(body) if layer == "gzip" else zlib.compress(body)
-    [outcome] = collect_due(serve_feed(body, {"Content-Encoding": encoding}), store,
-                            now=LATER)
+    [outcome] = collect_due(serve_feed(body, {"Content-Encoding": encoding}), store, now=LATER)
     assert outcome.error is None and outcome.counts.new == 3
 
 
 def test_a_server_that_dribbles_its_headers_is_given_up_on(make_config, store, monkeypatch):
     monkeypatch.setattr(source_http, "TOTAL_TIMEOUT_S", 2.0)
     with dribbling_server(every=0.1) as url:
-        config = make_config("brands: [{name: Acme}]\n"
-                             f"sources: [{{name: s, type: rss, url: '{url}'}}]\n")
+        config = make_config(
+            f"brands: [{{name: Acme}}]\nsources: [{{name: s, type: rss, url: '{url}'}}]\n"
+        )
         store.sync_sources(config.sources)
         start = time.monotonic()
         [outcome] = collect_due(config, store, now=LATER)

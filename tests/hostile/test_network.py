@@ -87,18 +87,33 @@ def test_a_failed_lookup_refuses_the_request(httpserver):
     assert dial.dialled == []
 
 
-@pytest.mark.parametrize("address", [
-    "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254",  # metadata (AWS)
-    "100.100.100.200",  # Alibaba Cloud metadata, in the shared range 100.64.0.0/10
-    "100.64.0.1", "0.0.0.0", "192.0.0.170", "198.18.0.1", "224.0.0.251", "255.255.255.255",
-    "::1", "fd00::1", "fe80::1", "::ffff:127.0.0.1",
-    "2002:7f00:1::1",  # 6to4 around 127.0.0.1
-    "2002:a9fe:a9fe::1",  # 6to4 around 169.254.169.254
-    "64:ff9b::7f00:1",  # NAT64 around 127.0.0.1
-    "64:ff9b::a9fe:a9fe",  # NAT64 around the metadata address
-    "64:ff9b:1::a00:1",  # local-use NAT64
-    "2001::1",  # Teredo
-])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "127.0.0.1",
+        "10.1.2.3",
+        "172.16.0.1",
+        "192.168.1.1",
+        "169.254.169.254",  # metadata (AWS)
+        "100.100.100.200",  # Alibaba Cloud metadata, in the shared range 100.64.0.0/10
+        "100.64.0.1",
+        "0.0.0.0",
+        "192.0.0.170",
+        "198.18.0.1",
+        "224.0.0.251",
+        "255.255.255.255",
+        "::1",
+        "fd00::1",
+        "fe80::1",
+        "::ffff:127.0.0.1",
+        "2002:7f00:1::1",  # 6to4 around 127.0.0.1
+        "2002:a9fe:a9fe::1",  # 6to4 around 169.254.169.254
+        "64:ff9b::7f00:1",  # NAT64 around 127.0.0.1
+        "64:ff9b::a9fe:a9fe",  # NAT64 around the metadata address
+        "64:ff9b:1::a00:1",  # local-use NAT64
+        "2001::1",  # Teredo
+    ],
+)
 def test_special_purpose_addresses_are_refused(address, httpserver):
     dns, dial = resolver([address]), Dialer()
     with (
@@ -120,9 +135,15 @@ def test_one_private_answer_among_public_ones_refuses_the_name():
     assert dial.dialled == []
 
 
-@pytest.mark.parametrize("address", ["93.184.216.34", "2606:4700::1111",
-                                     "64:ff9b::5db8:d822",  # NAT64 around a public address
-                                     "2002:5db8:d822::1"])  # 6to4 around a public address
+@pytest.mark.parametrize(
+    "address",
+    [
+        "93.184.216.34",
+        "2606:4700::1111",
+        "64:ff9b::5db8:d822",  # NAT64 around a public address
+        "2002:5db8:d822::1",
+    ],
+)  # 6to4 around a public address
 def test_public_addresses_pass_the_check(address):
     assert is_public(ipaddress.ip_address(address))
     dns, dial = resolver([address]), Dialer()
@@ -136,7 +157,8 @@ def test_public_addresses_pass_the_check(address):
 
 def test_redirects_are_checked_at_every_hop(httpserver):
     httpserver.expect_request("/start").respond_with_data(
-        "", status=302, headers={"Location": "http://inside.example/latest"})
+        "", status=302, headers={"Location": "http://inside.example/latest"}
+    )
     dns = resolver(["127.0.0.1"])
     seen = []
 
@@ -177,8 +199,9 @@ def test_x_requests_carry_a_timeout(one_source, store, monkeypatch):
 
 def test_shutdown_cuts_a_fetch_stuck_on_a_silent_server(make_config, store):
     with dribbling_server(send_headers_slowly=False) as url:
-        config = make_config("brands: [{name: Acme}]\n"
-                             f"sources: [{{name: stuck, type: rss, url: '{url}'}}]\n")
+        config = make_config(
+            f"brands: [{{name: Acme}}]\nsources: [{{name: stuck, type: rss, url: '{url}'}}]\n"
+        )
         monitor = Monitor(config, shutdown_grace=1.0)
         monitor.start()
         deadline = time.monotonic() + 30

@@ -22,15 +22,19 @@ FEED_TOKEN = "tok-8f3a9c2e7d1b"
 def listener(project: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "listener.cli", "-c", str(project / "sources.yaml"), *args],
-        capture_output=True, text=True, timeout=300,
-        env={**os.environ, "HF_HUB_OFFLINE": "1", **env})
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", **env},
+    )
 
 
 def test_a_webhook_path_stays_out_of_debug_logs(tmp_path, httpserver):
     httpserver.expect_request(f"/services/{HOOK_SECRET}", method="POST").respond_with_data("ok")
     hook = f"json://127.0.0.1:{httpserver.port}/services/{HOOK_SECRET}"
     (tmp_path / "sources.yaml").write_text(
-        "brands: [{name: Acme}]\nnotifiers: [{name: team, url: '${TEAM_HOOK}'}]\n")
+        "brands: [{name: Acme}]\nnotifiers: [{name: team, url: '${TEAM_HOOK}'}]\n"
+    )
     done = listener(tmp_path, "-vv", "alerts", "test", env={"TEAM_HOOK": hook})
     assert done.returncode == 0, done.stderr
     assert len(httpserver.log) == 1  # the message went out
@@ -45,8 +49,7 @@ def test_a_token_in_a_feed_url_is_used_but_never_stored_or_shown(tmp_path, https
 
     def feed(request: Request) -> Response:
         seen_tokens.append(request.args.get("token"))
-        return Response(rss([{"title": "acme", "guid": "1"}]),
-                        content_type="application/rss+xml")
+        return Response(rss([{"title": "acme", "guid": "1"}]), content_type="application/rss+xml")
 
     httpserver.expect_request("/feed.xml").respond_with_handler(feed)
     httpserver.expect_request("/gone.xml").respond_with_data("no", status=404)
@@ -61,8 +64,10 @@ sentiment: {{backend: transformers, model: /nonexistent}}
 """)
     env = {"FEED_TOKEN": FEED_TOKEN}
     runs = [listener(tmp_path, "-vv", "collect", "--once", env=env) for _ in range(2)]
-    shown = [listener(tmp_path, "sources", env=env), listener(tmp_path, "sources", "--json",
-                                                              env=env)]
+    shown = [
+        listener(tmp_path, "sources", env=env),
+        listener(tmp_path, "sources", "--json", env=env),
+    ]
     assert seen_tokens == [FEED_TOKEN, FEED_TOKEN]  # fetched with the real token, twice
     for done in runs + shown:
         assert FEED_TOKEN not in done.stdout + done.stderr
@@ -85,5 +90,4 @@ def test_a_redirect_cannot_pull_a_variable_out_of_the_environment(monkeypatch):
     assert own == "https://feeds.example/?k=${FEED_KEY}"
     assert secrets.reveal(own) == "https://feeds.example/?k=real-secret-1234"
     monkeypatch.setenv("HOME_SECRET", "not-registered-9876")
-    assert secrets.reveal("https://x.example/${HOME_SECRET}") == \
-        "https://x.example/${HOME_SECRET}"
+    assert secrets.reveal("https://x.example/${HOME_SECRET}") == "https://x.example/${HOME_SECRET}"

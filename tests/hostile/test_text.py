@@ -44,9 +44,11 @@ def test_a_megabyte_post_is_bounded_everywhere(store, tmp_path):
 
 def test_notifier_secrets_stay_out_of_logs_when_delivery_fails(store, caplog, monkeypatch):
     monkeypatch.setenv("HOOK_URL", "json://127.0.0.1:9/SECRET-TOKEN-123")
-    config = parse_config("brands: [{name: Acme}]\n"
-                          "notifiers: [{name: hook, url: '${HOOK_URL}'}]\n"
-                          "alerts: [{rule: low_rating, notify: [hook]}]\n")
+    config = parse_config(
+        "brands: [{name: Acme}]\n"
+        "notifiers: [{name: hook, url: '${HOOK_URL}'}]\n"
+        "alerts: [{rule: low_rating, notify: [hook]}]\n"
+    )
     History(store).add(Post("negative", timedelta(hours=1), rating=1))
     caplog.set_level(logging.DEBUG)
     engine.evaluate(config, store, MODEL, NOW)

@@ -31,22 +31,40 @@ H = timedelta(hours=1)
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("hostile-web")
-    config = parse_config(f"database: {tmp / 'listener.db'}\n"
-                          "brands: [{name: Acme}]\nsentiment: {model: m, revision: '1'}\n"
-                          "alerts: [{rule: low_rating, notify: []}]\n",
-                          base_dir=tmp)
+    config = parse_config(
+        f"database: {tmp / 'listener.db'}\n"
+        "brands: [{name: Acme}]\nsentiment: {model: m, revision: '1'}\n"
+        "alerts: [{rule: low_rating, notify: []}]\n",
+        base_dir=tmp,
+    )
     store = Store.open(tmp / "listener.db")
     now = utcnow()
     hist = History(store, sources=("s",))
     # Stored before links were checked: the page must still never make them links.
-    [js_id] = hist.add(Post("negative", H, rating=1, url=JS_LINK, text="acme charged twice"),
-                       now=now)
-    [spaced_id] = hist.add(Post("negative", H, rating=1, url="  JaVa\tScRiPt:alert(1)",
-                                text="acme again"), now=now)
-    hist.add(*[Post("negative", H + i * timedelta(minutes=1), rating=2, text=f"acme late {i}")
-               for i in range(148)], now=now)
-    hist.add(Post("negative", 2 * H, rating=1, title="=HYPERLINK(\"http://evil.example\")",
-                  text="+cmd|' /C calc'!A0", author="@SUM(1+1)*cmd|' /C calc'!A0"), now=now)
+    [js_id] = hist.add(
+        Post("negative", H, rating=1, url=JS_LINK, text="acme charged twice"), now=now
+    )
+    [spaced_id] = hist.add(
+        Post("negative", H, rating=1, url="  JaVa\tScRiPt:alert(1)", text="acme again"), now=now
+    )
+    hist.add(
+        *[
+            Post("negative", H + i * timedelta(minutes=1), rating=2, text=f"acme late {i}")
+            for i in range(148)
+        ],
+        now=now,
+    )
+    hist.add(
+        Post(
+            "negative",
+            2 * H,
+            rating=1,
+            title='=HYPERLINK("http://evil.example")',
+            text="+cmd|' /C calc'!A0",
+            author="@SUM(1+1)*cmd|' /C calc'!A0",
+        ),
+        now=now,
+    )
     sync_inbox(config, store, MODEL, now)
     engine.evaluate(config, store, MODEL, now)
     store.close()
@@ -59,16 +77,19 @@ def token(monkeypatch):
     monkeypatch.setenv("LISTENER_WEB_TOKEN", TOKEN)
 
 
-def test_a_javascript_link_from_a_feed_is_never_stored_as_a_link(make_config, store,
-                                                                 httpserver):
+def test_a_javascript_link_from_a_feed_is_never_stored_as_a_link(make_config, store, httpserver):
     httpserver.expect_request("/f.xml").respond_with_data(
         '<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>'
         f"<item><title>acme</title><guid>1</guid><link>{JS_LINK}</link></item>"
         "<item><title>acme 2</title><guid>2</guid><link>data:text/html,x</link></item>"
         "<item><title>acme 3</title><guid>3</guid><link>https://ok.example/3</link></item>"
-        "</channel></rss>", content_type="application/rss+xml")
-    config = make_config("brands: [{name: Acme}]\nsources: [{name: s, type: rss, url: "
-                         f"'{httpserver.url_for('/f.xml')}', brand: Acme}}]\n")
+        "</channel></rss>",
+        content_type="application/rss+xml",
+    )
+    config = make_config(
+        "brands: [{name: Acme}]\nsources: [{name: s, type: rss, url: "
+        f"'{httpserver.url_for('/f.xml')}', brand: Acme}}]\n"
+    )
     store.sync_sources(config.sources)
     collect_due(config, store, now=utcnow() + timedelta(days=1))
     urls = [r["url"] for r in store.db.query("SELECT url FROM mentions ORDER BY id")]
@@ -98,8 +119,15 @@ def test_a_stored_javascript_link_is_not_rendered_as_one(site, page, where, whic
 
 def test_every_page_forbids_inline_script_and_framing(site):
     base, js_id, _ = site
-    for path in ("/", "/alerts", "/inbox", f"/inbox/{js_id}", "/search?q=acme",
-                 "/api/inbox", "/static/listener.css"):
+    for path in (
+        "/",
+        "/alerts",
+        "/inbox",
+        f"/inbox/{js_id}",
+        "/search?q=acme",
+        "/api/inbox",
+        "/static/listener.css",
+    ):
         r = httpx.get(base + path)
         assert r.status_code == 200, path
         csp = r.headers["content-security-policy"]
@@ -114,8 +142,10 @@ def test_markup_that_slipped_through_would_not_run(site, page):
     """The CSP itself, checked in the browser: an injected inline script is blocked."""
     base, *_ = site
     violations = []
-    page.on("console", lambda m: violations.append(m.text) if "Content Security Policy"
-            in m.text else None)
+    page.on(
+        "console",
+        lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None,
+    )
     page.goto(base + "/")
     page.evaluate("""() => { const s = document.createElement('script');
         s.textContent = 'window.__ran = 1'; document.body.appendChild(s); }""")
@@ -136,16 +166,34 @@ def test_the_api_docs_work_with_no_network_beyond_loopback(site, page):
     page.screenshot(path=str(ARTIFACTS / "web-api-docs.png"))
 
 
-@pytest.mark.parametrize("path", [
-    "/?days=300000", "/?days=99999999", "/?days=-1", "/?days=abc",
-    "/api/metrics?days=99999999", "/api/drivers?brand=Acme&days=99999999",
-    "/api/metrics?period=decade", "/api/overview?days=0",
-    "/export?since=bad", "/export?until=2024-13-45", "/export?format=xlsx",
-    "/export?label=furious", "/inbox?status=all", "/inbox?page=0", "/inbox?kind=spam",
-    "/api/inbox?limit=100000", "/api/inbox?offset=-5",
-    f"/alerts/{2**70}", f"/inbox/{2**70}", f"/api/alerts/{2**70}", "/api/inbox/-1",
-    "/api/mentions?limit=100000", "/search?q=" + "x" * 600,
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/?days=300000",
+        "/?days=99999999",
+        "/?days=-1",
+        "/?days=abc",
+        "/api/metrics?days=99999999",
+        "/api/drivers?brand=Acme&days=99999999",
+        "/api/metrics?period=decade",
+        "/api/overview?days=0",
+        "/export?since=bad",
+        "/export?until=2024-13-45",
+        "/export?format=xlsx",
+        "/export?label=furious",
+        "/inbox?status=all",
+        "/inbox?page=0",
+        "/inbox?kind=spam",
+        "/api/inbox?limit=100000",
+        "/api/inbox?offset=-5",
+        f"/alerts/{2**70}",
+        f"/inbox/{2**70}",
+        f"/api/alerts/{2**70}",
+        "/api/inbox/-1",
+        "/api/mentions?limit=100000",
+        "/search?q=" + "x" * 600,
+    ],
+)
 def test_hostile_parameters_get_a_422_with_a_message_never_a_500(site, path):
     base, *_ = site
     r = httpx.get(base + path, timeout=30)
@@ -153,8 +201,16 @@ def test_hostile_parameters_get_a_422_with_a_message_never_a_500(site, path):
     assert r.json()["detail"][0]["msg"]
 
 
-@pytest.mark.parametrize("path", ["/export?since=2024-01-01", "/export?since=2024-01-01T00:00Z",
-                                  "/?days=366", "/api/metrics?days=3650", "/inbox?page=2"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/export?since=2024-01-01",
+        "/export?since=2024-01-01T00:00Z",
+        "/?days=366",
+        "/api/metrics?days=3650",
+        "/inbox?page=2",
+    ],
+)
 def test_ordinary_parameters_still_work(site, path):
     base, *_ = site
     assert httpx.get(base + path, timeout=60).status_code == 200
@@ -163,13 +219,24 @@ def test_ordinary_parameters_still_work(site, path):
 def test_the_bearer_scheme_is_case_insensitive(site):
     base, js_id, _ = site
     for scheme in ("Bearer", "bearer", "BEARER"):
-        r = httpx.post(f"{base}/api/inbox/{js_id}/mark?status=open",
-                       headers={"Authorization": f"{scheme} {TOKEN}"})
+        r = httpx.post(
+            f"{base}/api/inbox/{js_id}/mark?status=open",
+            headers={"Authorization": f"{scheme} {TOKEN}"},
+        )
         assert r.status_code == 200, scheme
-    assert httpx.post(f"{base}/api/inbox/{js_id}/mark?status=open",
-                      headers={"Authorization": "Bearer wrong"}).status_code == 403
-    assert httpx.post(f"{base}/api/inbox/{js_id}/mark?status=open",
-                      headers={"Authorization": f"Basic {TOKEN}"}).status_code == 403
+    assert (
+        httpx.post(
+            f"{base}/api/inbox/{js_id}/mark?status=open", headers={"Authorization": "Bearer wrong"}
+        ).status_code
+        == 403
+    )
+    assert (
+        httpx.post(
+            f"{base}/api/inbox/{js_id}/mark?status=open",
+            headers={"Authorization": f"Basic {TOKEN}"},
+        ).status_code
+        == 403
+    )
 
 
 def test_the_inbox_pages_and_says_how_many_there_are(site, page):
@@ -194,17 +261,28 @@ def test_csv_cells_that_would_run_as_formulas_are_plain_text(site):
     assert evil["title"].startswith("'=HYPERLINK")
     assert evil["text"].startswith("'+cmd")
     assert evil["author"].startswith("'@SUM")
-    assert all(not row[c].startswith(("=", "+", "-", "@")) for row in rows
-               for c in ("title", "text", "author", "url", "external_id"))
+    assert all(
+        not row[c].startswith(("=", "+", "-", "@"))
+        for row in rows
+        for c in ("title", "text", "author", "url", "external_id")
+    )
     assert float(next(row for row in rows if row["score"])["score"]) <= 0  # numbers stay numbers
     with_bom = httpx.get(base + "/export?format=csv&bom=true").content
     assert with_bom.startswith(b"\xef\xbb\xbfid,")
     assert not r.content.startswith(b"\xef\xbb\xbf")
 
 
-@pytest.mark.parametrize(("header", "host"), [
-    ("localhost:8080", "localhost"), ("127.0.0.1", "127.0.0.1"), ("[::1]:8080", "::1"),
-    ("[::1]", "::1"), ("Example.COM.:443", "example.com"), ("", "")])
+@pytest.mark.parametrize(
+    ("header", "host"),
+    [
+        ("localhost:8080", "localhost"),
+        ("127.0.0.1", "127.0.0.1"),
+        ("[::1]:8080", "::1"),
+        ("[::1]", "::1"),
+        ("Example.COM.:443", "example.com"),
+        ("", ""),
+    ],
+)
 def test_host_headers_are_read_as_hosts(header, host):
     assert host_of(header) == host
 
@@ -218,8 +296,9 @@ def test_a_dashboard_served_on_ipv6_loopback_answers(tmp_path):
         socket.socket(socket.AF_INET6).bind(("::1", 0))
     except OSError:
         pytest.skip("no IPv6 loopback on this machine")
-    config = parse_config(f"database: {tmp_path / 'l.db'}\nbrands: [{{name: Acme}}]\n",
-                          base_dir=tmp_path)
+    config = parse_config(
+        f"database: {tmp_path / 'l.db'}\nbrands: [{{name: Acme}}]\n", base_dir=tmp_path
+    )
     with serve(create_app(config), host="::1") as base:
         r = httpx.get(base + "/api/alerts")
         rebound = httpx.get(base + "/api/alerts", headers={"Host": "attacker.example"})
@@ -230,14 +309,20 @@ def test_a_dashboard_served_on_ipv6_loopback_answers(tmp_path):
 def test_a_huge_request_body_is_refused_before_it_is_read(site):
     base, js_id, _ = site
     big = b"token=" + b"x" * (2 << 20)
-    r = httpx.post(f"{base}/inbox/{js_id}/mark", content=big,
-                   headers={"Content-Type": "application/x-www-form-urlencoded"})
+    r = httpx.post(
+        f"{base}/inbox/{js_id}/mark",
+        content=big,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert r.status_code == 413
 
     def chunks():  # no Content-Length: counted as it arrives
         for _ in range(64):
             yield b"x" * 65536
 
-    r = httpx.post(f"{base}/inbox/{js_id}/mark", content=chunks(),
-                   headers={"Content-Type": "application/x-www-form-urlencoded"})
+    r = httpx.post(
+        f"{base}/inbox/{js_id}/mark",
+        content=chunks(),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert r.status_code == 413
