@@ -48,6 +48,33 @@ NO_NAME = {
 }
 
 
+# What closes each kind of item: a complaint is answered (or ignored), a happy reviewer thanked.
+CLOSES = {"reply": ("replied", "ignored"), "thank": ("thanked", "ignored")}
+
+
+class MarkRefused(ValueError):
+    """A status that does not fit the item: nothing was changed."""
+
+
+def mark_change(item: dict[str, Any], status: str) -> str:
+    """What marking `item` with `status` does, in words; raises MarkRefused when the status
+    cannot be what the user meant (thanking a complaint)."""
+    kind, before = item["kind"], item["status"]
+    if status != "open" and status not in CLOSES.get(kind, (status,)):
+        fits = " or ".join(CLOSES[kind])
+        what = "a complaint to answer" if kind == "reply" else "a happy reviewer to thank"
+        raise MarkRefused(f"#{item['mention_id']} is {what} ({kind}): mark it {fits}")
+    if before == status:
+        return f"#{item['mention_id']} was already {status}; nothing changed"
+    if before != "open":
+        who = f" by {item['closed_by']}" if item.get("closed_by") else ""
+        when = f" on {item['closed_at'][:16]}" if item.get("closed_at") else ""
+        return (
+            f"#{item['mention_id']}: {before} -> {status} (it had been marked {before}{who}{when})"
+        )
+    return f"#{item['mention_id']}: {status}"
+
+
 def inbox_kind(
     label: str | None,
     score: float | None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -15,6 +16,8 @@ import click
 from alerts.render import human
 from listener import __version__
 from listener.config import Config, ConfigError, load_config
+from listener.progress import Counter, each
+from listener.query import QuerySyntaxError
 from listener.storage import Store
 from listener.tables import format_table
 from listener.timeutil import parse_iso, utcnow
@@ -28,13 +31,23 @@ class Context:
 
     @property
     def config(self) -> Config:
+        """The config for commands that read and manage: notifier secrets may be unset."""
         if self._config is None:
             try:
-                self._config = load_config(self.config_path)
+                self._config = load_config(self.config_path, need_notifier_env=False)
             except ConfigError as exc:
                 click.echo(str(exc), err=True)
                 sys.exit(2)
         return self._config
+
+    @property
+    def sending_config(self) -> Config:
+        """The config for commands that may send alerts: every notifier's secret is set."""
+        try:
+            return self.config.require_sending()
+        except ConfigError as exc:
+            click.echo(str(exc), err=True)
+            sys.exit(2)
 
     def db_path(self) -> Path:
         return self.db or self.config.database_path()
@@ -51,11 +64,52 @@ class Context:
 
 pass_ctx = click.make_pass_decorator(Context)
 
+
+class BrandName(click.ParamType):
+    """A brand from sources.yaml, matched case-insensitively (`zentra` is `Zentra`); an unknown
+    one is an error listing the known ones, not an empty table."""
+
+    name = "brand"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        obj = ctx.find_object(Context) if ctx else None
+        if obj is None:
+            return str(value)
+        known = [b.name for b in obj.config.brands]
+        for name in known:
+            if name.casefold() == str(value).casefold():
+                return name
+        self.fail(f"no brand named {value!r} (have: {', '.join(known)})", param, ctx)
+
+
+BRAND = BrandName()
+
 # `listener collect --once` exit codes: 0 every due source fetched and stored (or none due);
 # 1 one or more sources failed (the others were stored); 2 bad configuration or usage;
 # 3 the sentiment model could not be loaded (mentions were stored and wait unscored).
 EXIT_SOURCES_FAILED = 1
 EXIT_MODEL_UNAVAILABLE = 3
+
+
+def _collection_hint(ctx: Context, store: Store, empty: str | None) -> None:
+    """Why a view may be empty or stale, on standard error: nothing collected yet, or sources
+    failing. `empty` (e.g. "no mentions") is said first when the view had nothing."""
+    configured = {s.name for s in ctx.config.sources if s.enabled}
+    known = {r["id"]: r for r in store.sources()}
+    rows = [known.get(name) or {"last_run_at": None, "last_error": None} for name in configured]
+    rows = [r for r in rows if r.get("enabled", 1)]
+    failing = sum(1 for r in rows if r["last_error"])
+    hint = None
+    if not rows:
+        hint = "no enabled sources: add some under `sources:` in sources.yaml"
+    elif not any(r["last_run_at"] for r in rows):
+        hint = "nothing collected yet: `listener collect --once` fetches every source"
+    elif failing:
+        hint = f"{failing} of {len(rows)} sources are failing: `listener sources` says why"
+    if empty:
+        click.echo(empty + (f"; {hint}" if hint else ""), err=True)
+    elif hint:
+        click.echo(hint, err=True)
 
 
 def _print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
@@ -102,10 +156,17 @@ def cli(ctx: click.Context, config_path: Path, db: Path | None, verbose: int) ->
 
 
 @cli.command()
+@click.argument("path", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @pass_ctx
-def validate(ctx: Context) -> None:
-    """Check sources.yaml; print every problem with its line, exit non-zero if any."""
-    config = ctx.config
+def validate(ctx: Context, path: Path | None) -> None:
+    """Check sources.yaml (or PATH); print every problem with its line, exit 2 if any."""
+    if path is not None:
+        ctx.config_path = path
+    try:
+        config = load_config(ctx.config_path)
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
     click.echo(
         f"{ctx.config_path}: ok ({len(config.brands)} brands, {len(config.sources)} sources, "
         f"{len(config.notifiers)} notifiers, {len(config.alerts)} alert rules)"
@@ -129,7 +190,8 @@ def collect(ctx: Context, once: bool) -> None:
 
     store = ctx.store()
     try:
-        report = run_pass(ctx.config, store)
+        with Counter("scoring", unit=" mentions") as progress:
+            report = run_pass(ctx.sending_config, store, progress=progress)
     finally:
         store.close()
     click.echo(
@@ -152,7 +214,7 @@ def collect(ctx: Context, once: bool) -> None:
 def ctx_run(ctx: Context) -> None:
     from listener.scheduler import Monitor
 
-    config = ctx.config
+    config = ctx.sending_config
     if ctx.db:
         config = config.model_copy(update={"database": str(ctx.db.resolve())})
     Monitor(config).run_until_signal()
@@ -234,8 +296,12 @@ def sources_enable(ctx: Context, name: str) -> None:
 
 
 @cli.command()
-@click.option("--brand", help="Only this brand's mentions.")
-@click.option("--search", "query", help="Full-text search (FTS5 syntax, any language).")
+@click.option("--brand", type=BRAND, help="Only this brand's mentions.")
+@click.option(
+    "--search",
+    "query",
+    help='Search text as brand queries do: words, "phrases", -excluded, OR, prefix*.',
+)
 @click.option("--limit", default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Output JSON lines.")
 @pass_ctx
@@ -244,6 +310,9 @@ def mentions(ctx: Context, brand: str | None, query: str | None, limit: int, as_
     store = ctx.store()
     try:
         rows = store.latest_mentions(brand=brand, search=query, limit=limit)
+        _collection_hint(ctx, store, None if rows else "no mentions" + (" match" if query else ""))
+    except QuerySyntaxError as exc:
+        raise click.UsageError(f"--search {query!r}: {exc}") from None
     finally:
         store.close()
     if as_json:
@@ -270,6 +339,7 @@ def alerts_cmd(click_ctx: click.Context, limit: int) -> None:
     store = ctx.store()
     try:
         rows = store.alerts(limit)
+        _collection_hint(ctx, store, None if rows else "no alerts have fired")
     finally:
         store.close()
     _print_table(rows, ["id", "created_at", "scope", "rule_id", "title", "deliveries"])
@@ -283,7 +353,7 @@ def alerts_test(ctx: Context) -> None:
     from listener.pipeline import build_notifiers
 
     failed = 0
-    for name, notifier in build_notifiers(ctx.config).items():
+    for name, notifier in build_notifiers(ctx.sending_config).items():
         try:
             notifier.send(
                 "listener test: alerts reach this channel",
@@ -305,14 +375,26 @@ def alerts_retry(ctx: Context, alert_id: int | None) -> None:
     of one alert, or all. The next pass sends them."""
     store = ctx.store()
     try:
+        if alert_id is not None and not store.db["alerts"].count_where("id = ?", [alert_id]):
+            raise click.ClickException(f"no alert {alert_id} (`listener alerts` lists them)")
+        waiting = store.waiting_deliveries(alert_id)  # retried on their own schedule
         n = store.requeue_deliveries(alert_id)
     finally:
         store.close()
     click.echo(f"{n} deliver{'y' if n == 1 else 'ies'} queued again")
+    for d in waiting:
+        when = f"next try {d['next_attempt_at'][:16]} UTC" if d["next_attempt_at"] else "next pass"
+        error = f"; last error: {d['last_error']}" if d["last_error"] else ""
+        click.echo(
+            f"alert {d['alert_id']} to {d['channel']}: pending, already retrying on its own "
+            f"({d['attempts']} attempts so far, {when}{error})"
+        )
+    if not n and not waiting:
+        click.echo("nothing to send again: every delivery was sent")
 
 
 @cli.group(invoke_without_command=True)
-@click.option("--brand", help="Only this brand.")
+@click.option("--brand", type=BRAND, help="Only this brand.")
 @click.option(
     "--status",
     type=click.Choice(["open", "replied", "thanked", "ignored"]),
@@ -341,6 +423,7 @@ def inbox(
         rows = store.inbox(
             brand=brand, status=status, kind=kind, overdue_at=now if overdue else None
         )
+        _collection_hint(ctx, store, None if rows else f"no {status} inbox items")
     finally:
         store.close()
     for r in rows:
@@ -406,15 +489,27 @@ def inbox_show(ctx: Context, mention_id: int) -> None:
 @click.option("--by", help="Who answered.")
 @pass_ctx
 def inbox_mark(ctx: Context, mention_id: int, status: str, by: str | None) -> None:
-    """Record that an item was replied to, thanked or ignored (or reopen it)."""
+    """Record that an item was replied to, thanked or ignored (or reopen it).
+
+    A complaint is closed by `replied` or `ignored`, a happy reviewer by `thanked` or
+    `ignored`; changing an item already closed says what it had been."""
+    from alerts.inbox import MarkRefused, mark_change
+
     store = ctx.store()
     try:
-        store.mark_inbox(mention_id, status, by)
-    except KeyError as exc:
-        raise click.ClickException(str(exc.args[0])) from None
+        item = store.inbox_item(mention_id)
+        if item is None:
+            raise click.ClickException(f"no inbox item for mention {mention_id}")
+        try:
+            message = mark_change(item, status)
+        except MarkRefused as exc:
+            raise click.ClickException(str(exc)) from None
+        if item["status"] != status:
+            store.mark_inbox(mention_id, status, by)
+            message += f" by {by}" if by else ""
     finally:
         store.close()
-    click.echo(f"{mention_id}: {status}" + (f" by {by}" if by else ""))
+    click.echo(message)
 
 
 @inbox.command("assign")
@@ -434,7 +529,7 @@ def inbox_assign(ctx: Context, mention_id: int, name: str) -> None:
 
 
 @inbox.command("stats")
-@click.option("--brand", help="Only this brand.")
+@click.option("--brand", type=BRAND, help="Only this brand.")
 @click.option("--days", default=30, show_default=True, help="Items posted in the last N days.")
 @pass_ctx
 def inbox_stats(ctx: Context, brand: str | None, days: int) -> None:
@@ -490,7 +585,7 @@ def _when(value: str | None) -> datetime | None:
 @cli.command()
 @click.option("--format", "fmt", type=FORMATS, default="csv", show_default=True)
 @click.option("-o", "--output", default="-", help="File to write; default standard output.")
-@click.option("--brand")
+@click.option("--brand", type=BRAND)
 @click.option("--source")
 @click.option("--language", help="ISO 639-1 code.")
 @click.option("--label", type=LABEL_CHOICES)
@@ -539,6 +634,8 @@ def export(
                 until=_when(until),
             )
         )
+        if output != "-":  # a bar would mix with the data on a terminal's standard output
+            rows = each(rows, "exporting", unit=" rows")
         n = write_rows(rows, fmt, output, bom=bom)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
@@ -582,7 +679,9 @@ def _period_options(fn: Any) -> Any:
     default="brand",
     show_default=True,
 )
-@click.option("--brand", "brands", multiple=True, help="Only these brands (repeatable).")
+@click.option(
+    "--brand", "brands", type=BRAND, multiple=True, help="Only these brands (repeatable)."
+)
 @click.option(
     "--include-news",
     is_flag=True,
@@ -623,7 +722,7 @@ def metrics(
 
 
 @cli.command()
-@click.option("--brand", required=True)
+@click.option("--brand", type=BRAND, required=True)
 @click.option(
     "--period", type=click.Choice(["day", "week", "month"]), default="month", show_default=True
 )
@@ -635,10 +734,7 @@ def sov(
     """Share of voice of a brand against its competitors (general sources only)."""
     from listener.metrics import share_of_voice
 
-    try:
-        competitors = ctx.config.brand(brand).competitors
-    except StopIteration:
-        raise click.BadParameter(f"no brand named {brand!r}", param_hint="--brand") from None
+    competitors = ctx.config.brand(brand).competitors
     store = ctx.store()
     try:
         rows = share_of_voice(
@@ -650,7 +746,7 @@ def sov(
 
 
 @cli.command()
-@click.option("--brand", required=True)
+@click.option("--brand", type=BRAND, required=True)
 @_period_options
 @pass_ctx
 def drivers(ctx: Context, brand: str, since: str | None, until: str | None, fmt: str) -> None:
@@ -723,14 +819,16 @@ def rescore(
         if failed:
             n = store.clear_score_failures(classifier.name, classifier.revision)
             click.echo(f"{n} mentions the model had failed on are tried again")
-        done = score_unscored(
-            store,
-            classifier,
-            review_threshold(settings, classifier),
-            classifier.batch_size * 4,
-            limit,
-            matchers={b.name: b.matcher for b in ctx.config.brands},
-        )
+        with Counter(f"scoring with {classifier.name}", unit=" mentions") as progress:
+            done = score_unscored(
+                store,
+                classifier,
+                review_threshold(settings, classifier),
+                classifier.batch_size * 4,
+                limit,
+                matchers={b.name: b.matcher for b in ctx.config.brands},
+                progress=progress,
+            )
     finally:
         store.close()
     click.echo(
@@ -814,8 +912,8 @@ def model_tune_head(
     """Train a head for the offline model and write it to OUT (set sentiment.head: OUT).
 
     Prints accuracy and macro-F1 per data set and language for the current head and the new
-    one, the new one scored on examples it was not trained on (5 folds), and on 59 customer
-    posts it never sees."""
+    one, both scored on examples they were not trained on (5 folds: the current head's recipe
+    is re-run where it saw the data), and on 59 customer posts neither sees."""
     from sentiment import ModelUnavailable, load_classifier
     from sentiment.evaluate import render
     from sentiment.labelled import Example
@@ -970,14 +1068,16 @@ def model_train(
         raise click.ClickException(
             "nothing to train on: use the public corpora or add corrections with `listener label`"
         )
-    result = train_public(
-        out,
-        items,
-        Settings(epochs=epochs, threads=threads),
-        held_out=[e.text for e in customer_posts()],
-        limit=limit,
-        progress=click.echo,
-    )
+    with Counter("training", unit=" batches") as bar:
+        result = train_public(
+            out,
+            items,
+            Settings(epochs=epochs, threads=threads),
+            held_out=[e.text for e in customer_posts()],
+            limit=limit,
+            progress=bar.write,
+            on_step=bar,
+        )
     click.echo(
         f"wrote {out}: best epoch {result.best_epoch}, dev mean macro-F1 "
         f"{result.dev['mean']:.3f}, temperature {result.temperature:.2f}, review below "
@@ -1012,8 +1112,16 @@ def serve(ctx: Context, host: str, port: int, allow_host: tuple[str, ...]) -> No
             "--allow-host NAME restricts them",
             err=True,
         )
+    app = create_app(ctx.config, ctx.db_path(), hosts)
+    shown = f"[{host}]" if ":" in host else host
+    writable = (
+        "changes need the token in LISTENER_WEB_TOKEN"
+        if os.environ.get("LISTENER_WEB_TOKEN")
+        else "read-only (set LISTENER_WEB_TOKEN to mark items and retry alerts)"
+    )
+    click.echo(f"listener dashboard: http://{shown}:{port}/ ({writable}); Ctrl-C stops it")
     uvicorn.run(
-        create_app(ctx.config, ctx.db_path(), hosts),
+        app,
         host=host,
         port=port,
         log_level="warning",

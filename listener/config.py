@@ -19,6 +19,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     TypeAdapter,
     ValidationError,
@@ -32,9 +33,9 @@ from listener import secrets
 from listener.metrics import DEFAULT_ASPECTS, aspect_matchers
 from listener.query import Query, parse_query
 from listener.timeutil import Duration
+from sentiment import DEFAULT_MODEL
 from sentiment.language import DEFAULT_LANGUAGES, valid_code
 
-DEFAULT_MODEL = "cardiffnlp/twitter-xlm-roberta-base-sentiment"
 DEFAULT_REVISION = "f3e34b6c30bf27b6649f72eca85d0bbe79df1e55"
 _ENV_REF = regex.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -224,6 +225,18 @@ class Config(Strict):
 
     # Set by load_config: where the file was, so relative paths resolve against it.
     base_dir: Path = Field(default=Path("."), exclude=True)
+    _unset_notifier_env: list[Problem] = PrivateAttr(default_factory=list)
+    _file: str = PrivateAttr(default="sources.yaml")
+
+    def require_sending(self) -> Config:
+        """This config, if every notifier's ${ENV} is set; else ConfigError naming each."""
+        if self._unset_notifier_env:
+            raise ConfigError(self._file, self._unset_notifier_env)
+        return self
+
+    @property
+    def unset_notifier_env(self) -> list[Problem]:
+        return list(self._unset_notifier_env)
 
     def database_path(self) -> Path:
         path = Path(self.database).expanduser()
@@ -403,48 +416,67 @@ def _read_yaml(text: str, file: str) -> tuple[Any, dict[Path_, int]]:
     return data, _line_map(node)
 
 
-def _cross_check(config: Config) -> list[tuple[Path_, str]]:
+def _entries(data: dict[str, Any], section: str) -> list[tuple[int, dict[str, Any]]]:
+    items = data.get(section)
+    if not isinstance(items, list):
+        return []
+    return [(i, item) for i, item in enumerate(items) if isinstance(item, dict)]
+
+
+def _names(entries: list[tuple[int, dict[str, Any]]]) -> list[tuple[int, str]]:
+    return [(i, e["name"]) for i, e in entries if isinstance(e.get("name"), str)]
+
+
+def _cross_check(data: dict[str, Any], aspects: Any) -> list[tuple[Path_, str]]:
+    """References between sections (brands, competitors, notifiers, rules), read from the raw
+    mapping so they are reported together with schema problems, not after those are fixed."""
     found: list[tuple[Path_, str]] = []
-    brand_names = [b.name for b in config.brands]
-    for section, names in (
-        ("brands", brand_names),
-        ("sources", [s.name for s in config.sources]),
-        ("notifiers", [n.name for n in config.notifiers]),
-    ):
+    brands, srcs = _entries(data, "brands"), _entries(data, "sources")
+    notifiers, rules = _entries(data, "notifiers"), _entries(data, "alerts")
+    for section, entries in (("brands", brands), ("sources", srcs), ("notifiers", notifiers)):
         seen: set[str] = set()
-        for i, name in enumerate(names):
+        for i, name in _names(entries):
             if name in seen:
                 found.append(((section, i, "name"), f"duplicate name {name!r}"))
             seen.add(name)
-    for i, brand in enumerate(config.brands):
-        for j, competitor in enumerate(brand.competitors):
-            if competitor not in brand_names:
+    brand_names = {name for _, name in _names(brands)}
+    for i, brand in brands:
+        competitors = brand.get("competitors")
+        for j, competitor in enumerate(competitors if isinstance(competitors, list) else []):
+            if isinstance(competitor, str) and competitor not in brand_names:
                 found.append((("brands", i, "competitors", j), f"no brand named {competitor!r}"))
-    for i, source in enumerate(config.sources):
-        if source.brand is not None and source.brand not in brand_names:
-            found.append((("sources", i, "brand"), f"no brand named {source.brand!r}"))
-    channels = {CONSOLE, *(n.name for n in config.notifiers)}
-    source_names = {s.name for s in config.sources}
+    for i, source in srcs:
+        if isinstance(source.get("brand"), str) and source["brand"] not in brand_names:
+            found.append((("sources", i, "brand"), f"no brand named {source['brand']!r}"))
+    channels = {CONSOLE, *(name for _, name in _names(notifiers))}
+    source_names = {name for _, name in _names(srcs)}
+    aspect_names = set(aspects) if isinstance(aspects, dict) else set()
     rule_ids: set[str] = set()
-    for i, rule in enumerate(config.alerts):
-        if rule.id in rule_ids:
-            found.append(
-                (("alerts", i, "name"), f"two rules named {rule.id!r}: give each a unique `name`")
-            )
-        rule_ids.add(rule.id)
-        if rule.brand is not None and rule.brand not in brand_names:
-            found.append((("alerts", i, "brand"), f"no brand named {rule.brand!r}"))
-        if getattr(rule, "source", None) and rule.source not in source_names:
-            found.append((("alerts", i, "source"), f"no source named {rule.source!r}"))
-        if getattr(rule, "aspect", None) and rule.aspect not in config.aspects:
+    for i, rule in rules:
+        rule_id = rule.get("name") or rule.get("rule")
+        if isinstance(rule_id, str):
+            if rule_id in rule_ids:
+                found.append(
+                    (
+                        ("alerts", i, "name"),
+                        f"two rules named {rule_id!r}: give each a unique `name`",
+                    )
+                )
+            rule_ids.add(rule_id)
+        if isinstance(rule.get("brand"), str) and rule["brand"] not in brand_names:
+            found.append((("alerts", i, "brand"), f"no brand named {rule['brand']!r}"))
+        if isinstance(rule.get("source"), str) and rule["source"] not in source_names:
+            found.append((("alerts", i, "source"), f"no source named {rule['source']!r}"))
+        if isinstance(rule.get("aspect"), str) and rule["aspect"] not in aspect_names:
             found.append(
                 (
                     ("alerts", i, "aspect"),
-                    f"no aspect named {rule.aspect!r} (have: {', '.join(sorted(config.aspects))})",
+                    f"no aspect named {rule['aspect']!r} (have: {', '.join(sorted(aspect_names))})",
                 )
             )
-        for j, channel in enumerate(rule.notify):
-            if channel not in channels:
+        notify = rule.get("notify")
+        for j, channel in enumerate(notify if isinstance(notify, list) else []):
+            if isinstance(channel, str) and channel not in channels:
                 found.append(
                     (
                         ("alerts", i, "notify", j),
@@ -454,15 +486,37 @@ def _cross_check(config: Config) -> list[tuple[Path_, str]]:
     return found
 
 
-def parse_config(text: str, file: str = "sources.yaml", base_dir: Path | None = None) -> Config:
+def parse_config(
+    text: str,
+    file: str = "sources.yaml",
+    base_dir: Path | None = None,
+    *,
+    need_notifier_env: bool = True,
+) -> Config:
+    """Parse and check a config; every problem is reported at once, with its line.
+
+    need_notifier_env=False: unset ${ENV} in notifiers is not a problem yet (for commands that
+    never send); Config.require_sending() raises it later."""
     data, lines = _read_yaml(text, file)
     if not isinstance(data, dict):
         raise ConfigError(file, [Problem("", 1, "top level must be a mapping of sections")])
     missing: list[tuple[Path_, str]] = []
     data = _expand_env(data, (), missing)
-    problems = [
+    unset = [
         Problem(format_path(p), _line_for(lines, p), f"environment variable {name} is not set")
         for p, name in missing
+    ]
+    # Notifier secrets matter only to commands that send: an analyst exporting data does not
+    # need the team's Slack hook. They are checked by Config.require_sending().
+    deferred = [
+        u
+        for u, (p, _) in zip(unset, missing, strict=True)
+        if p[:1] == ("notifiers",) and not need_notifier_env
+    ]
+    problems = [u for u in unset if u not in deferred]
+    problems += [
+        Problem(format_path(p), _line_for(lines, p), msg)
+        for p, msg in _cross_check(data, data.get("aspects", DEFAULT_ASPECTS))
     ]
     try:
         config = TypeAdapter(Config).validate_python({**data, "base_dir": base_dir or Path(".")})
@@ -490,15 +544,14 @@ def parse_config(text: str, file: str = "sources.yaml", base_dir: Path | None = 
                 message = f"unknown rule {err['ctx']['tag']!r} (have: {', '.join(RULE_NAMES)})"
             problems.append(Problem(format_path(path), _line_for(lines, path), message))
         raise ConfigError(file, problems) from None
-    problems += [
-        Problem(format_path(p), _line_for(lines, p), msg) for p, msg in _cross_check(config)
-    ]
     if problems:
         raise ConfigError(file, problems)
+    config._unset_notifier_env = deferred
+    config._file = file
     return config
 
 
-def load_config(path: str | Path) -> Config:
+def load_config(path: str | Path, *, need_notifier_env: bool = True) -> Config:
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -506,4 +559,4 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError(path, [Problem("", None, "file not found")]) from None
     except UnicodeDecodeError as exc:
         raise ConfigError(path, [Problem("", None, f"not UTF-8 text ({exc.reason})")]) from None
-    return parse_config(text, str(path), path.resolve().parent)
+    return parse_config(text, str(path), path.resolve().parent, need_notifier_env=need_notifier_env)

@@ -67,8 +67,11 @@ def _rates(row: dict[str, Any]) -> dict[str, Any]:
     scored = row["negative"] + row["neutral"] + row["positive"]
     net = (row["positive"] - row["negative"]) / scored if scored else None
     row["net_sentiment"] = round(net, 4) if net is not None else None
-    row["csat"] = round(row.pop("satisfied") / rated, 4) if rated else None
-    promoters, detractors = row.pop("promoters"), row.pop("detractors")
+    # Popped whether or not there are ratings: every row has the same columns (CSV needs it).
+    satisfied, promoters, detractors = (
+        row.pop(k) for k in ("satisfied", "promoters", "detractors")
+    )
+    row["csat"] = round(satisfied / rated, 4) if rated else None
     row["nps"] = round((promoters - detractors) / rated, 4) if rated else None
     row["avg_rating"] = round(row["avg_rating"], 3) if row["avg_rating"] is not None else None
     row["unscored"] = total - scored

@@ -352,7 +352,12 @@ class ClassifierSlot:
         return (c.name, c.revision) if c else configured_key(self.settings)
 
 
-def classify_pending(store: Store, slot: ClassifierSlot, limit: int | None = None) -> int:
+def classify_pending(
+    store: Store,
+    slot: ClassifierSlot,
+    limit: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
     """Score mentions that have no score from the current model, batch by batch."""
     if not slot.has_work(store):
         return 0
@@ -366,6 +371,7 @@ def classify_pending(store: Store, slot: ClassifierSlot, limit: int | None = Non
         classifier.batch_size * 4,
         limit,
         matchers=slot.matchers,
+        progress=progress,
     )
 
 
@@ -386,12 +392,18 @@ def score_unscored(
     limit: int | None = None,
     *,
     matchers: Mapping[str, Query] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> int:
     """Score, in chunks, every mention this classifier (name + revision) has not scored yet,
     and, for a mention that names several brands, each brand on its own passage (see
     sentiment.targets). Each chunk is committed on its own, scores and brand scores in one
     transaction, so an interrupted run keeps what it scored."""
     done = handled = 0  # handled also counts texts the model failed on (recorded, skipped)
+    total = 0
+    if progress is not None:
+        total = store.count_unscored(classifier.name, classifier.revision)
+        total = total if limit is None else min(total, limit)
+        progress(0, total)
     while limit is None or handled < limit:
         size = chunk if limit is None else min(chunk, limit - handled)
         pending = store.unscored(classifier.name, classifier.revision, size)
@@ -405,6 +417,8 @@ def score_unscored(
             brand_rows=_brand_scores(store, classifier, scored, matchers or {}),
         )
         handled += len(pending)
+        if progress is not None:
+            progress(handled, total)
         log.info("scored %d mentions with %s", done, classifier.name)
     return done
 
@@ -489,10 +503,11 @@ def process(
     slot: ClassifierSlot,
     channels: dict[str, Notifier],
     report: PassReport | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> PassReport:
     """Everything after collection: classify, evaluate rules, deliver."""
     report = report or PassReport()
-    report.scored = classify_pending(store, slot)
+    report.scored = classify_pending(store, slot, progress=progress)
     report.model_error = slot.error
     report.alerts = evaluate_alerts(config, store, slot.model_key)
     report.delivered, report.delivery_errors = deliver_pending(
@@ -515,8 +530,9 @@ def run_pass(
     store: Store,
     slot: ClassifierSlot | None = None,
     channels: dict[str, Notifier] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> PassReport:
-    """One whole pass (`listener collect --once`)."""
+    """One whole pass (`listener collect --once`); progress(done, total) while scoring."""
     store.sync_sources(config.sources)
     recover_interrupted_sends(store)
     report = PassReport(sources=collect_due(config, store))
@@ -526,6 +542,7 @@ def run_pass(
         slot or ClassifierSlot(config),
         channels if channels is not None else build_notifiers(config),
         report,
+        progress,
     )
 
 

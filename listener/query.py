@@ -28,7 +28,7 @@ _UNSPACED = regex.compile(
     r"\p{Myanmar}]"
 )
 # Proclitics written as part of the next word: and, so, with, like, for, the, and combinations.
-_ARABIC_PROCLITICS = frozenset(
+PROCLITICS = frozenset(
     {"و", "ف", "ب", "ك", "ل", "ال", "وال", "فال", "بال", "كال", "لل", "ولل", "وب", "ول", "فب", "فل"}
 )
 
@@ -54,9 +54,9 @@ def _word_matches(
     if unspaced:
         return word in token
     if arabic and token.endswith(word):
-        return token[: -len(word)] in _ARABIC_PROCLITICS
+        return token[: -len(word)] in PROCLITICS
     if prefix and arabic:
-        return any(token.startswith(p + word) for p in _ARABIC_PROCLITICS)
+        return any(token.startswith(p + word) for p in PROCLITICS)
     return False
 
 
@@ -68,17 +68,17 @@ class Phrase:
     prefix: bool = False  # the last word may continue (term*)
 
     @cached_property
-    def _arabic(self) -> tuple[bool, ...]:
+    def arabic(self) -> tuple[bool, ...]:
         return tuple(bool(_ARABIC.search(w)) for w in self.words)
 
     @cached_property
-    def _unspaced(self) -> tuple[bool, ...]:
+    def unspaced(self) -> tuple[bool, ...]:
         return tuple(bool(_UNSPACED.search(w)) for w in self.words)
 
     @cached_property
     def simple(self) -> bool:
         """One word in a script with spaces and no proclitics: a set or prefix test."""
-        return len(self.words) == 1 and not self._arabic[0] and not self._unspaced[0]
+        return len(self.words) == 1 and not self.arabic[0] and not self.unspaced[0]
 
     def matches(self, tokens: Sequence[str]) -> bool:
         if self.simple:  # the common case, without a Python loop
@@ -91,7 +91,7 @@ class Phrase:
 
     def starts(self, tokens: Sequence[str], first_only: bool = False) -> list[int]:
         """Token positions where this phrase begins."""
-        arabic, unspaced = self._arabic, self._unspaced
+        arabic, unspaced = self.arabic, self.unspaced
         n, last = len(self.words), len(self.words) - 1
         found = []
         for start in range(len(tokens) - n + 1):
@@ -287,4 +287,15 @@ def parse_query(text: str) -> Query:
     return Query(text, root)
 
 
-__all__ = ["Query", "QuerySyntaxError", "fold", "parse_query"]
+__all__ = [
+    "PROCLITICS",
+    "And",
+    "Node",
+    "Not",
+    "Or",
+    "Phrase",
+    "Query",
+    "QuerySyntaxError",
+    "fold",
+    "parse_query",
+]

@@ -15,8 +15,10 @@ from typing import Any
 from sqlite_utils import Database
 
 from listener import secrets
+from listener.query import PROCLITICS, And, Not, Or, Phrase, parse_query
+from listener.query import Node as QueryNode
 from listener.schema import migrations
-from listener.textnorm import fold
+from listener.textnorm import fold, without_accents, words
 from listener.timeutil import iso, parse_iso, utcnow
 from sources.base import Entry, FetchResult, SourceState
 
@@ -630,13 +632,24 @@ class Store:
 
     # ---- mentions and scores ------------------------------------------------------------
 
+    _UNSCORED = (
+        "FROM mentions m WHERE NOT EXISTS (SELECT 1 FROM scores s WHERE s.mention_id = m.id "
+        "AND s.model = :model AND s.revision = :rev) AND NOT EXISTS (SELECT 1 FROM "
+        "score_failures f WHERE f.mention_id = m.id AND f.model = :model AND "
+        "f.revision = :rev AND (f.permanent = 1 OR f.next_retry_at > :now))"
+    )
+
+    def count_unscored(self, model: str, revision: str | None) -> int:
+        """How many mentions `unscored` would still hand out (for progress)."""
+        [(n,)] = self.db.execute(
+            f"SELECT count(*) {self._UNSCORED}",
+            {"model": model, "rev": revision or "", "now": iso(utcnow())},
+        ).fetchall()
+        return int(n)
+
     def unscored(self, model: str, revision: str | None, limit: int) -> list[PendingMention]:
         rows = self.db.query(
-            "SELECT m.id, m.title, m.text, m.language, m.rating FROM mentions m "
-            "WHERE NOT EXISTS (SELECT 1 FROM scores s WHERE s.mention_id = m.id "
-            "AND s.model = :model AND s.revision = :rev) AND NOT EXISTS (SELECT 1 FROM "
-            "score_failures f WHERE f.mention_id = m.id AND f.model = :model AND "
-            "f.revision = :rev AND (f.permanent = 1 OR f.next_retry_at > :now)) "
+            f"SELECT m.id, m.title, m.text, m.language, m.rating {self._UNSCORED} "
             "ORDER BY m.id LIMIT :limit",
             {"model": model, "rev": revision or "", "limit": limit, "now": iso(utcnow())},
         )
@@ -760,29 +773,25 @@ class Store:
                 [model, model, revision, revision],
             ).rowcount
 
-    def search(self, query: str, limit: int = 50) -> list[dict[str, Any]]:
-        """Full-text search over title and text (FTS5 syntax, any script)."""
-        return list(
-            self.db.query(
-                "SELECT m.* FROM mentions_search JOIN mentions m ON m.id = mentions_search.rowid "
-                "WHERE mentions_search MATCH ? ORDER BY rank LIMIT ?",
-                [fold(query), limit],
-            )
-        )
-
     def latest_mentions(
         self, *, brand: str | None = None, search: str | None = None, limit: int = 20
     ) -> list[dict[str, Any]]:
-        """Newest mentions with their brands and latest label, optionally filtered."""
+        """Newest mentions with their brands and latest label, optionally filtered.
+
+        `search` is in the brand query language (listener.query); a malformed one raises
+        QuerySyntaxError. The full-text index narrows the candidates, and the query itself
+        decides, so a search matches exactly what the same brand query would."""
         where, params = [], []
         if brand:
             where.append("m.id IN (SELECT mention_id FROM mention_brands WHERE brand = ?)")
             params.append(brand)
-        if search:
-            where.append(
-                "m.id IN (SELECT rowid FROM mentions_search WHERE mentions_search MATCH ?)"
-            )
-            params.append(fold(search))
+        # Accents on Latin letters are ignored both ways, as the full-text index does.
+        query = parse_query(without_accents(search)) if search else None
+        if query is not None:
+            narrowed = _search_condition(query.root)
+            if narrowed is not None:
+                where.append(narrowed[0])
+                params.extend(narrowed[1])
         sql = (
             "SELECT m.id, m.source_id, m.url, m.author, m.title, m.text, m.language, "
             "m.published_at, m.fetched_at, m.rating, "
@@ -792,9 +801,26 @@ class Store:
             ") AS label, (SELECT needs_review FROM scores WHERE mention_id = m.id "
             "ORDER BY scored_at DESC LIMIT 1) AS needs_review FROM mentions m "
             + (f"WHERE {' AND '.join(where)} " if where else "")
-            + "ORDER BY coalesce(m.published_at, m.fetched_at) DESC, m.id DESC LIMIT ?"
+            + "ORDER BY coalesce(m.published_at, m.fetched_at) DESC, m.id DESC LIMIT ? OFFSET ?"
         )
-        return list(self.db.query(sql, [*params, limit]))
+        if query is None:
+            return list(self.db.query(sql, [*params, limit, 0]))
+        found: list[dict[str, Any]] = []
+        offset, page = 0, max(limit, 200)
+        while len(found) < limit:
+            rows = list(self.db.query(sql, [*params, page, offset]))
+            found += [
+                r
+                for r in rows
+                if query.matches_tokens(
+                    words(without_accents(r["title"] or ""))
+                    + words(without_accents(r["text"] or ""))
+                )
+            ]
+            if len(rows) < page:
+                break
+            offset += page
+        return found[:limit]
 
     def add_correction(
         self,
@@ -1238,6 +1264,16 @@ class Store:
             [iso(utcnow()), alert_id, alert_id],
         ).rowcount
 
+    def waiting_deliveries(self, alert_id: int | None = None) -> list[dict[str, Any]]:
+        """Deliveries waiting to be sent or retried (of one alert, or all), for people."""
+        return list(
+            self.db.query(
+                "SELECT alert_id, channel, attempts, next_attempt_at, last_error FROM deliveries "
+                "WHERE status = 'pending' AND (? IS NULL OR alert_id = ?) ORDER BY alert_id",
+                [alert_id, alert_id],
+            )
+        )
+
     def recover_deliveries(self) -> int:
         return self.db.execute(
             "UPDATE deliveries SET status = 'unknown', last_error = 'interrupted while sending' "
@@ -1253,3 +1289,60 @@ class Store:
                 [limit],
             )
         )
+
+
+_IN_INDEX = "m.id IN (SELECT rowid FROM mentions_search WHERE mentions_search MATCH ?)"
+_IN_UNSPACED = (
+    "m.id IN (SELECT rowid FROM mentions_search WHERE instr(title, ?) > 0 OR instr(text, ?) > 0)"
+)
+
+
+def _fts_word(word: str, prefix: bool, arabic: bool) -> str:
+    """One query word as an FTS5 expression: quoted (so no input is FTS syntax), with the
+    Arabic proclitic forms the brand matcher accepts."""
+    star = "*" if prefix else ""
+    forms = [word] + ([p + word for p in sorted(PROCLITICS)] if arabic else [])
+    quoted = ['"' + f.replace('"', '""') + '"' + star for f in forms]
+    return quoted[0] if len(quoted) == 1 else "(" + " OR ".join(quoted) + ")"
+
+
+def _search_condition(node: QueryNode) -> tuple[str, list[str]] | None:
+    """SQL that keeps at least every mention the query matches (None: it cannot narrow).
+
+    Exactness is left to Query.matches: the index cannot see inside words of scripts written
+    without spaces (found with instr instead), and an exclusion narrows nothing."""
+    if isinstance(node, Phrase):
+        parts: list[tuple[str, list[str]]] = []
+        indexed = []
+        for i, w in enumerate(node.words):
+            prefix = node.prefix and i == len(node.words) - 1
+            if node.unspaced[i]:
+                parts.append((_IN_UNSPACED, [w, w]))
+            else:
+                indexed.append(_fts_word(w, prefix, node.arabic[i]))
+        if indexed:
+            if len(indexed) == len(node.words) and not any(node.arabic):
+                # A plain phrase: FTS5 checks adjacency itself.
+                text = '"' + " ".join(w.replace('"', '""') for w in node.words) + '"'
+                indexed = [text + ("*" if node.prefix else "")]
+            parts.append((_IN_INDEX, [" AND ".join(indexed)]))
+        return _joined(parts, "AND")
+    if isinstance(node, Not):
+        return None
+    if isinstance(node, And):
+        found = [c for c in map(_search_condition, node.children) if c is not None]
+        return _joined(found, "AND") if found else None
+    if isinstance(node, Or):
+        each = [_search_condition(c) for c in node.children]
+        kept = [c for c in each if c is not None]
+        return None if len(kept) < len(each) else _joined(kept, "OR")
+    raise TypeError(node)
+
+
+def _joined(parts: list[tuple[str, list[str]]], op: str) -> tuple[str, list[str]] | None:
+    if not parts:
+        return None
+    return (
+        "(" + f" {op} ".join(sql for sql, _ in parts) + ")",
+        [p for _, params in parts for p in params],
+    )

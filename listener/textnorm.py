@@ -39,6 +39,17 @@ def fold(text: str) -> str:
     return text
 
 
+_LATIN_ACCENT = regex.compile(r"(?<=\p{Latin})\p{Mn}+")
+
+
+def without_accents(text: str) -> str:
+    """Latin letters without their accents (kärkkäinen -> karkkainen), for search, where a
+    user types what the keyboard has. Other scripts keep their marks: in Cyrillic (й) and the
+    Indic scripts they make different letters."""
+    decomposed = unicodedata.normalize("NFD", text)
+    return unicodedata.normalize("NFC", _LATIN_ACCENT.sub("", decomposed))
+
+
 def words(text: str) -> list[str]:
     """Folded word tokens, Unicode-aware (Cyrillic, Arabic, Finnish diacritics...)."""
     return _WORD.findall(fold(text))

@@ -12,6 +12,9 @@ from sentiment.base import Classifier, ModelUnavailable, Prediction
 log = logging.getLogger("listener")
 
 BACKENDS: dict[str, Callable[..., Classifier]] = {}
+# The hub model used when sources.yaml names none. Only this one falls back to the offline
+# model when it cannot be had: a model the user named is used or fails loudly.
+DEFAULT_MODEL = "cardiffnlp/twitter-xlm-roberta-base-sentiment"
 
 
 def register(name: str) -> Callable[[Callable[..., Classifier]], Callable[..., Classifier]]:
@@ -57,12 +60,19 @@ def _e5_offline(settings: Any) -> Classifier:
 
 @register("auto")
 def _auto(settings: Any) -> Classifier:
-    """The configured hub model when it is cached or reachable; otherwise the offline e5 model
-    that ships in packages, so a machine without the hub still scores."""
+    """The default hub model when it is cached or reachable; otherwise the offline e5 model
+    that ships in packages, so a machine without the hub still scores. A model the user named
+    (a hub id or a directory) never falls back: a typo must not pass for a working model."""
     try:
         return _transformers(settings)
     except ModelUnavailable as hub_error:
-        log.warning("%s: using the offline model instead", str(hub_error).split(". ")[0])
+        if settings.model != DEFAULT_MODEL:
+            raise
+        log.warning(
+            "%s: using the offline model (multilingual-e5-small + %s) instead",
+            str(hub_error).split(". ")[0],
+            settings.head,
+        )
         try:
             return _e5_offline(settings)
         except ModelUnavailable as offline_error:
@@ -115,6 +125,7 @@ def load_classifier(settings: Any) -> Classifier:
 
 __all__ = [
     "BACKENDS",
+    "DEFAULT_MODEL",
     "Classifier",
     "ModelUnavailable",
     "Prediction",

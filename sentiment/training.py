@@ -204,7 +204,9 @@ def train(
     settings: Settings | None = None,
     base: dict[str, str] | None = None,
     progress: Callable[[str], None] = log.info,
+    on_step: Callable[[int, int], None] | None = None,
 ) -> Result:
+    """on_step(steps done, steps in all) after every batch, for a progress bar."""
     import torch
     from peft import LoraConfig, get_peft_model
 
@@ -260,6 +262,8 @@ def train(
             total += loss.item()
             seen += len(idx)
             step += 1
+            if on_step is not None:
+                on_step(step, steps)
             if n % 100 == 0 or n == len(batches):
                 rate = seen / (time.monotonic() - start)
                 progress(
@@ -388,6 +392,7 @@ def train_public(
     held_out: Sequence[str] = (),
     limit: int | None = None,
     progress: Callable[[str], None] = log.info,
+    on_step: Callable[[int, int], None] | None = None,
 ) -> Result:
     """Fine-tune multilingual-e5-small on labelled items and write the model to `out`, with a
     manifest of every text trained on (sentiment/corpora.write_manifest)."""
@@ -415,4 +420,5 @@ def train_public(
         settings,
         base={"encoder": ENCODER, "revision": ENCODER_REVISION},
         progress=progress,
+        on_step=on_step,
     )

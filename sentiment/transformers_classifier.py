@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import os
+import re
 import socket
 import warnings
 from collections.abc import Iterator, Sequence
@@ -74,6 +75,10 @@ def offline_env() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
 
 
+# What the Hub accepts as a repository id; anything else (/path, ./dir, ~/x) is a directory.
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
+
+
 class TransformersClassifier:
     def __init__(
         self,
@@ -95,6 +100,11 @@ class TransformersClassifier:
         self.chunks = long_texts == "chunks"
         self.max_chunks = max_chunks
         local = Path(model).expanduser().is_dir()
+        if not local and not _HUB_ID.fullmatch(model):
+            raise ModelUnavailable(
+                f"sentiment model {model!r}: no such directory, and not a Hugging Face Hub id "
+                "(owner/name)"
+            )
         # A local directory has no hub revision; store "local" so its scores stay distinct.
         self.revision = "local" if local else revision
         try:

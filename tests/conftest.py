@@ -22,7 +22,10 @@ from listener.storage import Store
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ARTIFACTS = Path(__file__).parent.parent / "artifacts"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# The system's Chromium (Debian: `apt-get install chromium`), else Playwright's own download.
+CHROMIUM = next(
+    (p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None
+)
 # A slow or busy machine (CI beside other jobs) must not fail a browser test by timing out.
 BROWSER_TIMEOUT_MS = 120_000
 
@@ -77,12 +80,15 @@ def rss(items: list[dict[str, str]], title: str = "Test feed") -> bytes:
 
 @pytest.fixture(scope="session")
 def browser():
-    """Debian's chromium through Playwright (no browser download), shared by all tests."""
-    if not Path(CHROMIUM).exists():
-        pytest.fail("chromium is not installed: `apt-get install chromium` (.ci/run does it)")
+    """Headless Chromium through Playwright, shared by all tests."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
+        if CHROMIUM is None and not Path(p.chromium.executable_path).exists():
+            pytest.fail(
+                "no Chromium: `apt-get install chromium`, or `.venv/bin/python -m playwright "
+                "install chromium` (README's test command does one or the other)"
+            )
         b = p.chromium.launch(
             executable_path=CHROMIUM,
             timeout=BROWSER_TIMEOUT_MS,

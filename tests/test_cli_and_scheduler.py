@@ -65,11 +65,11 @@ def test_sources_mentions_and_alerts_commands(project):
     invoke(project, "collect", "--once")
     out = invoke(project, "sources").output
     assert "feed" in out and "failing" in out and "HTTP 500" in out
-    rows = json.loads(invoke(project, "sources", "--json").output)
+    rows = json.loads(invoke(project, "sources", "--json").stdout)
     assert {r["id"]: r["items"] for r in rows} == {"broken": 0, "feed": 3}
     mentions = [
         json.loads(line)
-        for line in invoke(project, "mentions", "--json", "--search", "BAD").output.splitlines()
+        for line in invoke(project, "mentions", "--json", "--search", "BAD").stdout.splitlines()
     ]
     assert len(mentions) == 3 and {m["label"] for m in mentions} == {"negative"}
     assert "negative mentions in a row" in invoke(project, "alerts").output

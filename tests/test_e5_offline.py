@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from listener.config import Sentiment
-from sentiment import load_classifier
+from sentiment import ModelUnavailable, load_classifier
 from sentiment.e5_offline import E5OfflineClassifier, _dequantise_q4, key
 
 POSTS = [
@@ -67,9 +67,15 @@ def test_precision_is_a_setting_that_does_not_change_labels(model):
     assert max(abs(a.score - b.score) for a, b in pairs) < 0.05
 
 
-def test_auto_falls_back_to_the_offline_model_when_the_hub_model_is_missing():
-    clf = load_classifier(Sentiment(model="example-org/no-such-model", revision="abc"))
+def test_auto_falls_back_to_the_offline_model_when_the_default_hub_model_is_missing(caplog):
+    clf = load_classifier(Sentiment())  # the default hub model: not cached, hub offline
     assert clf.name == key()[0]
+    assert "not in the local cache and offline: using the offline model" in caplog.text
+
+
+def test_a_named_model_that_is_missing_fails_instead_of_falling_back():
+    with pytest.raises(ModelUnavailable, match="example-org/no-such-model"):
+        load_classifier(Sentiment(model="example-org/no-such-model", revision="abc"))
 
 
 def test_tune_head_learns_from_corrections_and_writes_a_usable_head(tmp_path):

@@ -53,7 +53,7 @@ def test_inbox_flow(project):
     # a pass with no sources still keeps the inbox and alerts current
     out = cli_at(path, NOW, "collect", "--once").output
     assert "1 alerts" in out  # the 1-star review posted 30 h ago is already overdue
-    items = json.loads(cli_at(path, NOW, "inbox", "--json").output)
+    items = json.loads(cli_at(path, NOW, "inbox", "--json").stdout)
     assert [(i["mention_id"], i["kind"]) for i in items] == [
         (angry, "reply"),
         (fi, "reply"),
@@ -69,7 +69,7 @@ def test_inbox_flow(project):
         "Sorry there! Acme will fix it." in cli_at(path, NOW, "inbox", "show", str(angry)).output
     )  # edited template
 
-    overdue = json.loads(cli_at(path, NOW, "inbox", "--overdue", "--json").output)
+    overdue = json.loads(cli_at(path, NOW, "inbox", "--overdue", "--json").stdout)
     assert [i["mention_id"] for i in overdue] == [angry]
     assert "marked" not in cli_at(path, NOW, "inbox", "assign", str(fi), "maria").output
     assert (
@@ -77,7 +77,7 @@ def test_inbox_flow(project):
         in cli_at(path, NOW + H, "inbox", "mark", str(fi), "replied", "--by", "maria").output
     )
     cli_at(path, NOW + H, "inbox", "mark", str(happy), "thanked")
-    left = json.loads(cli_at(path, NOW + H, "inbox", "--json").output)
+    left = json.loads(cli_at(path, NOW + H, "inbox", "--json").stdout)
     assert [i["mention_id"] for i in left] == [angry]
 
     # the next day the Finnish item is not overdue (it was answered); nothing alerts twice

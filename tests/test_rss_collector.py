@@ -94,7 +94,7 @@ def test_entries_are_normalised_with_text_html_language_and_times(setup, store, 
     assert "<h2>" in first["html"] and "<" not in first["text"]
     assert first["text"].startswith("Невидимая броня для Вашего девайса.")
     # searchable in Russian regardless of case
-    assert [m["id"] for m in store.search("БРОНЯ")][:1] == [first["id"]]
+    assert [m["id"] for m in store.latest_mentions(search="БРОНЯ")][:1] == [first["id"]]
 
 
 @pytest.mark.parametrize(
@@ -246,8 +246,8 @@ def test_edited_entry_updates_its_row_and_is_not_new(setup, store, httpserver):
     assert [r["title"] for r in rows] == ["acme ok", "acme edited"]
     assert rows[1]["updated_at"] is not None
     assert store.unscored("m", "r", 10)[-1].id == rows[1]["id"]  # its old score was dropped
-    assert store.search("edited")[0]["id"] == rows[1]["id"]
-    assert store.search("fine") == []
+    assert store.latest_mentions(search="edited")[0]["id"] == rows[1]["id"]
+    assert store.latest_mentions(search="fine") == []
 
 
 def test_duplicate_entries_in_one_feed_are_stored_once(setup, store, httpserver):

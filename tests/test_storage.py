@@ -121,11 +121,11 @@ def test_full_text_search_in_cyrillic_and_arabic(store, make_config):
         finished=utcnow(),
         next_due=utcnow(),
     )
-    assert [m["text"] for m in store.search("елка")] == [texts[0]]
-    assert [m["text"] for m in store.search("ЯНДЕКСА")] == [texts[0]]
-    assert [m["text"] for m in store.search("جدا")] == [texts[1]]
-    assert [m["text"] for m in store.search("karkkainen")] == [texts[2]]
-    assert [m["text"] for m in store.search("kärkkäinen")] == [texts[2]]
+    assert [m["text"] for m in store.latest_mentions(search="елка")] == [texts[0]]
+    assert [m["text"] for m in store.latest_mentions(search="ЯНДЕКСА")] == [texts[0]]
+    assert [m["text"] for m in store.latest_mentions(search="جدا")] == [texts[1]]
+    assert [m["text"] for m in store.latest_mentions(search="karkkainen")] == [texts[2]]
+    assert [m["text"] for m in store.latest_mentions(search="kärkkäinen")] == [texts[2]]
 
 
 def test_a_source_that_cannot_be_stored_does_not_stop_the_others(

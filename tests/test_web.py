@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-import httpx
 import pytest
 
 from alerts import engine
@@ -18,7 +17,7 @@ from sources.base import FetchResult, SourceState
 from sources.rss import parse_feed
 from tests.conftest import ARTIFACTS, feed_bytes
 from tests.history import MODEL, History, Post
-from tests.webserver import serve
+from tests.webserver import http, serve
 
 HOSTILE = (
     '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">Acme broke my order'
@@ -124,13 +123,31 @@ def test_mark_an_inbox_item_in_the_browser(site, page):
     assert "Hi <b>mallory</b>," in page.locator("#draft").inner_text()  # shown, not rendered
     assert page.locator("#draft b").count() == 0
     assert page.evaluate("window.__pwned") is None
+    options = page.locator("#mark select[name=status] option").all_inner_texts()
+    assert "thanked" not in options  # a complaint is answered, not thanked
     page.select_option("#mark select[name=status]", "replied")
     page.fill("#mark input[name=by]", "maria")
+    page.fill("#mark input[name=token]", "not-the-token")
+    page.click("#mark button")
+    page.wait_for_selector("#error")
+    assert page.locator("#error").inner_text() == "that token is wrong: nothing was changed"
+    assert page.locator("#status").inner_text() == "(open)"
+    page.select_option("#mark select[name=status]", "replied")
     page.fill("#mark input[name=token]", TOKEN)
     page.click("#mark button")
     page.wait_for_selector("#done")
     assert page.locator("#status").inner_text() == "(replied)"
     page.screenshot(path=str(ARTIFACTS / "web-inbox-item.png"), full_page=True)
+    # The token is remembered for the session: the next change does not ask again, and says
+    # what it replaced.
+    assert page.locator("#mark input[name=token]").count() == 0
+    page.select_option("#mark select[name=status]", "ignored")
+    page.click("#mark button")
+    page.wait_for_url("**was=replied")
+    assert page.locator("#done").inner_text() == "Marked ignored (it had been replied)."
+    assert page.locator("#status").inner_text() == "(ignored)"
+    cookie = next(c for c in page.context.cookies() if c["name"] == "listener_session")
+    assert TOKEN not in cookie["value"] and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
 
 
 def test_send_a_failed_alert_again_from_its_page(site, page):
@@ -144,11 +161,11 @@ def test_send_a_failed_alert_again_from_its_page(site, page):
     assert page.locator("#queued").inner_text().startswith("1 queued again")
     assert "pending" in page.locator("#deliveries tr", has_text="console").inner_text()
     assert page.locator("#retry").count() == 0  # nothing left to send again
-    assert httpx.post(base + "/api/alerts/1/retry").status_code == 403
-    again = httpx.post(base + "/api/alerts/1/retry", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert http.post(base + "/api/alerts/1/retry").status_code == 403
+    again = http.post(base + "/api/alerts/1/retry", headers={"Authorization": f"Bearer {TOKEN}"})
     assert again.json() == {"queued": 0}
     assert (
-        httpx.post(
+        http.post(
             base + "/api/alerts/999/retry", headers={"Authorization": f"Bearer {TOKEN}"}
         ).status_code
         == 404
@@ -165,7 +182,7 @@ def test_hostile_feed_renders_inert_in_search(site, page):
 
 def test_json_api_and_its_schema(site):
     base, hostile_id = site
-    schema = httpx.get(base + "/openapi.json").json()
+    schema = http.get(base + "/openapi.json").json()
     assert {
         "/api/overview",
         "/api/metrics",
@@ -174,21 +191,21 @@ def test_json_api_and_its_schema(site):
         "/api/mentions",
         "/api/drivers",
     } <= set(schema["paths"])
-    overview = httpx.get(base + "/api/overview?days=7").json()
+    overview = http.get(base + "/api/overview?days=7").json()
     assert set(overview["volume"]) == {"Acme", "Globex"}
-    assert httpx.get(base + "/api/drivers?brand=Acme").status_code == 200
+    assert http.get(base + "/api/drivers?brand=Acme").status_code == 200
     # DNS rebinding: a page whose own name now points at 127.0.0.1 gets nothing
-    rebound = httpx.get(base + "/api/inbox", headers={"Host": "attacker.example"})
+    rebound = http.get(base + "/api/inbox", headers={"Host": "attacker.example"})
     assert rebound.status_code == 400 and "Acme" not in rebound.text
-    denied = httpx.post(f"{base}/api/inbox/{hostile_id}/mark?status=ignored")
+    denied = http.post(f"{base}/api/inbox/{hostile_id}/mark?status=ignored")
     assert denied.status_code == 403
-    ok = httpx.post(
+    ok = http.post(
         f"{base}/api/inbox/{hostile_id}/mark?status=ignored&by=api",
         headers={"Authorization": f"Bearer {TOKEN}"},
     )
     assert ok.status_code == 200 and ok.json()["status"] == "ignored"
-    csv_text = httpx.get(base + "/export?format=csv&brand=Globex").text
+    csv_text = http.get(base + "/export?format=csv&brand=Globex").text
     assert csv_text.splitlines()[0].startswith("id,source_id")
     assert len(csv_text.splitlines()) == 21  # header + Globex's 20 mentions
-    lines = httpx.get(base + "/export?format=jsonl&label=negative").text.splitlines()
+    lines = http.get(base + "/export?format=jsonl&label=negative").text.splitlines()
     assert {json.loads(x)["label"] for x in lines} == {"negative"}

@@ -9,7 +9,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import httpx
 import uvicorn
+
+# Requests to the app under test: a busy CI machine may take many seconds to answer, and that
+# is not what these tests check (httpx's default would fail them after 5 s).
+http = httpx.Client(timeout=httpx.Timeout(120.0))
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -5,10 +5,11 @@ charts; a JSON API under /api/ serves the same data and documents itself at /ope
 Marking inbox items needs the token in LISTENER_WEB_TOKEN; without one the app is read-only.
 """
 
+import hashlib
+import hmac
 import json
 import os
 import secrets
-import sqlite3
 import tempfile
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -24,7 +25,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.background import BackgroundTask
 
-from alerts.inbox import draft, response_metrics
+from alerts.inbox import MarkRefused, draft, mark_change, response_metrics
 from listener import secrets as secret_values
 from listener.config import Config
 from listener.export import csv_lines, mention_rows, write_parquet
@@ -35,6 +36,7 @@ from listener.metrics import (
     sentiment_table,
     share_of_voice,
 )
+from listener.query import QuerySyntaxError
 from listener.storage import Store
 from listener.timeutil import parse_iso, utcnow
 from listener.urls import http_url
@@ -48,6 +50,7 @@ TEMPLATES = Jinja2Templates(directory=str(HERE / "templates"))
 # Rendered as a link only if it is an http(s) URL, however it was stored.
 TEMPLATES.env.filters["http_url"] = http_url
 TOKEN_ENV = "LISTENER_WEB_TOKEN"
+SESSION_COOKIE = "listener_session"
 STATUSES = ("open", "replied", "thanked", "ignored")
 CACHE_S = 30.0
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
@@ -117,6 +120,34 @@ def create_app(
         wanted = os.environ.get(TOKEN_ENV)
         return bool(wanted and given and secrets.compare_digest(given.encode(), wanted.encode()))
 
+    def session_value() -> str:
+        """What the session cookie holds: derived from the token, never the token itself, so
+        changing LISTENER_WEB_TOKEN ends every session."""
+        wanted = os.environ.get(TOKEN_ENV, "")
+        return hmac.new(wanted.encode(), b"listener web session", hashlib.sha256).hexdigest()
+
+    def in_session(request: Request) -> bool:
+        given = request.cookies.get(SESSION_COOKIE)
+        return bool(
+            os.environ.get(TOKEN_ENV)
+            and given
+            and secrets.compare_digest(given.encode(), session_value().encode())
+        )
+
+    def form_allowed(request: Request, token: str) -> bool:
+        return in_session(request) or token_ok(token)
+
+    def remember(response: Response, request: Request, token: str) -> None:
+        if token and not in_session(request):
+            # A session cookie (gone when the browser closes), never sent cross-site.
+            response.set_cookie(
+                SESSION_COOKIE,
+                session_value(),
+                httponly=True,
+                samesite="strict",
+                secure=request.url.scheme == "https",
+            )
+
     def page(request: Request, name: str, **context: Any) -> HTMLResponse:
         return TEMPLATES.TemplateResponse(
             request,
@@ -124,6 +155,7 @@ def create_app(
             {
                 "brands": [b.name for b in config.brands],
                 "writable": bool(os.environ.get(TOKEN_ENV)),
+                "in_session": in_session(request),
                 **context,
             },
         )
@@ -214,12 +246,22 @@ def create_app(
         alert = api_alert(db, alert_id)
         return page(request, "alert.html", alert=alert, queued=queued)
 
-    @app.post("/alerts/{alert_id}/retry", include_in_schema=False)
+    @app.post("/alerts/{alert_id}/retry", include_in_schema=False, response_model=None)
     def retry_form(
-        db: Db, alert_id: IdParam, token: Annotated[str, Form(max_length=1000)] = ""
-    ) -> RedirectResponse:
-        n = _retry(db, alert_id, token)
-        return RedirectResponse(f"/alerts/{alert_id}?queued={n}", status_code=303)
+        request: Request,
+        db: Db,
+        alert_id: IdParam,
+        token: Annotated[str, Form(max_length=1000)] = "",
+    ) -> Response:
+        if not form_allowed(request, token):
+            alert = api_alert(db, alert_id)
+            response = page(request, "alert.html", alert=alert, queued=None, error=_refusal(token))
+            response.status_code = 403
+            return response
+        n = _retry(db, alert_id, None, checked=True)
+        redirect = RedirectResponse(f"/alerts/{alert_id}?queued={n}", status_code=303)
+        remember(redirect, request, token)
+        return redirect
 
     @app.get("/inbox", response_class=HTMLResponse, include_in_schema=False)
     def inbox_page(
@@ -256,24 +298,49 @@ def create_app(
 
     @app.get("/inbox/{mention_id}", response_class=HTMLResponse, include_in_schema=False)
     def item_page(
-        request: Request, db: Db, mention_id: IdParam, done: Status | None = None
+        request: Request,
+        db: Db,
+        mention_id: IdParam,
+        done: Status | None = None,
+        was: Status | None = None,
     ) -> HTMLResponse:
-        return page(request, "item.html", item=api_item(db, mention_id), done=done)
+        return page(request, "item.html", item=api_item(db, mention_id), done=done, was=was)
 
-    @app.post("/inbox/{mention_id}/mark", include_in_schema=False)
+    @app.post("/inbox/{mention_id}/mark", include_in_schema=False, response_model=None)
     def mark_form(
+        request: Request,
         db: Db,
         mention_id: IdParam,
         status: Annotated[Status, Form()],
         token: Annotated[str, Form(max_length=1000)] = "",
         by: Annotated[str, Form(max_length=200)] = "",
-    ) -> RedirectResponse:
-        _mark(db, mention_id, status, by or None, token)
-        return RedirectResponse(f"/inbox/{mention_id}?done={status}", status_code=303)
+    ) -> Response:
+        item = api_item(db, mention_id)
+        error = None if form_allowed(request, token) else _refusal(token)
+        if error is None:
+            try:
+                mark_change(item, status)
+            except MarkRefused as exc:
+                error = str(exc)
+        if error is not None:
+            response = page(request, "item.html", item=item, done=None, was=None, error=error)
+            response.status_code = 403 if "token" in error else 409
+            return response
+        if item["status"] != status:
+            db.mark_inbox(mention_id, status, by or None)
+        redirect = RedirectResponse(
+            f"/inbox/{mention_id}?done={status}&was={item['status']}", status_code=303
+        )
+        remember(redirect, request, token)
+        return redirect
 
     @app.get("/search", response_class=HTMLResponse, include_in_schema=False)
     def search_page(request: Request, db: Db, q: str = Query("", max_length=500)) -> HTMLResponse:
-        return page(request, "search.html", q=q, results=api_mentions(db, q or None, None, 50))
+        try:
+            results, error = db.latest_mentions(search=q or None, limit=50), None
+        except QuerySyntaxError as exc:
+            results, error = [], f"Not a valid search: {exc}"
+        return page(request, "search.html", q=q, results=results, error=error)
 
     @app.get("/export", include_in_schema=False)
     def export(
@@ -445,25 +512,37 @@ def create_app(
         """Newest mentions, or full-text search results for `q` (any language)."""
         try:
             return db.latest_mentions(brand=brand, search=q, limit=limit)
-        except sqlite3.OperationalError as exc:  # an FTS syntax error in q
+        except QuerySyntaxError as exc:
             raise HTTPException(400, f"bad search: {exc}") from None
 
-    def _retry(db: Store, alert_id: int, token: str | None) -> int:
-        if not token_ok(token):
-            raise HTTPException(403, "retrying needs the token set in " + TOKEN_ENV)
+    def _retry(db: Store, alert_id: int, token: str | None, checked: bool = False) -> int:
+        if not checked and not token_ok(token):
+            raise HTTPException(403, _refusal(token))
         if not db.db["alerts"].count_where("id = ?", [alert_id]):
             raise HTTPException(404, f"no alert {alert_id}")
         return db.requeue_deliveries(alert_id)
 
     def _mark(db: Store, mention_id: int, status: str, by: str | None, token: str | None) -> None:
         if not token_ok(token):
-            raise HTTPException(403, "marking needs the token set in " + TOKEN_ENV)
+            raise HTTPException(403, _refusal(token))
+        item = db.inbox_item(mention_id)
+        if item is None:
+            raise HTTPException(404, f"no inbox item for mention {mention_id}")
         try:
-            db.mark_inbox(mention_id, status, by)
-        except KeyError:
-            raise HTTPException(404, f"no inbox item for mention {mention_id}") from None
+            mark_change(item, status)
+        except MarkRefused as exc:
+            raise HTTPException(409, str(exc)) from None
+        db.mark_inbox(mention_id, status, by)
 
     return app
+
+
+def _refusal(token: str | None) -> str:
+    if not os.environ.get(TOKEN_ENV):
+        return f"read-only: changes need {TOKEN_ENV} set where `listener serve` runs"
+    if not token:
+        return "give the token (the value of LISTENER_WEB_TOKEN) to make changes"
+    return "that token is wrong: nothing was changed"
 
 
 def _token(credentials: HTTPAuthorizationCredentials | None) -> str | None:

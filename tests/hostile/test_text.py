@@ -38,7 +38,7 @@ def test_a_megabyte_post_is_bounded_everywhere(store, tmp_path):
     config = parse_config("brands: [{name: Acme}]\nalerts: [{rule: low_rating}]\n")
     [alert] = engine.evaluate(config, store, MODEL, NOW)
     assert len(alert.message) < 500  # a snippet, not the post
-    assert store.search("broken")[0]["id"] == mid
+    assert store.latest_mentions(search="broken")[0]["id"] == mid
     assert time.monotonic() - start < 30
 
 

@@ -8,7 +8,6 @@ import csv
 import io
 from datetime import timedelta
 
-import httpx
 import pytest
 
 from alerts import engine
@@ -21,7 +20,7 @@ from listener.web.app import create_app
 from listener.web.security import host_of
 from tests.conftest import ARTIFACTS
 from tests.history import MODEL, History, Post
-from tests.webserver import serve
+from tests.webserver import http, serve
 
 TOKEN = "web-token-for-tests"
 JS_LINK = "javascript:fetch('/api/mentions').then(r=>r.text()).then(t=>window.__stolen=t)"
@@ -97,7 +96,7 @@ def test_a_javascript_link_from_a_feed_is_never_stored_as_a_link(make_config, st
 
 
 def alert_about(base: str, mention_id: int) -> int:
-    alerts = httpx.get(base + "/api/alerts?limit=1000").json()
+    alerts = http.get(base + "/api/alerts?limit=1000").json()
     return next(a["id"] for a in alerts if a["mention_ids"] == [mention_id])
 
 
@@ -128,7 +127,7 @@ def test_every_page_forbids_inline_script_and_framing(site):
         "/api/inbox",
         "/static/listener.css",
     ):
-        r = httpx.get(base + path)
+        r = http.get(base + path)
         assert r.status_code == 200, path
         csp = r.headers["content-security-policy"]
         assert "script-src 'self'" in csp and "unsafe-inline" not in csp
@@ -196,7 +195,7 @@ def test_the_api_docs_work_with_no_network_beyond_loopback(site, page):
 )
 def test_hostile_parameters_get_a_422_with_a_message_never_a_500(site, path):
     base, *_ = site
-    r = httpx.get(base + path, timeout=30)
+    r = http.get(base + path, timeout=30)
     assert r.status_code == 422, (path, r.status_code, r.text[:200])
     assert r.json()["detail"][0]["msg"]
 
@@ -213,25 +212,25 @@ def test_hostile_parameters_get_a_422_with_a_message_never_a_500(site, path):
 )
 def test_ordinary_parameters_still_work(site, path):
     base, *_ = site
-    assert httpx.get(base + path, timeout=60).status_code == 200
+    assert http.get(base + path, timeout=60).status_code == 200
 
 
 def test_the_bearer_scheme_is_case_insensitive(site):
     base, js_id, _ = site
     for scheme in ("Bearer", "bearer", "BEARER"):
-        r = httpx.post(
+        r = http.post(
             f"{base}/api/inbox/{js_id}/mark?status=open",
             headers={"Authorization": f"{scheme} {TOKEN}"},
         )
         assert r.status_code == 200, scheme
     assert (
-        httpx.post(
+        http.post(
             f"{base}/api/inbox/{js_id}/mark?status=open", headers={"Authorization": "Bearer wrong"}
         ).status_code
         == 403
     )
     assert (
-        httpx.post(
+        http.post(
             f"{base}/api/inbox/{js_id}/mark?status=open",
             headers={"Authorization": f"Basic {TOKEN}"},
         ).status_code
@@ -241,9 +240,9 @@ def test_the_bearer_scheme_is_case_insensitive(site):
 
 def test_the_inbox_pages_and_says_how_many_there_are(site, page):
     base, *_ = site
-    api = httpx.get(base + "/api/inbox?kind=reply")
+    api = http.get(base + "/api/inbox?kind=reply")
     assert len(api.json()) == 100 and api.headers["x-total-count"] == "151"
-    rest = httpx.get(base + "/api/inbox?kind=reply&offset=100").json()
+    rest = http.get(base + "/api/inbox?kind=reply&offset=100").json()
     assert len(rest) == 51
     assert not {i["mention_id"] for i in api.json()} & {i["mention_id"] for i in rest}
     page.goto(base + "/inbox?kind=reply")
@@ -255,7 +254,7 @@ def test_the_inbox_pages_and_says_how_many_there_are(site, page):
 
 def test_csv_cells_that_would_run_as_formulas_are_plain_text(site):
     base, *_ = site
-    r = httpx.get(base + "/export?format=csv")
+    r = http.get(base + "/export?format=csv")
     rows = list(csv.DictReader(io.StringIO(r.text)))
     evil = next(row for row in rows if "HYPERLINK" in row["title"])
     assert evil["title"].startswith("'=HYPERLINK")
@@ -267,7 +266,7 @@ def test_csv_cells_that_would_run_as_formulas_are_plain_text(site):
         for c in ("title", "text", "author", "url", "external_id")
     )
     assert float(next(row for row in rows if row["score"])["score"]) <= 0  # numbers stay numbers
-    with_bom = httpx.get(base + "/export?format=csv&bom=true").content
+    with_bom = http.get(base + "/export?format=csv&bom=true").content
     assert with_bom.startswith(b"\xef\xbb\xbfid,")
     assert not r.content.startswith(b"\xef\xbb\xbf")
 
@@ -300,8 +299,8 @@ def test_a_dashboard_served_on_ipv6_loopback_answers(tmp_path):
         f"database: {tmp_path / 'l.db'}\nbrands: [{{name: Acme}}]\n", base_dir=tmp_path
     )
     with serve(create_app(config), host="::1") as base:
-        r = httpx.get(base + "/api/alerts")
-        rebound = httpx.get(base + "/api/alerts", headers={"Host": "attacker.example"})
+        r = http.get(base + "/api/alerts")
+        rebound = http.get(base + "/api/alerts", headers={"Host": "attacker.example"})
     assert r.status_code == 200
     assert rebound.status_code == 400
 
@@ -309,7 +308,7 @@ def test_a_dashboard_served_on_ipv6_loopback_answers(tmp_path):
 def test_a_huge_request_body_is_refused_before_it_is_read(site):
     base, js_id, _ = site
     big = b"token=" + b"x" * (2 << 20)
-    r = httpx.post(
+    r = http.post(
         f"{base}/inbox/{js_id}/mark",
         content=big,
         headers={"Content-Type": "application/x-www-form-urlencoded"},
@@ -320,7 +319,7 @@ def test_a_huge_request_body_is_refused_before_it_is_read(site):
         for _ in range(64):
             yield b"x" * 65536
 
-    r = httpx.post(
+    r = http.post(
         f"{base}/inbox/{js_id}/mark",
         content=chunks(),
         headers={"Content-Type": "application/x-www-form-urlencoded"},

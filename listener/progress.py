@@ -1,0 +1,57 @@
+"""Progress bars for long commands: drawn on a terminal, silent when output is piped or logged
+(tqdm's own check), always on standard error so data on standard output stays clean."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
+
+from tqdm import tqdm
+
+T = TypeVar("T")
+
+
+def each(items: Iterable[T], desc: str, total: int | None = None, unit: str = "it") -> Iterator[T]:
+    """Iterate with a bar (see `bar`)."""
+    yield from tqdm(
+        items, desc=desc, total=total, unit=unit, file=sys.stderr, disable=None, dynamic_ncols=True
+    )
+
+
+class Counter:
+    """A progress(done, total) callback for library functions that report cumulative counts;
+    the bar appears on the first report (when the total is known). Close it when done."""
+
+    def __init__(self, desc: str, unit: str = "it") -> None:
+        self.desc, self.unit = desc, unit
+        self.shown: tqdm | None = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.shown is None:
+            self.shown = tqdm(
+                total=total,
+                desc=self.desc,
+                unit=self.unit,
+                file=sys.stderr,
+                disable=None,
+                dynamic_ncols=True,
+            )
+        self.shown.update(done - self.shown.n)
+
+    def write(self, line: str) -> None:
+        """A line of text above the bar (or alone, when there is none)."""
+        if self.shown is not None and not self.shown.disable:
+            self.shown.write(line, file=sys.stderr)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.shown is not None:
+            self.shown.close()
+
+    def __enter__(self) -> Counter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
