@@ -70,7 +70,7 @@ def candidates(
                 store.last_non_negative(brand, name, rev, rule.source, include_news=news),
                 rule.source,
             )
-        elif kind == "negative_share_spike" and rule.aspect:
+        elif kind == "negative_share_spike" and aspect is not None:
             alert = _aspect_share_spike(rule, aspect, store, brand, model, now)
         elif kind == "negative_share_spike":
             start, news = now - rule.window, rule.include_news

@@ -197,7 +197,7 @@ def _source_union() -> Any:
     models = tuple(c.config_model for c in sources.COLLECTORS.values())
     if len(models) == 1:
         return models[0]
-    return Annotated[Union[models], Field(discriminator="type")]  # type: ignore[valid-type]  # noqa: UP007
+    return Annotated[Union[models], Field(discriminator="type")]  # noqa: UP007
 
 
 class Config(Strict):
@@ -528,7 +528,7 @@ def parse_config(
             path = tuple(
                 p
                 for i, p in enumerate(path)
-                if not (i == 2 and isinstance(p, str) and p in tags.get(path[0], ()))
+                if not (i == 2 and isinstance(p, str) and p in tags.get(str(path[0]), ()))
             )
             message = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":

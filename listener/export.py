@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from itertools import islice
 from pathlib import Path
@@ -189,12 +189,12 @@ def write_rows(rows: Iterable[dict[str, Any]], fmt: str, output: str, *, bom: bo
         if output == "-":
             raise ValueError("Parquet is binary: give a file with -o")
         return write_parquet(rows, Path(output))
+    writer: Callable[[Iterable[dict[str, Any]], IO[str]], int] = write_jsonl
     if fmt == "csv":
 
         def writer(r: Iterable[dict[str, Any]], out: IO[str]) -> int:
             return write_csv(r, out, bom=bom)
-    else:
-        writer = write_jsonl
+
     if output == "-":
         import sys
 

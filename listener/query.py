@@ -143,7 +143,9 @@ class Or:
     def _plan(self) -> tuple[frozenset[str], tuple[str, ...], tuple[Node, ...]]:
         """Lone words (not Arabic) split out: exact ones as a set, prefixes as a tuple for
         str.startswith, so a long keyword list costs one pass over the tokens, not one each."""
-        exact, prefixes, rest = set(), [], []
+        exact: set[str] = set()
+        prefixes: list[str] = []
+        rest: list[Node] = []
         for c in self.children:
             if isinstance(c, Phrase) and c.simple:
                 (prefixes.append if c.prefix else exact.add)(c.words[0])

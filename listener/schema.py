@@ -17,7 +17,7 @@ FTS_TOKENIZER = "unicode61 remove_diacritics 2"
 
 
 def _t(db: Database, name: str) -> Table:
-    return db.table(name)  # type: ignore[return-value]
+    return db.table(name)
 
 
 @migrations()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, overload
 
 from pydantic import BeforeValidator
 
@@ -16,6 +16,12 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+@overload
+def iso(dt: datetime) -> str: ...
+@overload
+def iso(dt: None) -> None: ...
+@overload
+def iso(dt: datetime | None) -> str | None: ...
 def iso(dt: datetime | None) -> str | None:
     """Render an aware datetime as UTC ISO 8601 with seconds precision."""
     if dt is None:
@@ -25,6 +31,12 @@ def iso(dt: datetime | None) -> str | None:
     return dt.astimezone(UTC).isoformat(timespec="seconds")
 
 
+@overload
+def parse_iso(value: str) -> datetime: ...
+@overload
+def parse_iso(value: None) -> None: ...
+@overload
+def parse_iso(value: str | None) -> datetime | None: ...
 def parse_iso(value: str | None) -> datetime | None:
     if not value:
         return None

@@ -20,8 +20,12 @@ class Prediction:
 
 
 class Classifier(Protocol):
-    name: str
-    revision: str | None
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def revision(self) -> str | None: ...
+
     batch_size: int  # texts per forward pass; callers hand over a few batches at a time
 
     def classify(self, texts: Sequence[str]) -> list[Prediction]: ...

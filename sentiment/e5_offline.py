@@ -201,7 +201,7 @@ class E5OfflineClassifier:
         # or one of the heads over the frozen encoder's sentence embeddings.
         self.adapter: Adapter | None = load_adapter(head) if adapter_dir(head) else None
         self.head = None if self.adapter else load_head(head)
-        self._adapter_head = None
+        self._adapter_head: Any = None
         self.max_length = min(max_length, 512)
         if self.adapter is not None:
             tensors = self.adapter.tensors()

@@ -13,7 +13,7 @@ from sources.base import Collector, Entry, FetchError, FetchResult, SourceConfig
 COLLECTORS: dict[str, type[Collector]] = {}
 
 
-_C = TypeVar("_C", bound=type)
+_C = TypeVar("_C", bound=type[Collector])
 
 
 def register(cls: _C) -> _C:

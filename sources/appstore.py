@@ -9,6 +9,7 @@ that a busy app's reviews stay in the 500 window.
 
 from __future__ import annotations
 
+import builtins
 from typing import Any, ClassVar, Literal
 
 import httpx
@@ -46,7 +47,7 @@ def review_entry(e: Entry, source: AppStoreSource) -> Entry:
 @register
 class AppStoreCollector:
     type: ClassVar[str] = "appstore"
-    config_model: ClassVar[type[SourceConfig]] = AppStoreSource
+    config_model: ClassVar[builtins.type[SourceConfig]] = AppStoreSource
 
     def fetch(
         self, source: AppStoreSource, state: SourceState, client: httpx.Client

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import json
 from collections.abc import Callable, Iterable
@@ -124,7 +125,7 @@ class Collector(Protocol):
     """Fetches and normalises; never writes to the database."""
 
     type: ClassVar[str]
-    config_model: ClassVar[type[SourceConfig]]
+    config_model: ClassVar[builtins.type[SourceConfig]]
 
     def fetch(self, source: Any, state: SourceState, client: httpx.Client) -> FetchResult: ...
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlencode
 
@@ -51,7 +52,7 @@ def hit_entry(hit: dict[str, Any]) -> Entry:
 @register
 class HackerNewsCollector:
     type: ClassVar[str] = "hackernews"
-    config_model: ClassVar[type[SourceConfig]] = HackerNewsSource
+    config_model: ClassVar[builtins.type[SourceConfig]] = HackerNewsSource
 
     def fetch(
         self, source: HackerNewsSource, state: SourceState, client: httpx.Client

@@ -68,7 +68,7 @@ def parse_json_feed(body: bytes, url: str) -> tuple[list[Entry], list[str]]:
         raise FetchError(f"{url}: the response is not JSON ({exc})") from None
     if not isinstance(doc, dict) or not str(doc.get("version", "")).startswith(VERSION_PREFIX):
         raise FetchError(f"{url}: JSON, but not a JSON Feed (no {VERSION_PREFIX}… version)")
-    items = doc.get("items") if isinstance(doc.get("items"), list) else []
+    items: list[Any] = doc["items"] if isinstance(doc.get("items"), list) else []
     return normalise_each(
         items,
         lambda item: item_entry(item, doc),

@@ -7,6 +7,7 @@ and allows 100 requests a minute per OAuth client; praw paces itself from the ra
 
 from __future__ import annotations
 
+import builtins
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal
 
@@ -29,7 +30,7 @@ from sources.rss import content_hash
 
 REMOVED = ("[removed]", "[deleted]")
 # Where praw talks to; tests point these at a local server replaying real recordings.
-ENDPOINTS: dict[str, str] = {}
+ENDPOINTS: dict[str, Any] = {}
 
 
 class RedditSource(SourceConfig):
@@ -97,7 +98,7 @@ def _entry(item: Any) -> Entry:
 @register
 class RedditCollector:
     type: ClassVar[str] = "reddit"
-    config_model: ClassVar[type[SourceConfig]] = RedditSource
+    config_model: ClassVar[builtins.type[SourceConfig]] = RedditSource
 
     def fetch(self, source: RedditSource, state: SourceState, client: httpx.Client) -> FetchResult:
         import praw

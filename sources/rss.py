@@ -5,6 +5,7 @@ The HTTP is ours (sources.http); the bytes go to feedparser.parse(), which never
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import json
 import re
@@ -127,9 +128,9 @@ def localised_date(text: str, language: str | None) -> datetime | None:
     try:
         found = dateparser.parse(
             text, languages=[language] if language else None, settings=settings
-        )  # type: ignore[arg-type]
+        )
         if found is None and language:
-            found = dateparser.parse(text, settings=settings)  # type: ignore[arg-type]
+            found = dateparser.parse(text, settings=settings)
     except Exception:  # dateparser on hostile text: a missing date, never a lost entry
         return None
     return time_or_none(found)
@@ -269,7 +270,7 @@ def parse_feed(body: bytes, url: str, content_type: str | None = None) -> list[E
 @register
 class RssCollector:
     type: ClassVar[str] = "rss"
-    config_model: ClassVar[type[SourceConfig]] = RssSource
+    config_model: ClassVar[builtins.type[SourceConfig]] = RssSource
 
     def fetch(self, source: RssSource, state: SourceState, client: httpx.Client) -> FetchResult:
         url = state.url or source.url

@@ -6,6 +6,7 @@ are kept in the source's cursor (stored with the mentions in one transaction).
 
 from __future__ import annotations
 
+import builtins
 import html
 import logging
 from datetime import UTC, datetime, timedelta
@@ -146,7 +147,7 @@ def fold_retweets(
 @register
 class XCollector:
     type: ClassVar[str] = "x"
-    config_model: ClassVar[type[SourceConfig]] = XSource
+    config_model: ClassVar[builtins.type[SourceConfig]] = XSource
 
     def fetch(self, source: XSource, state: SourceState, client: httpx.Client) -> FetchResult:
         import tweepy

@@ -66,8 +66,8 @@ def line_chart(
             runs.append(run)
         for r in runs:
             if len(r) == 1:
-                x, y = r[0].split(",")
-                parts.append(f'<circle cx="{x}" cy="{y}" r="3" fill="{colour}"/>')
+                cx, cy = r[0].split(",")
+                parts.append(f'<circle cx="{cx}" cy="{cy}" r="3" fill="{colour}"/>')
             else:
                 parts.append(
                     f'<polyline class="series" data-series="{escape(name)}" '
