@@ -34,6 +34,7 @@ from listener.metrics import DEFAULT_ASPECTS, aspect_matchers
 from listener.query import Query, parse_query
 from listener.timeutil import Duration
 from sentiment import DEFAULT_MODEL
+from sentiment.heads import DEFAULT_HEAD
 from sentiment.language import DEFAULT_LANGUAGES, valid_code
 
 DEFAULT_REVISION = "f3e34b6c30bf27b6649f72eca85d0bbe79df1e55"
@@ -88,10 +89,10 @@ class Sentiment(Strict):
     )
     model: str = Field(default=DEFAULT_MODEL, description="hub id or local directory")
     head: str = Field(
-        default="listener-1",
-        description="the offline e5 model's head: "
-        "listener-1, mlp-2.0, mlp-1.0, logistic-2.0, or a file written by "
-        "`listener model tune-head`",
+        default=DEFAULT_HEAD,
+        description="the offline e5 model: listener-2 (fine-tuned), or a head over the frozen "
+        "encoder (listener-1, mlp-2.0, mlp-1.0, logistic-2.0), or a directory written by "
+        "`listener model train` or a file written by `listener model tune-head`",
     )
     revision: str | None = Field(default=DEFAULT_REVISION, description="pinned hub revision")
     batch_size: int | None = Field(

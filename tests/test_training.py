@@ -307,6 +307,24 @@ def test_dedup_keys_ignore_case_handles_links_and_spacing():
     assert PREFIX == "query: "
 
 
+def test_the_shipped_model_is_small_and_its_manifest_holds_no_held_out_text():
+    from sentiment.adapters import BUILTIN_DIR
+    from sentiment.labelled import customer_posts, public
+
+    shipped = BUILTIN_DIR / "listener-2"
+    assert sum(p.stat().st_size for p in shipped.iterdir()) < 10_000_000
+    assert (shipped / "SOURCES.md").exists()
+    with gzip.open(shipped / "manifest.jsonl.gz", "rt", encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f]
+    assert len(rows) > 50_000 and all(r["licence"] and r["sha256"] for r in rows)
+    assert {r["split"] for r in rows} == {"train", "dev"}
+    trained = {r["sha256"] for r in rows} | {r["sha256_model_text"] for r in rows}
+    held_out = [e.text for e in customer_posts()] + [e.text for e in public()]
+    for text in held_out:
+        assert hashlib.sha256(text.encode()).hexdigest() not in trained
+        assert hashlib.sha256(model_text(text).encode()).hexdigest() not in trained
+
+
 def test_the_shipped_lock_and_model_directories_are_package_data():
     pyproject = (Path(__file__).parent.parent / "pyproject.toml").read_text()
     assert "data/corpora.lock.json" in pyproject and "data/adapters/*/*" in pyproject
