@@ -150,22 +150,19 @@ def xed_label(codes: str) -> str | None:
 
 
 def read_xed(c: Corpus, fetch: Fetch) -> Iterator[Item]:
-    for code in ("fi", "en"):  # annotated by people, with neutral lines
+    """Polarity from emotions, as in the XED paper's binary set. Its "neutral" files are
+    subtitle lines no annotator tagged with an emotion, not lines judged neutral in sentiment,
+    and short, clean and numerous: trained on as neutral they taught listener-2 that a short,
+    well-formed sentence is neutral ("Terrible service, my order never arrived"). So every XED
+    line is polar-only (partial-label loss), and the untagged lines are not used."""
+    for code in ("fi", "en"):  # annotated by people
         path = f"AnnotatedData/{code}-annotated.tsv"
         for line in _lines(fetch(c.repo, path)):
             text, _, codes = line.partition("\t")
             label = xed_label(codes)
             if text.strip() and label:
                 yield Item(
-                    c.name, code, label, LABELS, text.strip(), hash_split(text), c.source(path)
-                )
-        path = f"AnnotatedData/neu_{code}.txt"
-        for line in _lines(fetch(c.repo, path)):
-            fields = line.split("\t")
-            text = fields[1] if len(fields) > 1 else ""
-            if text.strip():
-                yield Item(
-                    c.name, code, "neutral", LABELS, text.strip(), hash_split(text), c.source(path)
+                    c.name, code, label, POLAR, text.strip(), hash_split(text), c.source(path)
                 )
     for code in ("bg", "ru", "et", "ar"):  # projected from them: polar lines only
         path = f"Projections/{code}-projections.tsv"

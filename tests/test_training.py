@@ -238,6 +238,26 @@ def test_xed_emotions_map_to_polarity(codes, label):
     assert xed_label(codes) == label
 
 
+def test_xed_lines_train_polarity_only_and_untagged_lines_are_not_neutral():
+    """Hand-made lines in XED's formats. Lines no annotator tagged with an emotion are not
+    sentiment-neutral: they are not read at all."""
+    asked: list[str] = []
+
+    def fetch(repo: str, path: str) -> bytes:
+        asked.append(path)
+        if path.endswith("-annotated.tsv"):
+            return b"I hate this place\t1, 3\nWhat a lovely day\t5\nHmm\t2\n"
+        return b"We failed again\t6\n"
+
+    found = list(corpora.read_xed(corpora.CORPORA["xed"], fetch))
+    assert not any("neu_" in p for p in asked)
+    assert {i.labels for i in found} == {POLAR}
+    assert {(i.language, i.label) for i in found if i.text == "I hate this place"} == {
+        ("fi", "negative"),
+        ("en", "negative"),
+    }
+
+
 def fake_fetch(files: dict[str, bytes]):
     return lambda repo, path: files[path]
 
