@@ -12,6 +12,7 @@ import threading
 from datetime import timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
+from filelock import FileLock, Timeout
 
 from listener.config import Config
 from listener.pipeline import (
@@ -195,9 +196,32 @@ class Monitor:
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, on_signal)
-        self.start()
+        # One scheduler per database file: a second would fetch every source twice and load a
+        # second model. It says so and waits for the first to stop (Ctrl-C still works).
+        lock = FileLock(f"{self.db_path}.run.lock")
         try:
-            while not stop.wait(1.0):
-                pass
+            lock.acquire(timeout=0)
+        except Timeout:
+            log.warning(
+                "another `listener run` is using %s; waiting for it to stop (one scheduler per "
+                "database file)",
+                self.db_path,
+            )
+            while not stop.is_set():
+                try:
+                    lock.acquire(timeout=1.0)
+                    break
+                except Timeout:
+                    continue
+            if stop.is_set():
+                return
+            log.info("the other `listener run` stopped; starting")
+        try:
+            self.start()
+            try:
+                while not stop.wait(1.0):
+                    pass
+            finally:
+                self.stop()
         finally:
-            self.stop()
+            lock.release()

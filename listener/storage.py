@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock
 from sqlite_utils import Database
 
 from listener import secrets
@@ -165,9 +166,15 @@ class Store:
         db.execute("PRAGMA busy_timeout = 30000")  # wait for a reader/writer instead of failing
         db.execute("PRAGMA foreign_keys = ON")
         if migrate:
-            if str(path) != ":memory:":
-                db.enable_wal()  # persistent: recorded in the file
-            migrations.apply(db)
+            if str(path) == ":memory:":
+                migrations.apply(db)
+            else:
+                # Processes starting together on a fresh file would each see every migration
+                # pending and race to apply it ("table already exists", "database is locked"):
+                # one at a time, and the later ones find nothing left to do.
+                with FileLock(f"{path}.migrate.lock", timeout=300):
+                    db.enable_wal()  # persistent: recorded in the file
+                    migrations.apply(db)
         return cls(db)
 
     def close(self) -> None:
