@@ -33,11 +33,7 @@ class Context:
     def config(self) -> Config:
         """The config for commands that read and manage: notifier secrets may be unset."""
         if self._config is None:
-            try:
-                self._config = load_config(self.config_path, need_notifier_env=False)
-            except ConfigError as exc:
-                click.echo(str(exc), err=True)
-                sys.exit(2)
+            self._config = _load_or_exit(self.config_path, need_notifier_env=False)
         return self._config
 
     @property
@@ -63,6 +59,15 @@ class Context:
 
 
 pass_ctx = click.make_pass_decorator(Context)
+
+
+def _load_or_exit(path: Path, *, need_notifier_env: bool) -> Config:
+    """The config, or every problem in it on standard error and exit code 2."""
+    try:
+        return load_config(path, need_notifier_env=need_notifier_env)
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
 
 
 class BrandName(click.ParamType):
@@ -162,11 +167,7 @@ def validate(ctx: Context, path: Path | None) -> None:
     """Check sources.yaml (or PATH); print every problem with its line, exit 2 if any."""
     if path is not None:
         ctx.config_path = path
-    try:
-        config = load_config(ctx.config_path)
-    except ConfigError as exc:
-        click.echo(str(exc), err=True)
-        sys.exit(2)
+    config = _load_or_exit(ctx.config_path, need_notifier_env=True)
     click.echo(
         f"{ctx.config_path}: ok ({len(config.brands)} brands, {len(config.sources)} sources, "
         f"{len(config.notifiers)} notifiers, {len(config.alerts)} alert rules)"
@@ -375,7 +376,7 @@ def alerts_retry(ctx: Context, alert_id: int | None) -> None:
     of one alert, or all. The next pass sends them."""
     store = ctx.store()
     try:
-        if alert_id is not None and not store.db["alerts"].count_where("id = ?", [alert_id]):
+        if alert_id is not None and not store.has_alert(alert_id):
             raise click.ClickException(f"no alert {alert_id} (`listener alerts` lists them)")
         waiting = store.waiting_deliveries(alert_id)  # retried on their own schedule
         n = store.requeue_deliveries(alert_id)
@@ -493,20 +494,15 @@ def inbox_mark(ctx: Context, mention_id: int, status: str, by: str | None) -> No
 
     A complaint is closed by `replied` or `ignored`, a happy reviewer by `thanked` or
     `ignored`; changing an item already closed says what it had been."""
-    from alerts.inbox import MarkRefused, mark_change
+    from alerts.inbox import MarkRefused, mark
 
     store = ctx.store()
     try:
-        item = store.inbox_item(mention_id)
-        if item is None:
-            raise click.ClickException(f"no inbox item for mention {mention_id}")
-        try:
-            message = mark_change(item, status)
-        except MarkRefused as exc:
-            raise click.ClickException(str(exc)) from None
-        if item["status"] != status:
-            store.mark_inbox(mention_id, status, by)
-            message += f" by {by}" if by else ""
+        _, message = mark(store, mention_id, status, by)
+    except KeyError as exc:
+        raise click.ClickException(str(exc.args[0])) from None
+    except MarkRefused as exc:
+        raise click.ClickException(str(exc)) from None
     finally:
         store.close()
     click.echo(message)
@@ -1102,7 +1098,7 @@ def serve(ctx: Context, host: str, port: int, allow_host: tuple[str, ...]) -> No
     """The web dashboard and JSON API (read-only unless LISTENER_WEB_TOKEN is set)."""
     import uvicorn
 
-    from listener.web.app import LOCAL_HOSTS, create_app
+    from listener.web.app import LOCAL_HOSTS, TOKEN_ENV, create_app
 
     hosts: tuple[str, ...] = (*LOCAL_HOSTS, *allow_host)
     if not allow_host and host not in (*LOCAL_HOSTS, "::1"):
@@ -1115,9 +1111,9 @@ def serve(ctx: Context, host: str, port: int, allow_host: tuple[str, ...]) -> No
     app = create_app(ctx.config, ctx.db_path(), hosts)
     shown = f"[{host}]" if ":" in host else host
     writable = (
-        "changes need the token in LISTENER_WEB_TOKEN"
-        if os.environ.get("LISTENER_WEB_TOKEN")
-        else "read-only (set LISTENER_WEB_TOKEN to mark items and retry alerts)"
+        f"changes need the token in {TOKEN_ENV}"
+        if os.environ.get(TOKEN_ENV)
+        else f"read-only (set {TOKEN_ENV} to mark items and retry alerts)"
     )
     click.echo(f"listener dashboard: http://{shown}:{port}/ ({writable}); Ctrl-C stops it")
     uvicorn.run(

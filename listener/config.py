@@ -235,10 +235,6 @@ class Config(Strict):
             raise ConfigError(self._file, self._unset_notifier_env)
         return self
 
-    @property
-    def unset_notifier_env(self) -> list[Problem]:
-        return list(self._unset_notifier_env)
-
     def database_path(self) -> Path:
         path = Path(self.database).expanduser()
         return path if path.is_absolute() else self.base_dir / path

@@ -12,11 +12,16 @@ from tqdm import tqdm
 T = TypeVar("T")
 
 
-def each(items: Iterable[T], desc: str, total: int | None = None, unit: str = "it") -> Iterator[T]:
-    """Iterate with a bar (see `bar`)."""
-    yield from tqdm(
+def _bar(items: Iterable[T] | None, desc: str, total: int | None, unit: str) -> tqdm:
+    # disable=None: tqdm draws only when standard error is a terminal.
+    return tqdm(
         items, desc=desc, total=total, unit=unit, file=sys.stderr, disable=None, dynamic_ncols=True
     )
+
+
+def each(items: Iterable[T], desc: str, total: int | None = None, unit: str = "it") -> Iterator[T]:
+    """Iterate with a bar."""
+    yield from _bar(items, desc, total, unit)
 
 
 class Counter:
@@ -29,14 +34,7 @@ class Counter:
 
     def __call__(self, done: int, total: int) -> None:
         if self.shown is None:
-            self.shown = tqdm(
-                total=total,
-                desc=self.desc,
-                unit=self.unit,
-                file=sys.stderr,
-                disable=None,
-                dynamic_ncols=True,
-            )
+            self.shown = _bar(None, self.desc, total, self.unit)
         self.shown.update(done - self.shown.n)
 
     def write(self, line: str) -> None:

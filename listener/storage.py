@@ -1271,6 +1271,9 @@ class Store:
             [iso(utcnow()), alert_id, alert_id],
         ).rowcount
 
+    def has_alert(self, alert_id: int) -> bool:
+        return bool(self.db["alerts"].count_where("id = ?", [alert_id]))
+
     def waiting_deliveries(self, alert_id: int | None = None) -> list[dict[str, Any]]:
         """Deliveries waiting to be sent or retried (of one alert, or all), for people."""
         return list(

@@ -25,7 +25,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.background import BackgroundTask
 
-from alerts.inbox import MarkRefused, draft, mark_change, response_metrics
+from alerts.inbox import MarkRefused, draft, mark, response_metrics
 from listener import secrets as secret_values
 from listener.config import Config
 from listener.export import csv_lines, mention_rows, write_parquet
@@ -258,7 +258,7 @@ def create_app(
             response = page(request, "alert.html", alert=alert, queued=None, error=_refusal(token))
             response.status_code = 403
             return response
-        n = _retry(db, alert_id, None, checked=True)
+        n = _requeue(db, alert_id)
         redirect = RedirectResponse(f"/alerts/{alert_id}?queued={n}", status_code=303)
         remember(redirect, request, token)
         return redirect
@@ -315,21 +315,21 @@ def create_app(
         token: Annotated[str, Form(max_length=1000)] = "",
         by: Annotated[str, Form(max_length=200)] = "",
     ) -> Response:
-        item = api_item(db, mention_id)
-        error = None if form_allowed(request, token) else _refusal(token)
-        if error is None:
+        item = api_item(db, mention_id)  # 404 for no such item
+        refused: tuple[int, str] | None = None
+        if not form_allowed(request, token):
+            refused = 403, _refusal(token)
+        else:
             try:
-                mark_change(item, status)
+                before, _ = mark(db, mention_id, status, by or None)
             except MarkRefused as exc:
-                error = str(exc)
-        if error is not None:
-            response = page(request, "item.html", item=item, done=None, was=None, error=error)
-            response.status_code = 403 if "token" in error else 409
+                refused = 409, str(exc)
+        if refused is not None:
+            response = page(request, "item.html", item=item, done=None, was=None, error=refused[1])
+            response.status_code = refused[0]
             return response
-        if item["status"] != status:
-            db.mark_inbox(mention_id, status, by or None)
         redirect = RedirectResponse(
-            f"/inbox/{mention_id}?done={status}&was={item['status']}", status_code=303
+            f"/inbox/{mention_id}?done={status}&was={before['status']}", status_code=303
         )
         remember(redirect, request, token)
         return redirect
@@ -436,7 +436,8 @@ def create_app(
     def api_retry(db: Db, alert_id: IdParam, credentials: Credentials) -> dict[str, int]:
         """Queue again this alert's failed or interrupted deliveries (the next pass sends
         them). Needs `Authorization: Bearer <token>`."""
-        return {"queued": _retry(db, alert_id, _token(credentials))}
+        require_token(_token(credentials))
+        return {"queued": _requeue(db, alert_id)}
 
     def inbox_items(
         db: Store,
@@ -499,7 +500,13 @@ def create_app(
         by: str | None = Query(None, max_length=200),
     ) -> dict[str, Any]:
         """Record a reply/thanks (or ignore). Needs `Authorization: Bearer <token>`."""
-        _mark(db, mention_id, status, by, _token(credentials))
+        require_token(_token(credentials))
+        try:
+            mark(db, mention_id, status, by)
+        except KeyError as exc:
+            raise HTTPException(404, str(exc.args[0])) from None
+        except MarkRefused as exc:
+            raise HTTPException(409, str(exc)) from None
         return api_item(db, mention_id)
 
     @app.get("/api/mentions")
@@ -515,24 +522,14 @@ def create_app(
         except QuerySyntaxError as exc:
             raise HTTPException(400, f"bad search: {exc}") from None
 
-    def _retry(db: Store, alert_id: int, token: str | None, checked: bool = False) -> int:
-        if not checked and not token_ok(token):
-            raise HTTPException(403, _refusal(token))
-        if not db.db["alerts"].count_where("id = ?", [alert_id]):
-            raise HTTPException(404, f"no alert {alert_id}")
-        return db.requeue_deliveries(alert_id)
-
-    def _mark(db: Store, mention_id: int, status: str, by: str | None, token: str | None) -> None:
+    def require_token(token: str | None) -> None:
         if not token_ok(token):
             raise HTTPException(403, _refusal(token))
-        item = db.inbox_item(mention_id)
-        if item is None:
-            raise HTTPException(404, f"no inbox item for mention {mention_id}")
-        try:
-            mark_change(item, status)
-        except MarkRefused as exc:
-            raise HTTPException(409, str(exc)) from None
-        db.mark_inbox(mention_id, status, by)
+
+    def _requeue(db: Store, alert_id: int) -> int:
+        if not db.has_alert(alert_id):
+            raise HTTPException(404, f"no alert {alert_id}")
+        return db.requeue_deliveries(alert_id)
 
     return app
 
@@ -541,7 +538,7 @@ def _refusal(token: str | None) -> str:
     if not os.environ.get(TOKEN_ENV):
         return f"read-only: changes need {TOKEN_ENV} set where `listener serve` runs"
     if not token:
-        return "give the token (the value of LISTENER_WEB_TOKEN) to make changes"
+        return f"give the token (the value of {TOKEN_ENV}) to make changes"
     return "that token is wrong: nothing was changed"
 
 
