@@ -74,23 +74,11 @@ def build_model(directory: Path, tokenizer_json: Path, layers: int) -> int:
     """XLM-R base shape with random weights, saved like a hub model. Returns non-embedding
     parameter count (for FLOP estimates)."""
     import torch
-    from transformers import (
-        PreTrainedTokenizerFast,
-        XLMRobertaConfig,
-        XLMRobertaForSequenceClassification,
-    )
+    from transformers import XLMRobertaConfig, XLMRobertaForSequenceClassification
 
-    tok = PreTrainedTokenizerFast(
-        tokenizer_file=str(tokenizer_json),
-        bos_token="<s>",
-        eos_token="</s>",
-        unk_token="<unk>",
-        sep_token="</s>",
-        cls_token="<s>",
-        pad_token="<pad>",
-        mask_token="<mask>",
-        model_max_length=512,
-    )
+    from sentiment.e5_offline import xlmr_tokenizer
+
+    tok = xlmr_tokenizer(tokenizer_json)
     config = XLMRobertaConfig(
         vocab_size=len(tok),
         hidden_size=768,

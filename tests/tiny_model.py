@@ -6,9 +6,32 @@ sentiment unless `force` pins the output, and no test should pretend otherwise.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 WORDS = ["good", "bad", "service", "price", "acme", "слабо", "добре", "hyvä", "huono", "جيد", "سيء"]
+
+
+def tiny_tokenizer(max_len: int = 32, words: Sequence[str] = WORDS) -> Any:
+    """A word-level tokenizer over `words`, with BERT's special tokens."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {t: i for i, t in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", *words])}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        model_max_length=max_len,
+    )
 
 
 def build_tiny_model(
@@ -18,26 +41,12 @@ def build_tiny_model(
     max_len: int = 32,
 ) -> Path:
     import torch
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors
-    from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
+    from transformers import BertConfig, BertForSequenceClassification
 
     id2label = id2label or {0: "Negative", 1: "Neutral", 2: "Positive"}
-    vocab = {t: i for i, t in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", *WORDS])}
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
-    )
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        unk_token="[UNK]",
-        pad_token="[PAD]",
-        cls_token="[CLS]",
-        sep_token="[SEP]",
-        model_max_length=max_len,
-    )
+    fast = tiny_tokenizer(max_len)
     config = BertConfig(
-        vocab_size=len(vocab),
+        vocab_size=len(fast),
         hidden_size=16,
         num_hidden_layers=1,
         num_attention_heads=2,
