@@ -86,18 +86,7 @@ class HostCheck:
         if host in self.allowed:
             await self.app(scope, receive, send)
             return
-        body = b"Invalid host header"
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 400,
-                "headers": [
-                    (b"content-type", b"text/plain; charset=utf-8"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await _refuse(send, 400, b"Invalid host header")
 
 
 MAX_BODY_BYTES = 64 * 1024  # forms and API calls are a few hundred bytes; nothing is uploaded
@@ -145,11 +134,15 @@ class BodyLimit:
 
 
 async def _too_large(send: Send) -> None:
-    body = b"Request body too large"
+    await _refuse(send, 413, b"Request body too large")
+
+
+async def _refuse(send: Send, status: int, body: bytes) -> None:
+    """A whole plain-text response, sent before the app sees the request."""
     await send(
         {
             "type": "http.response.start",
-            "status": 413,
+            "status": status,
             "headers": [
                 (b"content-type", b"text/plain; charset=utf-8"),
                 (b"content-length", str(len(body)).encode()),
