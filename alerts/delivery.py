@@ -9,7 +9,7 @@ from typing import Any
 from alerts.notifiers import Notifier, NotifierError, build_notifier
 from alerts.settings import CONSOLE
 from listener import secrets
-from listener.storage import Delivery, Store
+from listener.storage import Delivery, Storage
 from listener.timeutil import parse_iso, utcnow
 
 log = logging.getLogger("listener")
@@ -59,7 +59,7 @@ def digest_text(deliveries: list[Delivery]) -> tuple[str, str]:
 
 
 def _send(
-    store: Store, notifier: Notifier, batch: list[Delivery], title: str, body: str, now: datetime
+    store: Storage, notifier: Notifier, batch: list[Delivery], title: str, body: str, now: datetime
 ) -> str | None:
     """Claim, send, record: claimed rows are committed as 'sending' before the send, so a
     crash mid-send never leads to a second send."""
@@ -90,7 +90,7 @@ def _send(
 
 
 def deliver_pending(
-    store: Store,
+    store: Storage,
     channels: dict[str, Notifier],
     digests: dict[str, time] | None = None,
     now: datetime | None = None,

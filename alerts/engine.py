@@ -14,7 +14,7 @@ from typing import Any
 from alerts import rules
 from alerts.rules import Alert
 from listener.metrics import Aspect, aspect_matchers
-from listener.storage import LabelCounts, LabelledMention, Store
+from listener.storage import LabelCounts, LabelledMention, MentionFilter, Storage
 from listener.textnorm import words
 from listener.timeutil import iso, utcnow
 
@@ -32,7 +32,7 @@ def _brands(rule: Any, config: Any) -> list[str]:
 
 
 def candidates(
-    rule: Any, config: Any, store: Store, model: tuple[str, str | None], now: datetime
+    rule: Any, config: Any, store: Storage, model: tuple[str, str | None], now: datetime
 ) -> Iterator[Alert]:
     name, rev = model
     kind = rule.rule
@@ -87,9 +87,7 @@ def candidates(
                     rev,
                     start,
                     now,
-                    "AND label = 'negative'",
-                    rules.EXAMPLES,
-                    include_news=news,
+                    MentionFilter(label="negative", include_news=news, limit=rules.EXAMPLES),
                 ),
                 now,
             )
@@ -100,7 +98,9 @@ def candidates(
                 brand,
                 store.mention_count(brand, start, now),
                 store.mention_count(brand, start - rule.baseline, start),
-                store.mentions_between(brand, name, rev, start, now, "", rules.EXAMPLES),
+                store.mentions_between(
+                    brand, name, rev, start, now, MentionFilter(limit=rules.EXAMPLES)
+                ),
                 now,
             )
         elif kind == "rating_drop":
@@ -116,9 +116,7 @@ def candidates(
                     rev,
                     start,
                     now,
-                    "AND rating IS NOT NULL",
-                    rules.EXAMPLES,
-                    order="rating ASC",
+                    MentionFilter(rated=True, order="lowest_rating", limit=rules.EXAMPLES),
                 ),
                 now,
             )
@@ -132,8 +130,7 @@ def candidates(
                     rev,
                     now - LOOKBACK,
                     now + timedelta(minutes=1),
-                    f"AND rating IS NOT NULL AND rating <= {float(rule.max_stars)}",
-                    1000,
+                    MentionFilter(max_rating=float(rule.max_stars), limit=1000),
                 ),
             )
             continue
@@ -147,8 +144,7 @@ def candidates(
                     rev,
                     now - LOOKBACK,
                     now + timedelta(minutes=1),
-                    f"AND label = 'negative' AND reach >= {int(rule.min_reach)}",
-                    1000,
+                    MentionFilter(label="negative", min_reach=int(rule.min_reach), limit=1000),
                 ),
             )
             continue
@@ -161,7 +157,7 @@ def candidates(
 def _aspect_share_spike(
     rule: Any,
     aspect: Aspect,
-    store: Store,
+    store: Storage,
     brand: str,
     model: tuple[str, str | None],
     now: datetime,
@@ -174,9 +170,7 @@ def _aspect_share_spike(
         *model,
         start - rule.baseline,
         now,
-        "AND label IS NOT NULL",
-        ASPECT_SCAN_LIMIT,
-        include_news=rule.include_news,
+        MentionFilter(labelled=True, include_news=rule.include_news, limit=ASPECT_SCAN_LIMIT),
     )
     about = [m for m in rows if aspect.matches(words(f"{m.title} {m.text}"))]
     cut = iso(start)
@@ -198,7 +192,7 @@ def _counts(mentions: list[LabelledMention]) -> LabelCounts:
 
 
 def evaluate(
-    config: Any, store: Store, model: tuple[str, str | None], now: datetime | None = None
+    config: Any, store: Storage, model: tuple[str, str | None], now: datetime | None = None
 ) -> list[Alert]:
     """Every rule, every brand or source it covers; cooldown per rule and scope."""
     now = now or utcnow()

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from alerts import engine
 from alerts.inbox import sync_inbox
 from listener.config import parse_config
-from listener.storage import Store
+from listener.storage.sqlite import SQLiteStorage
 from listener.timeutil import iso
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
@@ -55,10 +55,10 @@ TEXTS = [
 ]
 
 
-def build(path: Path, n: int, recent: int = 2000, month: int = 20_000) -> Store:
+def build(path: Path, n: int, recent: int = 2000, month: int = 20_000) -> SQLiteStorage:
     """n mentions: `recent` in the last day, `month` over the 30 days before (every rule's
     windows and baselines fall in these), and the rest older: only the history grows."""
-    store = Store.open(path)
+    store = SQLiteStorage.open(path)
     db = store.db
     db.execute(
         "INSERT INTO sources (id, type, enabled, consecutive_failures) VALUES "

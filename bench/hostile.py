@@ -110,7 +110,7 @@ def serve(port: int) -> None:
 def one_pass(port: int, case: str) -> None:
     from listener.config import parse_config
     from listener.pipeline import collect_due
-    from listener.storage import Store
+    from listener.storage.sqlite import SQLiteStorage
 
     with tempfile.TemporaryDirectory() as tmp:
         config = parse_config(
@@ -118,7 +118,7 @@ def one_pass(port: int, case: str) -> None:
             f" url: 'http://127.0.0.1:{port}/{case}', brand: Acme}}]\n",
             base_dir=Path(tmp),
         )
-        store = Store.open(config.database_path())
+        store = SQLiteStorage.open(config.database_path())
         store.sync_sources(config.sources)
         start = time.monotonic()
         [outcome] = collect_due(config, store)

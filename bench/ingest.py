@@ -1,4 +1,4 @@
-"""Ingest benchmark: mentions stored per second into SQLite through Store.save_fetch.
+"""Ingest benchmark: mentions stored per second into SQLite through SQLiteStorage.save_fetch.
 
     python bench/ingest.py [--entries 100000] [--batch 1000]
 
@@ -21,7 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from listener.storage import MatchedEntry, Store
+from listener.storage import MatchedEntry
+from listener.storage.sqlite import SQLiteStorage
 from sources.base import (
     Entry,
     FetchResult,
@@ -68,7 +69,7 @@ class _Source(SourceConfig):
 
 
 def ours(path: Path, entries: list[Entry], batch: int) -> float:
-    store = Store.open(path)
+    store = SQLiteStorage.open(path)
     store.sync_sources([_Source(name="bench", type="rss")])
     now = datetime.now(UTC)
     t0 = time.perf_counter()

@@ -58,7 +58,7 @@ def serve(port: int) -> None:
 def collect(port: int, sources: int, entries: int) -> None:
     from listener.config import parse_config
     from listener.pipeline import collect_due
-    from listener.storage import Store
+    from listener.storage.sqlite import SQLiteStorage
 
     with tempfile.TemporaryDirectory() as tmp:
         srcs = ", ".join(
@@ -69,7 +69,7 @@ def collect(port: int, sources: int, entries: int) -> None:
         config = parse_config(
             f"database: {tmp}/x.db\nbrands: [{{name: Acme}}]\nsources: [{srcs}]\n"
         )
-        store = Store.open(config.database_path())
+        store = SQLiteStorage.open(config.database_path())
         store.sync_sources(config.sources)
         start = time.perf_counter()
         outcomes = collect_due(config, store)

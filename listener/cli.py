@@ -18,7 +18,8 @@ from listener import __version__
 from listener.config import Config, ConfigError, load_config
 from listener.progress import Counter, each
 from listener.query import QuerySyntaxError
-from listener.storage import Store
+from listener.storage import Storage, open_store
+from listener.storage.types import Dimension, Period
 from listener.tables import format_table
 from listener.timeutil import parse_iso, utcnow
 
@@ -48,10 +49,10 @@ class Context:
     def db_path(self) -> Path:
         return self.db or self.config.database_path()
 
-    def store(self) -> Store:
-        return Store.open(self.db_path())
+    def store(self) -> Storage:
+        return open_store(self.db_path())
 
-    def model_key(self, store: Store) -> tuple[str, str | None]:
+    def model_key(self, store: Storage) -> tuple[str, str | None]:
         """The model whose scores views and exports show."""
         from sentiment import configured_key
 
@@ -96,7 +97,7 @@ EXIT_SOURCES_FAILED = 1
 EXIT_MODEL_UNAVAILABLE = 3
 
 
-def _collection_hint(ctx: Context, store: Store, empty: str | None) -> None:
+def _collection_hint(ctx: Context, store: Storage, empty: str | None) -> None:
     """Why a view may be empty or stale, on standard error: nothing collected yet, or sources
     failing. `empty` (e.g. "no mentions") is said first when the view had nothing."""
     configured = {s.name for s in ctx.config.sources if s.enabled}
@@ -687,8 +688,8 @@ def _period_options(fn: Any) -> Any:
 @pass_ctx
 def metrics(
     ctx: Context,
-    period: str,
-    by: str,
+    period: Period,
+    by: Dimension,
     brands: tuple[str, ...],
     include_news: bool,
     since: str | None,
@@ -725,7 +726,7 @@ def metrics(
 @_period_options
 @pass_ctx
 def sov(
-    ctx: Context, brand: str, period: str, since: str | None, until: str | None, fmt: str
+    ctx: Context, brand: str, period: Period, since: str | None, until: str | None, fmt: str
 ) -> None:
     """Share of voice of a brand against its competitors (general sources only)."""
     from listener.metrics import share_of_voice

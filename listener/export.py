@@ -12,8 +12,8 @@ from itertools import islice
 from pathlib import Path
 from typing import IO, Any
 
-from listener.storage import Store
-from listener.timeutil import iso, parse_iso
+from listener.storage import ExportFilter, Storage
+from listener.timeutil import parse_iso
 
 COLUMNS = [
     "id",
@@ -46,7 +46,7 @@ BATCH = 5000
 
 
 def mention_rows(
-    store: Store,
+    store: Storage,
     model: tuple[str, str | None],
     *,
     brand: str | None = None,
@@ -57,41 +57,10 @@ def mention_rows(
     until: datetime | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Mentions with the model's scores and the effective label, oldest first."""
-    at = "coalesce(m.published_at, m.fetched_at)"
-    effective = "coalesce(c.label, s.label)"
-    where = ["1"]
-    params: dict[str, Any] = {"model": model[0], "rev": model[1] or ""}
-    for clause, key, value in (
-        ("m.id IN (SELECT mention_id FROM mention_brands WHERE brand = :brand)", "brand", brand),
-        ("m.source_id = :source", "source", source),
-        ("m.language = :language", "language", language),
-        (f"{effective} = :label", "label", label),
-        (f"{at} >= :since", "since", iso(since) if since else None),
-        (f"{at} < :until", "until", iso(until) if until else None),
-    ):
-        if value is not None:
-            where.append(clause)
-            params[key] = value
-    cursor = store.db.execute(
-        "SELECT m.id, m.source_id, m.external_id, (SELECT group_concat(brand, ',') FROM "
-        "mention_brands WHERE mention_id = m.id) AS brands, m.url, m.author, m.title, m.text, "
-        "m.language, m.published_at, m.fetched_at, m.rating, m.reach, "
-        f"{effective} AS label, s.text_label, s.score, s.scores, s.needs_review, "
-        "c.label IS NOT NULL AS corrected, (SELECT group_concat(bs.brand || ':' || bs.label, "
-        "',') FROM brand_scores bs WHERE bs.mention_id = m.id AND bs.model = :model AND "
-        "bs.revision = :rev) AS brand_labels, s.model, s.revision FROM mentions m "
-        "LEFT JOIN scores s ON s.mention_id = m.id AND s.model = :model AND s.revision = :rev "
-        "LEFT JOIN corrections c ON c.mention_id = m.id "
-        f"WHERE {' AND '.join(where)} ORDER BY {at}, m.id",
-        params,
-    )
-    names = [d[0] for d in cursor.description]
-    for values in cursor:
-        row = dict(zip(names, values, strict=True))
-        probs = json.loads(row.pop("scores") or "{}")
+    where = ExportFilter(brand, source, language, label, since, until)
+    for row in store.export_rows(model, where):
+        probs = row.pop("scores")
         row.update({f"p_{k}": probs.get(k) for k in ("negative", "neutral", "positive")})
-        row["corrected"] = bool(row["corrected"])
-        row["needs_review"] = None if row["needs_review"] is None else bool(row["needs_review"])
         yield {c: row[c] for c in COLUMNS}
 
 

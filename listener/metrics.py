@@ -11,55 +11,12 @@ from datetime import datetime
 from typing import Any
 
 from listener.query import Query, parse_query
-from listener.storage import Store
+from listener.storage import Storage
+from listener.storage.types import Dimension, Period
 from listener.textnorm import words
-from listener.timeutil import iso
 
-PERIODS = {
-    "day": "strftime('%Y-%m-%d', {at})",
-    "week": "date({at}, '-6 days', 'weekday 1')",  # the Monday starting the ISO week
-    "month": "strftime('%Y-%m-01', {at})",
-    "all": "'all'",  # one row per dimension over the whole range
-}
-DIMENSIONS = {
-    "brand": "b.brand",
-    "source": "m.source_id",
-    "language": "m.language",
-    "kind": "(SELECT coalesce(kind, 'social') FROM sources WHERE id = m.source_id)",
-}
-NOT_NEWS = "m.source_id NOT IN (SELECT id FROM sources WHERE kind = 'news')"
-AT = "coalesce(m.published_at, m.fetched_at)"
-# A correction, else the model's label for the brand (a mention naming several brands is
-# scored per brand), else its label for the mention.
-LABEL = "coalesce(c.label, bs.label, s.label)"
-
-
-def _joins() -> str:
-    return (
-        # CROSS JOIN: walk mentions through the time index, not every brand link
-        "FROM mentions m CROSS JOIN mention_brands b ON b.mention_id = m.id "
-        "LEFT JOIN scores s ON s.mention_id = m.id AND s.model = :model AND s.revision = :rev "
-        "LEFT JOIN brand_scores bs ON bs.mention_id = m.id AND bs.brand = b.brand "
-        "AND bs.model = :model AND bs.revision = :rev "
-        "LEFT JOIN corrections c ON c.mention_id = m.id "
-    )
-
-
-def _window(
-    since: datetime | None, until: datetime | None, brands: Sequence[str] | None
-) -> tuple[str, dict[str, Any]]:
-    where, params = ["1"], {}
-    if since:
-        where.append(f"{AT} >= :since")
-        params["since"] = iso(since)
-    if until:
-        where.append(f"{AT} < :until")
-        params["until"] = iso(until)
-    if brands:
-        names = {f"b{i}": b for i, b in enumerate(brands)}
-        where.append(f"b.brand IN ({', '.join(':' + k for k in names)})")
-        params |= names
-    return " AND ".join(where), params
+PERIODS: tuple[Period, ...] = ("day", "week", "month", "all")
+DIMENSIONS: tuple[Dimension, ...] = ("brand", "source", "language", "kind")
 
 
 def _rates(row: dict[str, Any]) -> dict[str, Any]:
@@ -79,11 +36,11 @@ def _rates(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def sentiment_table(
-    store: Store,
+    store: Storage,
     model: tuple[str, str | None],
     *,
-    period: str = "day",
-    by: str = "brand",
+    period: Period = "day",
+    by: Dimension = "brand",
     brands: Sequence[str] | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
@@ -93,66 +50,38 @@ def sentiment_table(
     CSAT (share of 4-5 among 1-5 ratings), average rating, NPS-style score (share of 5s minus
     share of 1-3s). News sources are left out (reported events are not opinions of the
     brand) unless include_news, or the table is by kind, which shows them apart."""
-    bucket = PERIODS[period].format(at=AT)
-    dim = DIMENSIONS[by]
-    where, params = _window(since, until, brands)
-    if not (include_news if include_news is not None else by == "kind"):
-        where += f" AND {NOT_NEWS}"
-    sql = (
-        f"SELECT {bucket} AS period, {dim} AS {by}, count(DISTINCT m.id) AS volume, "
-        f"count(DISTINCT CASE WHEN {LABEL} = 'negative' THEN m.id END) AS negative, "
-        f"count(DISTINCT CASE WHEN {LABEL} = 'neutral' THEN m.id END) AS neutral, "
-        f"count(DISTINCT CASE WHEN {LABEL} = 'positive' THEN m.id END) AS positive, "
-        "count(DISTINCT CASE WHEN m.rating IS NOT NULL THEN m.id END) AS rated, "
-        "count(DISTINCT CASE WHEN m.rating >= 4 THEN m.id END) AS satisfied, "
-        "count(DISTINCT CASE WHEN m.rating >= 5 THEN m.id END) AS promoters, "
-        "count(DISTINCT CASE WHEN m.rating <= 3 THEN m.id END) AS detractors, "
-        "avg(m.rating) AS avg_rating "
-        f"{_joins()} WHERE {where} GROUP BY 1, 2 ORDER BY 1, 2"
+    rows = store.sentiment_counts(
+        model,
+        period=period,
+        by=by,
+        brands=brands,
+        since=since,
+        until=until,
+        include_news=include_news if include_news is not None else by == "kind",
     )
-    rows = store.db.query(sql, {**params, "model": model[0], "rev": model[1] or ""})
     return [_rates(r) for r in rows]
 
 
 def news_volume(
-    store: Store, *, since: datetime | None = None, until: datetime | None = None
+    store: Storage, *, since: datetime | None = None, until: datetime | None = None
 ) -> dict[str, int]:
     """Mentions from news sources per brand: coverage, shown beside the opinion figures."""
-    where, params = _window(since, until, None)
-    return {
-        r["brand"]: r["n"]
-        for r in store.db.query(
-            "SELECT b.brand AS brand, count(DISTINCT m.id) AS n FROM mentions m CROSS JOIN "
-            f"mention_brands b ON b.mention_id = m.id WHERE {where} AND NOT ({NOT_NEWS}) "
-            "GROUP BY 1",
-            params,
-        )
-    }
+    return store.news_volume(since=since, until=until)
 
 
 def share_of_voice(
-    store: Store,
+    store: Storage,
     brand: str,
     competitors: Sequence[str],
     *,
-    period: str = "month",
+    period: Period = "month",
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> list[dict[str, Any]]:
     """Each brand's share of mentions among the brand and its competitors, counted only over
     general sources (no `brand:` tie): a source collected for one brand would skew it."""
     names = [brand, *competitors]
-    bucket = PERIODS[period].format(at=AT)
-    where, params = _window(since, until, names)
-    rows = list(
-        store.db.query(
-            f"SELECT {bucket} AS period, b.brand AS brand, count(DISTINCT m.id) AS volume "
-            "FROM mentions m CROSS JOIN mention_brands b ON b.mention_id = m.id "
-            "JOIN sources src ON src.id = m.source_id AND src.brand IS NULL "
-            f"WHERE {where} GROUP BY 1, 2 ORDER BY 1, 2",
-            params,
-        )
-    )
+    rows = store.brand_volumes(names, period=period, since=since, until=until)
     totals: dict[str, int] = {}
     for r in rows:
         totals[r["period"]] = totals.get(r["period"], 0) + r["volume"]
@@ -227,7 +156,7 @@ def aspect_matchers(aspects: dict[str, dict[str, list[str]]]) -> list[Aspect]:
 
 
 def key_drivers(
-    store: Store,
+    store: Storage,
     model: tuple[str, str | None],
     aspects: list[Aspect],
     *,
@@ -238,14 +167,7 @@ def key_drivers(
     """Which aspects appear in negative more than in positive mentions, and how each moves
     the rating: per aspect, mentions, share of negatives/positives that name it, lift
     (negative share / positive share) and average rating with and without it."""
-    where, params = _window(since, until, [brand])
-    rows = list(
-        store.db.query(
-            f"SELECT DISTINCT m.id, m.title, m.text, m.rating, {LABEL} AS label {_joins()} "
-            f"WHERE {where}",
-            {**params, "model": model[0], "rev": model[1] or ""},
-        )
-    )
+    rows = store.labelled_texts(model, brand, since=since, until=until)
     tagged = [
         (r, {a.name for a in aspects if a.matches(words(f"{r['title']} {r['text']}"))})
         for r in rows

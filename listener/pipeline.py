@@ -28,7 +28,7 @@ from alerts.rules import Alert
 from listener.config import Config
 from listener.matching import brands_for
 from listener.query import Query
-from listener.storage import FetchCounts, MatchedEntry, Store
+from listener.storage import FetchCounts, MatchedEntry, Storage
 from listener.timeutil import utcnow
 from sentiment import (
     Classifier,
@@ -104,7 +104,7 @@ def fetch_source(
 
 def store_result(
     config: Config,
-    store: Store,
+    store: Storage,
     name: str,
     result: FetchResult | FetchError,
     started: datetime,
@@ -234,7 +234,7 @@ def _timed_fetch(
 
 def _store_safely(
     config: Config,
-    store: Store,
+    store: Storage,
     name: str,
     result: FetchResult | FetchError,
     started: datetime,
@@ -254,7 +254,7 @@ def _store_safely(
 
 
 def collect_source(
-    config: Config, store: Store, name: str, client: httpx.Client | None = None
+    config: Config, store: Storage, name: str, client: httpx.Client | None = None
 ) -> SourceOutcome:
     state = store.source_state(name)
     own = client is None
@@ -269,7 +269,7 @@ def collect_source(
 
 def collect_due(
     config: Config,
-    store: Store,
+    store: Storage,
     *,
     now: datetime | None = None,
     workers: int = 8,
@@ -339,7 +339,7 @@ class ClassifierSlot:
             log.error("%s", exc)
         return self._classifier
 
-    def has_work(self, store: Store) -> bool:
+    def has_work(self, store: Storage) -> bool:
         """Whether any mention waits for a score from this model: a pass with nothing new
         never loads it (seconds and a gigabyte and more per `collect --once`)."""
         c = self._classifier
@@ -353,7 +353,7 @@ class ClassifierSlot:
 
 
 def classify_pending(
-    store: Store,
+    store: Storage,
     slot: ClassifierSlot,
     limit: int | None = None,
     progress: Callable[[int, int], None] | None = None,
@@ -385,7 +385,7 @@ def review_threshold(settings: Any, classifier: Classifier) -> float:
 
 
 def score_unscored(
-    store: Store,
+    store: Storage,
     classifier: Classifier,
     review_below: float,
     chunk: int,
@@ -424,7 +424,7 @@ def score_unscored(
 
 
 def _brand_scores(
-    store: Store,
+    store: Storage,
     classifier: Classifier,
     scored: list[tuple[Any, Any]],
     matchers: Mapping[str, Query],
@@ -458,7 +458,7 @@ def _checked(predictions: list[Any]) -> list[Any]:
 
 
 def _classify_isolating_failures(
-    store: Store, classifier: Classifier, pending: list[Any]
+    store: Storage, classifier: Classifier, pending: list[Any]
 ) -> list[tuple[Any, Any]]:
     """Score a batch; if the model fails on it, score one by one. A text it fails on alone is
     recorded and retried later with backoff (a passing out-of-memory is not final); only a
@@ -490,7 +490,7 @@ def _classify_isolating_failures(
 
 
 def evaluate_alerts(
-    config: Config, store: Store, model: tuple[str, str | None], now: datetime | None = None
+    config: Config, store: Storage, model: tuple[str, str | None], now: datetime | None = None
 ) -> list[Alert]:
     """Keep the inbox current, then run every alert rule (alerts.engine)."""
     sync_inbox(config, store, model, now)
@@ -499,7 +499,7 @@ def evaluate_alerts(
 
 def process(
     config: Config,
-    store: Store,
+    store: Storage,
     slot: ClassifierSlot,
     channels: dict[str, Notifier],
     report: PassReport | None = None,
@@ -516,7 +516,7 @@ def process(
     return report
 
 
-def recover_interrupted_sends(store: Store) -> None:
+def recover_interrupted_sends(store: Storage) -> None:
     """A delivery left 'sending' by a killed process may or may not have gone out: mark it
     'unknown' (shown by `listener alerts`) rather than risk sending it twice."""
     if n := store.recover_deliveries():
@@ -527,7 +527,7 @@ def recover_interrupted_sends(store: Store) -> None:
 
 def run_pass(
     config: Config,
-    store: Store,
+    store: Storage,
     slot: ClassifierSlot | None = None,
     channels: dict[str, Notifier] | None = None,
     progress: Callable[[int, int], None] | None = None,

@@ -22,7 +22,7 @@ from listener.pipeline import (
     process,
     recover_interrupted_sends,
 )
-from listener.storage import Store
+from listener.storage import Storage, open_store
 from listener.timeutil import parse_iso, utcnow
 from sources.http import make_client
 
@@ -58,8 +58,8 @@ class Monitor:
         self._processing = False
         self._again = False
 
-    def _store(self) -> Store:
-        return Store.open(self.db_path)  # a connection per job: sqlite3 objects stay on one thread
+    def _store(self) -> Storage:
+        return open_store(self.db_path)  # a connection per job: sqlite3 objects stay on one thread
 
     def start(self) -> None:
         store = self._store()

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from listener.config import Config, parse_config
-from listener.storage import Store
+from listener.storage.sqlite import SQLiteStorage
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ARTIFACTS = Path(__file__).parent.parent / "artifacts"
@@ -48,7 +48,7 @@ def make_config(tmp_path: Path) -> Callable[[str], Config]:
 
 
 @pytest.fixture
-def one_source(make_config: Callable[[str], Config], store: Store) -> Callable[..., Config]:
+def one_source(make_config: Callable[[str], Config], store: SQLiteStorage) -> Callable[..., Config]:
     """A config with one brand and one source (keys as given), synced into the store."""
 
     def make(brand: str = "Acme", **source: object) -> Config:
@@ -61,8 +61,8 @@ def one_source(make_config: Callable[[str], Config], store: Store) -> Callable[.
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store.open(tmp_path / "listener.db")
+def store(tmp_path: Path) -> Iterator[SQLiteStorage]:
+    s = SQLiteStorage.open(tmp_path / "listener.db")
     yield s
     s.close()
 

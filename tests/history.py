@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from listener.storage import MatchedEntry, Store
+from listener.storage import MatchedEntry
+from listener.storage.sqlite import SQLiteStorage
 from sentiment.base import Prediction
 from sources.base import Entry, FetchResult, SourceState
 
@@ -37,7 +38,7 @@ class Post:
 class History:
     def __init__(
         self,
-        store: Store,
+        store: SQLiteStorage,
         sources: tuple[str, ...] = ("s", "t"),
         tied: dict[str, str] | None = None,
     ) -> None:

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from werkzeug import Request, Response
 
 from listener.cli import cli
-from listener.storage import Store
+from listener.storage.sqlite import SQLiteStorage
 from tests.conftest import rss
 from tests.tiny_model import build_tiny_model
 
@@ -89,7 +89,7 @@ def _count(db: Path, sql: str) -> int:
     process creating it), and an unmigrated or locked file counts as nothing yet."""
     if not db.exists():
         return 0
-    store = Store.open(db, migrate=False)
+    store = SQLiteStorage.open(db, migrate=False)
     try:
         return store.db.execute(sql).fetchone()[0]
     except sqlite3.OperationalError:
@@ -149,7 +149,7 @@ def test_run_schedules_sources_and_stops_cleanly_on_sigterm(project, httpserver)
 
 def test_sources_enable(project):
     invoke(project, "collect", "--once")
-    store = Store.open(project / "listener.db")
+    store = SQLiteStorage.open(project / "listener.db")
     store.db["sources"].update("broken", {"enabled": 0, "disabled_reason": "HTTP 410 Gone"})
     store.close()
     assert "off: HTTP 410 Gone" in invoke(project, "sources").output

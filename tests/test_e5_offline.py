@@ -104,7 +104,7 @@ def test_tune_head_learns_from_corrections_and_writes_a_usable_head(tmp_path):
     from click.testing import CliRunner
 
     from listener.cli import cli
-    from listener.storage import Store
+    from listener.storage.sqlite import SQLiteStorage
     from tests.history import History, Post
 
     texts = {
@@ -134,7 +134,7 @@ def test_tune_head_learns_from_corrections_and_writes_a_usable_head(tmp_path):
         ],
     }
     db = tmp_path / "listener.db"
-    store = Store.open(db)
+    store = SQLiteStorage.open(db)
     history = History(store)
     for label, items in texts.items():
         for text in items:

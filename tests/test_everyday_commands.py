@@ -24,7 +24,7 @@ from click.testing import CliRunner
 
 from listener.cli import cli
 from listener.config import parse_config
-from listener.storage import Store
+from listener.storage.sqlite import SQLiteStorage
 from listener.timeutil import utcnow
 from listener.web.app import create_app
 from tests.history import MODEL, History, Post
@@ -53,7 +53,7 @@ def project(tmp_path, monkeypatch):
         "alerts: [{rule: negative_streak, count: 2, notify: [team]}]\n"
         "sentiment: {model: m, revision: '1'}\n"
     )
-    store = Store.open(tmp_path / "listener.db")
+    store = SQLiteStorage.open(tmp_path / "listener.db")
     History(store, sources=("general",), tied={"app": "Zentra"}).add(
         *[
             Post(label, i * H, source="general", brand="Zentra", text=text, title="")
@@ -222,7 +222,7 @@ def _read(fd: int) -> bytes:
 
 
 def test_inbox_marks_say_what_happened(project):
-    store = Store.open(project / "listener.db")
+    store = SQLiteStorage.open(project / "listener.db")
     item = store.db.execute(
         "SELECT m.id FROM mentions m WHERE m.text LIKE 'Zentra: it''s broken%'"
     ).fetchone()[0]
@@ -248,7 +248,7 @@ def test_inbox_marks_say_what_happened(project):
 
 
 def test_retry_on_a_pending_delivery_says_when_it_goes(project):
-    store = Store.open(project / "listener.db")
+    store = SQLiteStorage.open(project / "listener.db")
     store.db.execute(
         "INSERT INTO alerts (id, dedupe_key, rule, rule_id, scope, brand, title, message, "
         "evidence, mention_ids, created_at) VALUES (1, 'k', 'negative_streak', 'n', 'Zentra', "

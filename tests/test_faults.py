@@ -232,12 +232,12 @@ def test_rescore_failed_tries_given_up_texts_again(tmp_path):
     from click.testing import CliRunner
 
     from listener.cli import cli
-    from listener.storage import Store
+    from listener.storage.sqlite import SQLiteStorage
     from tests.history import History, Post
     from tests.tiny_model import build_tiny_model
 
     model = build_tiny_model(tmp_path / "model")
-    store = Store.open(tmp_path / "listener.db")
+    store = SQLiteStorage.open(tmp_path / "listener.db")
     [mid] = History(store).add(Post("neutral", timedelta(hours=1), text="good service"))
     for _ in range(3):  # the model failed on it alone three times: given up
         store.score_failed(str(model), "local", mid, "RuntimeError: out of memory")

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from alerts.inbox import draft, inbox_kind, response_metrics
 from listener.cli import cli
 from listener.config import InboxSettings
-from listener.storage import Store
+from listener.storage.sqlite import SQLiteStorage
 from tests.history import MODEL, NOW, History, Post
 
 H = timedelta(hours=1)
@@ -28,7 +28,7 @@ def project(tmp_path):
         "inbox:\n  reply_within: 24h\n  templates:\n"
         "    reply: {en: 'Sorry {author}! {brand} will fix it.'}\n"
     )
-    store = Store.open(tmp_path / "listener.db")
+    store = SQLiteStorage.open(tmp_path / "listener.db")
     hist = History(store)
     ids = hist.add(
         Post("negative", 2 * H, text="Toimitus myöhässä taas", language="fi", author="Aino"),
@@ -187,7 +187,7 @@ def test_response_metrics_on_known_items():
 
 def test_only_recent_labelled_mentions_are_inbox_candidates(project):
     path, ids = project
-    store = Store.open(path / "listener.db")
+    store = SQLiteStorage.open(path / "listener.db")
     found = {r["id"] for r in store.inbox_candidates(MODEL, NOW - 14 * 24 * H)}
     assert found == set(ids[:4])  # not the 20-day-old one
     store.close()

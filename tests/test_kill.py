@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import pytest
 from werkzeug import Request, Response
 
-from listener.storage import Store
+from listener.storage.sqlite import SQLiteStorage
 from tests.tiny_model import build_tiny_model
 
 
@@ -76,7 +76,7 @@ def run_kills(tmp_path, httpserver, rounds: int, seed: int) -> None:
     done = subprocess.run(cmd, env=env, capture_output=True, timeout=120)
     assert done.returncode == 0, done.stderr.decode()[-2000:]
 
-    store = Store.open(tmp_path / "listener.db")
+    store = SQLiteStorage.open(tmp_path / "listener.db")
     try:
         ids = [r["external_id"] for r in store.db.query("SELECT external_id FROM mentions")]
         assert len(ids) == len(set(ids))  # nothing stored twice

@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 
 OPEN = (
-    "import sys; from listener.storage import Store; s = Store.open(sys.argv[1]); "
+    "import sys; from listener.storage.sqlite import SQLiteStorage; "
+    "s = SQLiteStorage.open(sys.argv[1]); "
     "print(s.db.execute('SELECT count(*) FROM _sqlite_migrations').fetchone()[0]); s.close()"
 )
 

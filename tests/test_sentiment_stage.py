@@ -118,9 +118,9 @@ def invoke(project, *args):
 
 
 def rows(project, sql):
-    from listener.storage import Store
+    from listener.storage.sqlite import SQLiteStorage
 
-    store = Store.open(project / "listener.db")
+    store = SQLiteStorage.open(project / "listener.db")
     try:
         return list(store.db.query(sql))
     finally:

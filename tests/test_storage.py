@@ -7,8 +7,8 @@ import textwrap
 from datetime import timedelta
 
 from listener.pipeline import collect_due
-from listener.schema import migrations
-from listener.storage import Store
+from listener.storage.sqlite import SQLiteStorage
+from listener.storage.sqlite.schema import migrations
 from listener.timeutil import utcnow
 from tests.conftest import rss
 
@@ -17,8 +17,8 @@ LATER = utcnow() + timedelta(days=1)
 
 def test_migrations_twice_are_a_no_op(tmp_path):
     path = tmp_path / "x.db"
-    Store.open(path).close()
-    store = Store.open(path)
+    SQLiteStorage.open(path).close()
+    store = SQLiteStorage.open(path)
     assert migrations.pending(store.db) == []
     assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     applied = store.db.execute("SELECT count(*) FROM _sqlite_migrations").fetchone()[0]
@@ -49,19 +49,19 @@ def test_crash_between_fetch_and_commit_keeps_the_old_cursor(
     config = _config(make_config, httpserver.url_for("/feed.xml"))
     store.sync_sources(config.sources)
     store.db["sources"].update("feed", {"etag": '"old"'})
-    original = Store._upsert_mentions
+    original = SQLiteStorage._upsert_mentions
 
     def crash(self, *args, **kwargs):
         original(self, *args, **kwargs)
         raise RuntimeError("power cut")
 
-    monkeypatch.setattr(Store, "_upsert_mentions", crash)
+    monkeypatch.setattr(SQLiteStorage, "_upsert_mentions", crash)
     [outcome] = collect_due(config, store, now=LATER)
     assert "power cut" in outcome.error  # an error on that source, not a crash of the pass
     assert store.db["mentions"].count == 0
     assert store.db["sources"].get("feed")["etag"] == '"old"'
     assert [r["status"] for r in store.db["fetch_runs"].rows] == ["error"]
-    monkeypatch.setattr(Store, "_upsert_mentions", original)
+    monkeypatch.setattr(SQLiteStorage, "_upsert_mentions", original)
     [outcome] = collect_due(config, store, now=LATER)
     assert outcome.counts.new == 5
     assert store.db["sources"].get("feed")["etag"] == '"new"'
@@ -80,20 +80,20 @@ def test_process_killed_mid_transaction_loses_nothing_stored(tmp_path, make_conf
         import os, signal
         from listener.config import load_config
         from listener.pipeline import collect_due
-        from listener.storage import Store
-        original = Store._upsert_mentions
+        from listener.storage.sqlite import SQLiteStorage
+        original = SQLiteStorage._upsert_mentions
         def die(self, *a, **k):
             original(self, *a, **k)
             os.kill(os.getpid(), signal.SIGKILL)
-        Store._upsert_mentions = die
+        SQLiteStorage._upsert_mentions = die
         config = load_config({str(config_path)!r})
-        store = Store.open(config.database_path())
+        store = SQLiteStorage.open(config.database_path())
         store.sync_sources(config.sources)
         collect_due(config, store)
     """)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=60)
     assert proc.returncode == -9, proc.stderr.decode()
-    store = Store.open(tmp_path / "listener.db")
+    store = SQLiteStorage.open(tmp_path / "listener.db")
     assert store.db["mentions"].count == 0
     assert store.db["sources"].get("feed")["etag"] is None
     config = _config(make_config, httpserver.url_for("/feed.xml"))
@@ -140,14 +140,14 @@ def test_a_source_that_cannot_be_stored_does_not_stop_the_others(
           - {{name: good, type: rss, url: '{url}', brand: Acme}}
     """)
     store.sync_sources(config.sources)
-    original = Store._upsert_mentions
+    original = SQLiteStorage._upsert_mentions
 
     def crash_on_bad(self, source_id, *args, **kwargs):
         if source_id == "bad":
             raise sqlite3.OperationalError("disk I/O error")
         return original(self, source_id, *args, **kwargs)
 
-    monkeypatch.setattr(Store, "_upsert_mentions", crash_on_bad)
+    monkeypatch.setattr(SQLiteStorage, "_upsert_mentions", crash_on_bad)
     outcomes = {o.source: o for o in collect_due(config, store, now=LATER)}
     assert "disk I/O error" in outcomes["bad"].error
     assert outcomes["good"].counts.new == 5

@@ -343,10 +343,10 @@ def test_train_on_corrections_through_the_cli_then_rescore_with_it(tmp_path):
     from click.testing import CliRunner
 
     from listener.cli import cli
-    from listener.storage import Store
+    from listener.storage.sqlite import SQLiteStorage
     from tests.history import History, Post
 
-    store = Store.open(tmp_path / "listener.db")
+    store = SQLiteStorage.open(tmp_path / "listener.db")
     hist = History(store)
     texts = {
         "negative": "the app crashed and support never answered",

@@ -11,7 +11,8 @@ import pytest
 from alerts import engine
 from alerts.inbox import sync_inbox
 from listener.config import parse_config
-from listener.storage import MatchedEntry, Store
+from listener.storage import MatchedEntry
+from listener.storage.sqlite import SQLiteStorage
 from listener.web.app import create_app
 from sources.base import FetchResult, SourceState
 from sources.rss import parse_feed
@@ -36,7 +37,7 @@ def site(tmp_path_factory):
         "sentiment: {model: m, revision: '1'}\n",
         base_dir=tmp,
     )
-    store = Store.open(tmp / "listener.db")
+    store = SQLiteStorage.open(tmp / "listener.db")
     from listener.timeutil import utcnow
 
     now = utcnow()

@@ -37,7 +37,7 @@ from listener.metrics import (
     share_of_voice,
 )
 from listener.query import QuerySyntaxError
-from listener.storage import Store
+from listener.storage import Storage, open_store
 from listener.timeutil import parse_iso, utcnow
 from listener.urls import http_url
 from listener.web.cache import TTLCache
@@ -100,20 +100,20 @@ def create_app(
     preferred = configured_key(config.sentiment)
     aspects = aspect_matchers(config.aspects)
 
-    Store.open(path).close()  # create and migrate once; requests then just connect
+    open_store(path).close()  # create and migrate once; requests then just connect
 
-    def store() -> Iterator[Store]:
-        s = Store.open(path, migrate=False)
+    def store() -> Iterator[Storage]:
+        s = open_store(path, migrate=False)
         try:
             yield s
         finally:
             s.close()
 
-    Db = Annotated[Store, Depends(store)]
+    Db = Annotated[Storage, Depends(store)]
     # Aggregates change only when a pass runs: recompute them at most every CACHE_S.
     cached = TTLCache(CACHE_S).get
 
-    def model(db: Store) -> tuple[str, str | None]:
+    def model(db: Storage) -> tuple[str, str | None]:
         return cached(("model",), lambda: db.scored_model(preferred))
 
     def token_ok(given: str | None) -> bool:
@@ -162,10 +162,10 @@ def create_app(
 
     # ---- data shared by pages and API ------------------------------------------------------
 
-    def overview_data(db: Store, days: int) -> dict[str, Any]:
+    def overview_data(db: Storage, days: int) -> dict[str, Any]:
         return cached(("overview", days, _since(days)), lambda: _overview(db, days))
 
-    def _overview(db: Store, days: int) -> dict[str, Any]:
+    def _overview(db: Storage, days: int) -> dict[str, Any]:
         since = _since(days)
         daily = sentiment_table(db, model(db), period="day", since=since)
         xs = [(since + timedelta(days=i)).strftime("%Y-%m-%d") for i in range(days + 1)]
@@ -421,7 +421,7 @@ def create_app(
 
     @app.get("/api/alerts/{alert_id}")
     def api_alert(db: Db, alert_id: IdParam) -> dict[str, Any]:
-        row = next(db.db.query("SELECT * FROM alerts WHERE id = ?", [alert_id]), None)
+        row = db.alert(alert_id)
         if row is None:
             raise HTTPException(404, f"no alert {alert_id}")
         alert = _alert_json(row)
@@ -440,7 +440,7 @@ def create_app(
         return {"queued": _requeue(db, alert_id)}
 
     def inbox_items(
-        db: Store,
+        db: Storage,
         brand: str | None,
         status: str,
         kind: str | None,
@@ -526,7 +526,7 @@ def create_app(
         if not token_ok(token):
             raise HTTPException(403, _refusal(token))
 
-    def _requeue(db: Store, alert_id: int) -> int:
+    def _requeue(db: Storage, alert_id: int) -> int:
         if not db.has_alert(alert_id):
             raise HTTPException(404, f"no alert {alert_id}")
         return db.requeue_deliveries(alert_id)

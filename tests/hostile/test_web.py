@@ -14,7 +14,7 @@ from alerts import engine
 from alerts.inbox import sync_inbox
 from listener.config import parse_config
 from listener.pipeline import collect_due
-from listener.storage import Store
+from listener.storage.sqlite import SQLiteStorage
 from listener.timeutil import utcnow
 from listener.web.app import create_app
 from listener.web.security import host_of
@@ -36,7 +36,7 @@ def site(tmp_path_factory):
         "alerts: [{rule: low_rating, notify: []}]\n",
         base_dir=tmp,
     )
-    store = Store.open(tmp / "listener.db")
+    store = SQLiteStorage.open(tmp / "listener.db")
     now = utcnow()
     hist = History(store, sources=("s",))
     # Stored before links were checked: the page must still never make them links.

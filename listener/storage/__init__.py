@@ -1,0 +1,54 @@
+"""Everything listener keeps, behind one seam.
+
+    CLI · scheduler · web · alerts · metrics · export
+                        │  plain values, filter objects (MentionFilter, ExportFilter)
+                        ▼
+    listener.storage.types.Storage        one Protocol per concern: sources, mentions,
+                        │                 scores, alert facts, inbox, alerts/deliveries,
+                        │                 metrics, search; typed results; errors.py
+                        ▼
+    listener.storage.registry.open_store(database)   picks the backend by URL scheme
+                        │
+                        ▼
+    listener.storage.sqlite   (the embedded default: one file, sqlite-utils migrations)
+
+No SQL text crosses the seam, and nothing outside this package imports a database driver
+(an import-linter contract in pyproject.toml, checked in CI).
+"""
+
+from __future__ import annotations
+
+from listener.storage.errors import InvalidSearchQuery, NotFound, StorageError, UnknownBackend
+from listener.storage.registry import BACKENDS, backend_of, open_store
+from listener.storage.types import (
+    Delivery,
+    ExportFilter,
+    FetchCounts,
+    LabelCounts,
+    LabelledMention,
+    MatchedEntry,
+    MentionFilter,
+    Model,
+    PendingMention,
+    Storage,
+)
+
+__all__ = [
+    "BACKENDS",
+    "Delivery",
+    "ExportFilter",
+    "FetchCounts",
+    "InvalidSearchQuery",
+    "LabelCounts",
+    "LabelledMention",
+    "MatchedEntry",
+    "MentionFilter",
+    "Model",
+    "NotFound",
+    "PendingMention",
+    "Storage",
+    "StorageError",
+    "UnknownBackend",
+    "backend_of",
+    "open_store",
+]

@@ -1,0 +1,28 @@
+"""What storage raises, whatever the backend. Callers catch these, never a driver's errors."""
+
+from __future__ import annotations
+
+from listener.query import QuerySyntaxError
+
+
+class StorageError(Exception):
+    """Base of every error the storage layer raises on purpose."""
+
+
+class NotFound(StorageError, KeyError):
+    """No such source, mention, inbox item or alert. A KeyError too, so `except KeyError`
+    written before the boundary existed still works."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class InvalidSearchQuery(StorageError, QuerySyntaxError):
+    """A search that is not valid brand query language; the message says where."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+
+
+class UnknownBackend(StorageError, ValueError):
+    """A database URL whose scheme no backend serves."""

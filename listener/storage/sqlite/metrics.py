@@ -1,0 +1,177 @@
+"""Aggregates for metrics, share of voice, key drivers and exports."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+from listener.storage.sqlite._base import AT, LABEL, NOT_NEWS, SQLiteBase
+from listener.storage.types import Dimension, ExportFilter, Model, Period
+from listener.timeutil import iso
+
+_PERIODS = {
+    "day": "strftime('%Y-%m-%d', {at})",
+    "week": "date({at}, '-6 days', 'weekday 1')",  # the Monday starting the ISO week
+    "month": "strftime('%Y-%m-01', {at})",
+    "all": "'all'",  # one row per dimension over the whole range
+}
+_DIMENSIONS = {
+    "brand": "b.brand",
+    "source": "m.source_id",
+    "language": "m.language",
+    "kind": "(SELECT coalesce(kind, 'social') FROM sources WHERE id = m.source_id)",
+}
+# CROSS JOIN: walk mentions through the time index, not every brand link
+_BRAND_LINKS = "FROM mentions m CROSS JOIN mention_brands b ON b.mention_id = m.id "
+_LABELLED = (
+    _BRAND_LINKS
+    + "LEFT JOIN scores s ON s.mention_id = m.id AND s.model = :model AND s.revision = :rev "
+    "LEFT JOIN brand_scores bs ON bs.mention_id = m.id AND bs.brand = b.brand "
+    "AND bs.model = :model AND bs.revision = :rev "
+    "LEFT JOIN corrections c ON c.mention_id = m.id "
+)
+
+
+def _window(
+    since: datetime | None, until: datetime | None, brands: Sequence[str] | None
+) -> tuple[str, dict[str, Any]]:
+    where, params = ["1"], {}
+    if since:
+        where.append(f"{AT} >= :since")
+        params["since"] = iso(since)
+    if until:
+        where.append(f"{AT} < :until")
+        params["until"] = iso(until)
+    if brands:
+        names = {f"b{i}": b for i, b in enumerate(brands)}
+        where.append(f"b.brand IN ({', '.join(':' + k for k in names)})")
+        params |= names
+    return " AND ".join(where), params
+
+
+def _model(model: Model) -> dict[str, str]:
+    return {"model": model[0], "rev": model[1] or ""}
+
+
+class MetricsMixin(SQLiteBase):
+    def sentiment_counts(
+        self,
+        model: Model,
+        *,
+        period: Period,
+        by: Dimension,
+        brands: Sequence[str] | None,
+        since: datetime | None,
+        until: datetime | None,
+        include_news: bool,
+    ) -> list[dict[str, Any]]:
+        """Per period and `by` value: volume, mentions per effective label, rated mentions,
+        4-5★ (satisfied), 5★ (promoters), 1-3★ (detractors) and the average rating."""
+        where, params = _window(since, until, brands)
+        if not include_news:
+            where += f" AND {NOT_NEWS}"
+        return list(
+            self.db.query(
+                f"SELECT {_PERIODS[period].format(at=AT)} AS period, {_DIMENSIONS[by]} AS {by}, "
+                "count(DISTINCT m.id) AS volume, "
+                f"count(DISTINCT CASE WHEN {LABEL} = 'negative' THEN m.id END) AS negative, "
+                f"count(DISTINCT CASE WHEN {LABEL} = 'neutral' THEN m.id END) AS neutral, "
+                f"count(DISTINCT CASE WHEN {LABEL} = 'positive' THEN m.id END) AS positive, "
+                "count(DISTINCT CASE WHEN m.rating IS NOT NULL THEN m.id END) AS rated, "
+                "count(DISTINCT CASE WHEN m.rating >= 4 THEN m.id END) AS satisfied, "
+                "count(DISTINCT CASE WHEN m.rating >= 5 THEN m.id END) AS promoters, "
+                "count(DISTINCT CASE WHEN m.rating <= 3 THEN m.id END) AS detractors, "
+                f"avg(m.rating) AS avg_rating {_LABELLED} WHERE {where} "
+                "GROUP BY 1, 2 ORDER BY 1, 2",
+                {**params, **_model(model)},
+            )
+        )
+
+    def news_volume(self, *, since: datetime | None, until: datetime | None) -> dict[str, int]:
+        where, params = _window(since, until, None)
+        return {
+            r["brand"]: r["n"]
+            for r in self.db.query(
+                f"SELECT b.brand AS brand, count(DISTINCT m.id) AS n {_BRAND_LINKS} "
+                f"WHERE {where} AND NOT ({NOT_NEWS}) GROUP BY 1",
+                params,
+            )
+        }
+
+    def brand_volumes(
+        self,
+        brands: Sequence[str],
+        *,
+        period: Period,
+        since: datetime | None,
+        until: datetime | None,
+    ) -> list[dict[str, Any]]:
+        """Mentions per period and brand from general sources (no `brand:` tie) only."""
+        where, params = _window(since, until, brands)
+        return list(
+            self.db.query(
+                f"SELECT {_PERIODS[period].format(at=AT)} AS period, b.brand AS brand, "
+                f"count(DISTINCT m.id) AS volume {_BRAND_LINKS}"
+                "JOIN sources src ON src.id = m.source_id AND src.brand IS NULL "
+                f"WHERE {where} GROUP BY 1, 2 ORDER BY 1, 2",
+                params,
+            )
+        )
+
+    def labelled_texts(
+        self, model: Model, brand: str, *, since: datetime | None, until: datetime | None
+    ) -> list[dict[str, Any]]:
+        """A brand's mentions in the window: id, title, text, rating, effective label."""
+        where, params = _window(since, until, [brand])
+        return list(
+            self.db.query(
+                f"SELECT DISTINCT m.id, m.title, m.text, m.rating, {LABEL} AS label "
+                f"{_LABELLED} WHERE {where}",
+                {**params, **_model(model)},
+            )
+        )
+
+    def export_rows(self, model: Model, where: ExportFilter) -> Iterator[dict[str, Any]]:
+        """Mentions with the model's scores and the text's effective label, oldest first,
+        a row at a time. `scores` is a dict of class probabilities."""
+        effective = "coalesce(c.label, s.label)"
+        conditions = ["1"]
+        params: dict[str, Any] = _model(model)
+        for clause, key, value in (
+            (
+                "m.id IN (SELECT mention_id FROM mention_brands WHERE brand = :brand)",
+                "brand",
+                where.brand,
+            ),
+            ("m.source_id = :source", "source", where.source),
+            ("m.language = :language", "language", where.language),
+            (f"{effective} = :label", "label", where.label),
+            (f"{AT} >= :since", "since", iso(where.since) if where.since else None),
+            (f"{AT} < :until", "until", iso(where.until) if where.until else None),
+        ):
+            if value is not None:
+                conditions.append(clause)
+                params[key] = value
+        cursor = self.db.execute(
+            "SELECT m.id, m.source_id, m.external_id, (SELECT group_concat(brand, ',') FROM "
+            "mention_brands WHERE mention_id = m.id) AS brands, m.url, m.author, m.title, "
+            "m.text, m.language, m.published_at, m.fetched_at, m.rating, m.reach, "
+            f"{effective} AS label, s.text_label, s.score, s.scores, s.needs_review, "
+            "c.label IS NOT NULL AS corrected, (SELECT group_concat(bs.brand || ':' || "
+            "bs.label, ',') FROM brand_scores bs WHERE bs.mention_id = m.id AND "
+            "bs.model = :model AND bs.revision = :rev) AS brand_labels, s.model, s.revision "
+            "FROM mentions m "
+            "LEFT JOIN scores s ON s.mention_id = m.id AND s.model = :model AND s.revision = :rev "
+            "LEFT JOIN corrections c ON c.mention_id = m.id "
+            f"WHERE {' AND '.join(conditions)} ORDER BY {AT}, m.id",
+            params,
+        )
+        names = [d[0] for d in cursor.description]
+        for values in cursor:
+            row = dict(zip(names, values, strict=True))
+            row["scores"] = json.loads(row["scores"] or "{}")
+            row["corrected"] = bool(row["corrected"])
+            row["needs_review"] = None if row["needs_review"] is None else bool(row["needs_review"])
+            yield row

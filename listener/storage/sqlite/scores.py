@@ -1,0 +1,147 @@
+"""Model scores, and the texts a model failed on."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from listener.storage.sqlite._base import SQLiteBase
+from listener.storage.types import PendingMention
+from listener.timeutil import iso, utcnow
+
+SCORE_RETRY = timedelta(minutes=10)
+SCORE_GIVE_UP_AFTER = 3
+
+
+class ScoresMixin(SQLiteBase):
+    _UNSCORED = (
+        "FROM mentions m WHERE NOT EXISTS (SELECT 1 FROM scores s WHERE s.mention_id = m.id "
+        "AND s.model = :model AND s.revision = :rev) AND NOT EXISTS (SELECT 1 FROM "
+        "score_failures f WHERE f.mention_id = m.id AND f.model = :model AND "
+        "f.revision = :rev AND (f.permanent = 1 OR f.next_retry_at > :now))"
+    )
+
+    def count_unscored(self, model: str, revision: str | None) -> int:
+        """How many mentions `unscored` would still hand out (for progress)."""
+        [(n,)] = self.db.execute(
+            f"SELECT count(*) {self._UNSCORED}",
+            {"model": model, "rev": revision or "", "now": iso(utcnow())},
+        ).fetchall()
+        return int(n)
+
+    def unscored(self, model: str, revision: str | None, limit: int) -> list[PendingMention]:
+        rows = self.db.query(
+            f"SELECT m.id, m.title, m.text, m.language, m.rating {self._UNSCORED} "
+            "ORDER BY m.id LIMIT :limit",
+            {"model": model, "rev": revision or "", "limit": limit, "now": iso(utcnow())},
+        )
+        return [
+            PendingMention(r["id"], r["title"] or "", r["text"] or "", r["language"], r["rating"])
+            for r in rows
+        ]
+
+    def scored_model(self, preferred: tuple[str, str | None]) -> tuple[str, str | None]:
+        """The model whose labels views should show: the configured one if it has scored
+        anything, else the one that scored last (say the offline fallback of `backend: auto`)."""
+        name, rev = preferred
+        if self._one(
+            "SELECT 1 AS x FROM scores WHERE model = ? AND revision = ? LIMIT 1", [name, rev or ""]
+        ):
+            return preferred
+        row = self._one("SELECT model, revision FROM scores ORDER BY scored_at DESC LIMIT 1")
+        return (row["model"], row["revision"] or None) if row else preferred
+
+    def save_scores(
+        self,
+        model: str,
+        revision: str | None,
+        scored: Iterable[tuple[int, Any, Any]],
+        now: datetime | None = None,
+        brand_rows: Iterable[tuple[int, str, str, Any, str]] = (),
+    ) -> int:
+        """Rows of (mention id, Prediction, Verdict or None: the text label is final), and
+        per-brand rows (mention id, brand, label, Prediction, passage), in one transaction."""
+        now_s = iso(now or utcnow())
+        rows = [
+            {
+                "mention_id": mid,
+                "model": model,
+                "revision": revision or "",
+                "label": v.label if v else p.label,
+                "text_label": p.label,
+                "needs_review": int(v.needs_review) if v else 0,
+                "score": p.score,
+                "scores": json.dumps(p.scores),
+                "scored_at": now_s,
+            }
+            for mid, p, v in scored
+        ]
+        per_brand = [
+            {
+                "mention_id": mid,
+                "brand": brand,
+                "model": model,
+                "revision": revision or "",
+                "label": label,
+                "score": p.score,
+                "scores": json.dumps(p.scores),
+                "text": text,
+            }
+            for mid, brand, label, p, text in brand_rows
+        ]
+        with self._write():
+            self.db["scores"].upsert_all(  # type: ignore[union-attr]
+                rows, pk=("mention_id", "model", "revision")
+            )
+            if per_brand:
+                self.db["brand_scores"].upsert_all(  # type: ignore[union-attr]
+                    per_brand, pk=("mention_id", "brand", "model", "revision")
+                )
+        return len(rows)
+
+    def score_failed(
+        self,
+        model: str,
+        revision: str | None,
+        mention_id: int,
+        error: str,
+        now: datetime | None = None,
+    ) -> tuple[int, bool]:
+        """Record that the model failed on this mention's text, scored on its own. It is
+        retried after 10 min, 20 min, 40 min ... (a day at most); after GIVE_UP_AFTER
+        failures it is given up on. Returns (attempts, given up)."""
+        now = now or utcnow()
+        with self._write():
+            row = self._one(
+                "SELECT attempts FROM score_failures WHERE mention_id = ? AND "
+                "model = ? AND revision = ?",
+                [mention_id, model, revision or ""],
+            )
+            attempts = int((row or {}).get("attempts") or 0) + 1
+            permanent = attempts >= SCORE_GIVE_UP_AFTER
+            wait = min(SCORE_RETRY * 2 ** (attempts - 1), timedelta(days=1))
+            self.db["score_failures"].upsert(  # type: ignore[union-attr]
+                {
+                    "mention_id": mention_id,
+                    "model": model,
+                    "revision": revision or "",
+                    "error": error[:500],
+                    "failed_at": iso(now),
+                    "attempts": attempts,
+                    "next_retry_at": iso(now + wait),
+                    "permanent": int(permanent),
+                },
+                pk=("mention_id", "model", "revision"),
+            )
+        return attempts, permanent
+
+    def clear_score_failures(self, model: str | None = None, revision: str | None = None) -> int:
+        """Forget recorded failures (of one model, or all): they are scored again."""
+        with self._write():
+            return self.db.execute(
+                "DELETE FROM score_failures WHERE (? IS NULL OR model = ?) AND "
+                "(? IS NULL OR revision = ?)",
+                [model, model, revision, revision],
+            ).rowcount
