@@ -116,5 +116,15 @@ class SQLiteBase:
             raise
         conn.execute("COMMIT")
 
+    def _insert_id(self, sql: str, params: Sequence[Any]) -> int | None:
+        """Run an INSERT; the new row's id, or None when ON CONFLICT DO NOTHING skipped it."""
+        cur = self.db.execute(sql, params)
+        return cur.lastrowid if cur.rowcount == 1 else None
+
+    @staticmethod
+    def _concat(expression: str, separator: str) -> str:
+        """An aggregate joining a group's values into one text (SQL, for a SELECT)."""
+        return f"group_concat({expression}, '{separator}')"
+
     def _one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> dict[str, Any] | None:
         return next(self.db.query(sql, params), None)

@@ -17,9 +17,10 @@ class AlertsMixin(SQLiteBase):
     def add_alert(self, alert: Any, channels: Sequence[str], now: datetime | None = None) -> bool:
         """Store an alert and one pending delivery per channel, unless its dedupe key exists."""
         with self._write():
-            cur = self.db.execute(
-                "INSERT OR IGNORE INTO alerts (dedupe_key, rule, rule_id, scope, brand, title, "
-                "message, evidence, mention_ids, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            alert_id = self._insert_id(
+                "INSERT INTO alerts (dedupe_key, rule, rule_id, scope, brand, title, message, "
+                "evidence, mention_ids, created_at) VALUES (?,?,?,?,?,?,?,?,?,?) "
+                "ON CONFLICT DO NOTHING",
                 [
                     alert.dedupe_key,
                     alert.rule,
@@ -33,11 +34,11 @@ class AlertsMixin(SQLiteBase):
                     iso(now or utcnow()),
                 ],
             )
-            if cur.rowcount == 0:
+            if alert_id is None:
                 return False
             self.db["deliveries"].insert_all(  # type: ignore[union-attr]
                 {
-                    "alert_id": cur.lastrowid,
+                    "alert_id": alert_id,
                     "channel": c,
                     "status": "pending",
                     "updated_at": iso(now or utcnow()),
@@ -144,9 +145,10 @@ class AlertsMixin(SQLiteBase):
         ).rowcount
 
     def alerts(self, limit: int = 50) -> list[dict[str, Any]]:
+        states = self._concat("d.channel || ':' || d.status", ", ")
         return list(
             self.db.query(
-                "SELECT a.*, (SELECT group_concat(d.channel || ':' || d.status, ', ') "
+                f"SELECT a.*, (SELECT {states} "
                 "FROM deliveries d WHERE d.alert_id = a.id) AS deliveries "
                 "FROM alerts a ORDER BY a.id DESC LIMIT ?",
                 [limit],

@@ -94,8 +94,9 @@ class AlertFactsMixin(SQLiteBase):
     ) -> LabelCounts:
         row = (
             self._one(
-                f"SELECT sum({LABEL} = 'negative') AS negative, sum({LABEL} = 'neutral') AS "
-                f"neutral, sum({LABEL} = 'positive') AS positive FROM mentions m "
+                f"SELECT count(CASE WHEN {LABEL} = 'negative' THEN 1 END) AS negative, "
+                f"count(CASE WHEN {LABEL} = 'neutral' THEN 1 END) AS neutral, "
+                f"count(CASE WHEN {LABEL} = 'positive' THEN 1 END) AS positive FROM mentions m "
                 "CROSS JOIN mention_brands b ON b.mention_id = m.id AND b.brand = :brand "
                 f"{LABEL_JOINS} WHERE {AT} >= :start AND {AT} < :end "
                 "AND (:source IS NULL OR m.source_id = :source) "
@@ -154,8 +155,8 @@ class AlertFactsMixin(SQLiteBase):
             f"SELECT * FROM (SELECT {LABELLED_COLUMNS} FROM mentions m "
             "CROSS JOIN mention_brands b ON b.mention_id = m.id AND b.brand = :brand "
             f"{LABEL_JOINS} WHERE {AT} >= :start AND {AT} < :end "
-            f"{'' if where.include_news else _NEWS_OUT}) "
-            f"WHERE {' AND '.join(conditions) or '1'} "
+            f"{'' if where.include_news else _NEWS_OUT}) AS t "
+            f"WHERE {' AND '.join(conditions) or 'TRUE'} "
             f"ORDER BY {_ORDER[where.order]}, id DESC LIMIT :limit",
             {
                 **params,

@@ -22,9 +22,11 @@ class InboxMixin(SQLiteBase):
                 f"SELECT m.id, b.brand, {LABEL} AS label, s.score, s.text_label, s.needs_review, "
                 f"c.label AS corrected, m.rating, {AT} AS at "
                 "FROM mentions m CROSS JOIN mention_brands b ON b.mention_id = m.id "
+                # one item per mention: for its last brand by name
+                "AND b.brand = (SELECT max(brand) FROM mention_brands WHERE mention_id = m.id) "
                 f"{LABEL_JOINS} WHERE {LABEL} IS NOT NULL AND {AT} >= :since "
                 "AND m.id NOT IN (SELECT mention_id FROM inbox) AND m.removed_at IS NULL "
-                f"AND {NOT_NEWS} GROUP BY m.id",
+                f"AND {NOT_NEWS}",
                 {"model": name, "rev": rev or "", "since": iso(since)},
             )
         )
@@ -32,8 +34,8 @@ class InboxMixin(SQLiteBase):
     def add_inbox_items(self, items: Sequence[dict[str, Any]], now: datetime) -> int:
         with self._write():
             cur = self.db.conn.executemany(
-                "INSERT OR IGNORE INTO inbox (mention_id, brand, kind, status, posted_at, "
-                "due_at, created_at, mixed) VALUES (?, ?, ?, 'open', ?, ?, ?, ?)",
+                "INSERT INTO inbox (mention_id, brand, kind, status, posted_at, due_at, "
+                "created_at, mixed) VALUES (?, ?, ?, 'open', ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 [
                     (
                         i["mention_id"],
@@ -53,7 +55,7 @@ class InboxMixin(SQLiteBase):
     def _inbox_filter(
         brand: str | None, status: str | None, kind: str | None, overdue_at: datetime | None
     ) -> tuple[str, dict[str, Any]]:
-        where, params = ["1"], {}
+        where, params = ["TRUE"], {}
         for column, value in (("i.brand", brand), ("i.status", status), ("i.kind", kind)):
             if value:
                 where.append(f"{column} = :{column[2:]}")

@@ -211,7 +211,7 @@ class MentionsMixin(SQLiteBase):
         insert = ", ".join(("source_id", "external_id", "fetched_at", "removed_at", *_CONTENT))
         for m in fresh:
             e = m.entry
-            cur = conn.execute(
+            mention_id = self._insert_id(
                 f"INSERT INTO mentions ({insert}) VALUES ({marks(4 + len(_CONTENT))})",
                 (
                     source_id,
@@ -221,7 +221,6 @@ class MentionsMixin(SQLiteBase):
                     *_content(e),
                 ),
             )
-            mention_id = cur.lastrowid
             assert mention_id is not None
             links += [(mention_id, b) for b in m.brands]
             search.append((mention_id, fold(e.title), fold(e.text)))
@@ -239,7 +238,8 @@ class MentionsMixin(SQLiteBase):
             links += [(mention_id, b) for b in m.brands]
             search.append((mention_id, fold(e.title), fold(e.text)))
         conn.executemany(
-            "INSERT OR IGNORE INTO mention_brands (mention_id, brand) VALUES (?, ?)", links
+            "INSERT INTO mention_brands (mention_id, brand) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            links,
         )
         conn.executemany(
             "INSERT INTO mentions_search (rowid, title, text) VALUES (?, ?, ?)", search
@@ -333,9 +333,10 @@ class MentionsMixin(SQLiteBase):
 
     def corrections(self) -> Iterator[dict[str, Any]]:
         """Corrected mentions with their text and every model's label, oldest first."""
+        labels = self._concat("s.model || '@' || s.revision || '=' || s.label", " ")
         return self.db.query(
             "SELECT c.mention_id, m.language, m.rating, m.title, m.text, c.label, "
-            "(SELECT group_concat(s.model || '@' || s.revision || '=' || s.label, ' ') "
+            f"(SELECT {labels} "
             "FROM scores s WHERE s.mention_id = m.id) AS model_labels, c.by, c.note, "
             "c.created_at FROM corrections c JOIN mentions m ON m.id = c.mention_id "
             "ORDER BY c.created_at, c.mention_id"

@@ -21,7 +21,7 @@ _DIMENSIONS = {
     "brand": "b.brand",
     "source": "m.source_id",
     "language": "m.language",
-    "kind": "(SELECT coalesce(kind, 'social') FROM sources WHERE id = m.source_id)",
+    "kind": "coalesce(k.kind, 'social')",  # k: the mention's source, joined when asked
 }
 # CROSS JOIN: walk mentions through the time index, not every brand link
 _BRAND_LINKS = "FROM mentions m CROSS JOIN mention_brands b ON b.mention_id = m.id "
@@ -37,7 +37,7 @@ _LABELLED = (
 def _window(
     since: datetime | None, until: datetime | None, brands: Sequence[str] | None
 ) -> tuple[str, dict[str, Any]]:
-    where, params = ["1"], {}
+    where, params = ["TRUE"], {}
     if since:
         where.append(f"{AT} >= :since")
         params["since"] = iso(since)
@@ -56,6 +56,9 @@ def _model(model: Model) -> dict[str, str]:
 
 
 class MetricsMixin(SQLiteBase):
+    # SQL for the start of a mention's day, ISO week (Monday) or month, as YYYY-MM-DD text
+    PERIODS = _PERIODS
+
     def sentiment_counts(
         self,
         model: Model,
@@ -74,7 +77,8 @@ class MetricsMixin(SQLiteBase):
             where += f" AND {NOT_NEWS}"
         return list(
             self.db.query(
-                f"SELECT {_PERIODS[period].format(at=AT)} AS period, {_DIMENSIONS[by]} AS {by}, "
+                f"SELECT {self.PERIODS[period].format(at=AT)} AS period, "
+                f"{_DIMENSIONS[by]} AS {by}, "
                 "count(DISTINCT m.id) AS volume, "
                 f"count(DISTINCT CASE WHEN {LABEL} = 'negative' THEN m.id END) AS negative, "
                 f"count(DISTINCT CASE WHEN {LABEL} = 'neutral' THEN m.id END) AS neutral, "
@@ -83,7 +87,9 @@ class MetricsMixin(SQLiteBase):
                 "count(DISTINCT CASE WHEN m.rating >= 4 THEN m.id END) AS satisfied, "
                 "count(DISTINCT CASE WHEN m.rating >= 5 THEN m.id END) AS promoters, "
                 "count(DISTINCT CASE WHEN m.rating <= 3 THEN m.id END) AS detractors, "
-                f"avg(m.rating) AS avg_rating {_LABELLED} WHERE {where} "
+                f"avg(m.rating) AS avg_rating {_LABELLED}"
+                + ("LEFT JOIN sources k ON k.id = m.source_id " if by == "kind" else "")
+                + f"WHERE {where} "
                 "GROUP BY 1, 2 ORDER BY 1, 2",
                 {**params, **_model(model)},
             )
@@ -112,7 +118,7 @@ class MetricsMixin(SQLiteBase):
         where, params = _window(since, until, brands)
         return list(
             self.db.query(
-                f"SELECT {_PERIODS[period].format(at=AT)} AS period, b.brand AS brand, "
+                f"SELECT {self.PERIODS[period].format(at=AT)} AS period, b.brand AS brand, "
                 f"count(DISTINCT m.id) AS volume {_BRAND_LINKS}"
                 "JOIN sources src ON src.id = m.source_id AND src.brand IS NULL "
                 f"WHERE {where} GROUP BY 1, 2 ORDER BY 1, 2",
@@ -137,7 +143,7 @@ class MetricsMixin(SQLiteBase):
         """Mentions with the model's scores and the text's effective label, oldest first,
         a row at a time. `scores` is a dict of class probabilities."""
         effective = "coalesce(c.label, s.label)"
-        conditions = ["1"]
+        conditions = ["TRUE"]
         params: dict[str, Any] = _model(model)
         for clause, key, value in (
             (
@@ -154,13 +160,14 @@ class MetricsMixin(SQLiteBase):
             if value is not None:
                 conditions.append(clause)
                 params[key] = value
+        brand_labels = self._concat("bs.brand || ':' || bs.label", ",")
         cursor = self.db.execute(
-            "SELECT m.id, m.source_id, m.external_id, (SELECT group_concat(brand, ',') FROM "
+            f"SELECT m.id, m.source_id, m.external_id, (SELECT {self._concat('brand', ',')} FROM "
             "mention_brands WHERE mention_id = m.id) AS brands, m.url, m.author, m.title, "
             "m.text, m.language, m.published_at, m.fetched_at, m.rating, m.reach, "
             f"{effective} AS label, s.text_label, s.score, s.scores, s.needs_review, "
-            "c.label IS NOT NULL AS corrected, (SELECT group_concat(bs.brand || ':' || "
-            "bs.label, ',') FROM brand_scores bs WHERE bs.mention_id = m.id AND "
+            "c.label IS NOT NULL AS corrected, "
+            f"(SELECT {brand_labels} FROM brand_scores bs WHERE bs.mention_id = m.id AND "
             "bs.model = :model AND bs.revision = :rev) AS brand_labels, s.model, s.revision "
             "FROM mentions m "
             "LEFT JOIN scores s ON s.mention_id = m.id AND s.model = :model AND s.revision = :rev "

@@ -38,7 +38,7 @@ class SearchMixin(SQLiteBase):
         sql = (
             "SELECT m.id, m.source_id, m.url, m.author, m.title, m.text, m.language, "
             "m.published_at, m.fetched_at, m.rating, "
-            "(SELECT group_concat(brand, ',') FROM mention_brands WHERE mention_id = m.id) "
+            f"(SELECT {self._concat('brand', ',')} FROM mention_brands WHERE mention_id = m.id) "
             "AS brands, coalesce((SELECT label FROM corrections WHERE mention_id = m.id), "
             "(SELECT label FROM scores WHERE mention_id = m.id ORDER BY scored_at DESC LIMIT 1)"
             ") AS label, (SELECT needs_review FROM scores WHERE mention_id = m.id "
