@@ -46,8 +46,8 @@ class Context:
             click.echo(str(exc), err=True)
             sys.exit(2)
 
-    def db_path(self) -> Path:
-        return self.db or self.config.database_path()
+    def db_path(self) -> str | Path:
+        return self.db or self.config.database_url()
 
     def store(self) -> Storage:
         return open_store(self.db_path())

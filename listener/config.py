@@ -202,7 +202,10 @@ def _source_union() -> Any:
 
 
 class Config(Strict):
-    database: str = Field(default="listener.db", description="SQLite file, relative to this file")
+    database: str = Field(
+        default="listener.db",
+        description="SQLite file, relative to this file, or a postgresql:// URL",
+    )
     brands: list[Brand] = Field(min_length=1)
     sources: list[_source_union()] = Field(default_factory=list)  # type: ignore[valid-type]
     notifiers: list[Notifier] = Field(default_factory=list)
@@ -238,6 +241,13 @@ class Config(Strict):
     def database_path(self) -> Path:
         path = Path(self.database).expanduser()
         return path if path.is_absolute() else self.base_dir / path
+
+    def database_url(self) -> str | Path:
+        """What open_store opens: a server URL as written, else the SQLite file's path."""
+        from listener.storage import backend_of
+
+        scheme, _ = backend_of(self.database)
+        return self.database if scheme != "sqlite" else self.database_path()
 
     def brand(self, name: str) -> Brand:
         return next(b for b in self.brands if b.name == name)

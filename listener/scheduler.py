@@ -12,7 +12,6 @@ import threading
 from datetime import timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
-from filelock import FileLock, Timeout
 
 from listener.config import Config
 from listener.pipeline import (
@@ -22,7 +21,7 @@ from listener.pipeline import (
     process,
     recover_interrupted_sends,
 )
-from listener.storage import Storage, open_store
+from listener.storage import Storage, describe, open_store, scheduler_lock
 from listener.timeutil import parse_iso, utcnow
 from sources.http import make_client
 
@@ -45,7 +44,7 @@ class Monitor:
         # One client for every job: on shutdown, abort() cuts the fetches still running.
         self.client = make_client(allow_private=config.network.allow_private_addresses)
         self._running: set[str] = set()
-        self.db_path = config.database_path()
+        self.db_path = config.database_url()
         self.process_every = process_every
         self.slot = ClassifierSlot(config)
         self.channels = build_notifiers(config)
@@ -79,7 +78,9 @@ class Monitor:
             next_run_time=utcnow(),
         )
         self.scheduler.start()
-        log.info("watching %d sources; database %s; Ctrl-C to stop", len(due), self.db_path)
+        log.info(
+            "watching %d sources; database %s; Ctrl-C to stop", len(due), describe(self.db_path)
+        )
 
     def _schedule(self, name: str, due_at: str | None) -> None:
         if self.stopping.is_set():
@@ -198,22 +199,18 @@ class Monitor:
             signal.signal(sig, on_signal)
         # One scheduler per database file: a second would fetch every source twice and load a
         # second model. It says so and waits for the first to stop (Ctrl-C still works).
-        lock = FileLock(f"{self.db_path}.run.lock")
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
+        lock = scheduler_lock(self.db_path)
+        if not lock.acquire(timeout=0):
             log.warning(
                 "another `listener run` is using %s; waiting for it to stop (one scheduler per "
-                "database file)",
-                self.db_path,
+                "database)",
+                describe(self.db_path),
             )
             while not stop.is_set():
-                try:
-                    lock.acquire(timeout=1.0)
+                if lock.acquire(timeout=1.0):
                     break
-                except Timeout:
-                    continue
             if stop.is_set():
+                lock.release()
                 return
             log.info("the other `listener run` stopped; starting")
         try:

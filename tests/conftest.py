@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from listener.config import Config, parse_config
-from listener.storage.sqlite import SQLiteStorage
+from listener.storage import Storage, open_store
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ARTIFACTS = Path(__file__).parent.parent / "artifacts"
@@ -35,20 +35,21 @@ def feed_bytes(name: str) -> bytes:
 
 
 @pytest.fixture
-def make_config(tmp_path: Path) -> Callable[[str], Config]:
-    """Config from a YAML snippet; the database goes to tmp_path."""
+def make_config(tmp_path: Path, database: str) -> Callable[[str], Config]:
+    """Config from a YAML snippet; the database is the test's (a file in tmp_path, or a
+    PostgreSQL database in contract tests)."""
 
     def make(yaml_text: str) -> Config:
         text = textwrap.dedent(yaml_text)
         if "database:" not in text:
-            text = f"database: {tmp_path / 'listener.db'}\n" + text
+            text = f"database: {database}\n" + text
         return parse_config(text, "sources.yaml", tmp_path)
 
     return make
 
 
 @pytest.fixture
-def one_source(make_config: Callable[[str], Config], store: SQLiteStorage) -> Callable[..., Config]:
+def one_source(make_config: Callable[[str], Config], store: Storage) -> Callable[..., Config]:
     """A config with one brand and one source (keys as given), synced into the store."""
 
     def make(brand: str = "Acme", **source: object) -> Config:
@@ -60,9 +61,46 @@ def one_source(make_config: Callable[[str], Config], store: SQLiteStorage) -> Ca
     return make
 
 
+BACKENDS = ("sqlite", "postgresql")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests in modules marked `contract` run once per storage backend."""
+    if "backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker("contract"):
+        metafunc.parametrize("backend", BACKENDS, indirect=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str | None]:
+    from tests.postgres import server
+
+    with server() as url:
+        yield url
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[SQLiteStorage]:
-    s = SQLiteStorage.open(tmp_path / "listener.db")
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture
+def database(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """Where the test's storage lives: a SQLite file, or a fresh PostgreSQL database."""
+    if backend == "sqlite":
+        yield str(tmp_path / "listener.db")
+        return
+    admin = request.getfixturevalue("postgres_server")
+    if admin is None:
+        pytest.skip("no PostgreSQL server here (install Debian's postgresql package)")
+    from tests.postgres import fresh_database
+
+    with fresh_database(admin) as url:
+        yield url
+
+
+@pytest.fixture
+def store(database: str) -> Iterator[Storage]:
+    s = open_store(database)
     yield s
     s.close()
 

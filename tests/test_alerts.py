@@ -18,6 +18,8 @@ from sentiment.base import Prediction
 from tests.conftest import rss
 from tests.tiny_model import build_tiny_model
 
+pytestmark = pytest.mark.contract  # each test on SQLite and on PostgreSQL
+
 
 def lm(i: int, label: str) -> LabelledMention:
     return LabelledMention(
@@ -137,14 +139,14 @@ def test_failed_delivery_is_retried_later_and_sent_once_when_the_endpoint_is_bac
 
 
 def test_a_dead_channel_is_tried_once_per_pass_backs_off_and_is_given_up_after_a_day(
-    make_config, store, httpserver, tmp_path
+    make_config, store, httpserver, tmp_path, database
 ):
     from alerts.delivery import GIVE_UP_AFTER
 
     httpserver.expect_request("/hook", method="POST").respond_with_data("down", status=503)
     yaml_path = tmp_path / "sources.yaml"
     yaml_path.write_text(
-        f"database: {tmp_path / 'listener.db'}\nbrands: [{{name: A}}]\n"
+        f"database: {database}\nbrands: [{{name: A}}]\n"
         f"notifiers: [{{name: hook, url: 'json://{httpserver.host}:"
         f"{httpserver.port}/hook'}}]\n"
     )

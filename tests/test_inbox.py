@@ -16,6 +16,8 @@ from listener.config import InboxSettings
 from listener.storage.sqlite import SQLiteStorage
 from tests.history import MODEL, NOW, History, Post
 
+pytestmark = pytest.mark.contract  # each test on SQLite and on PostgreSQL
+
 H = timedelta(hours=1)
 
 

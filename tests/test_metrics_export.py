@@ -23,6 +23,8 @@ from listener.metrics import (
 from listener.timeutil import parse_iso
 from tests.history import MODEL, NOW, History, Post
 
+pytestmark = pytest.mark.contract  # each test on SQLite and on PostgreSQL
+
 D, H = timedelta(days=1), timedelta(hours=1)
 
 
@@ -115,11 +117,11 @@ def test_export_filters_and_streams(data, tmp_path):
     assert not isinstance(mention_rows(data, MODEL), list)  # a generator: streamed
 
 
-def test_export_and_metrics_commands(tmp_path, data):
+def test_export_and_metrics_commands(tmp_path, data, database):
     data.close()
     config = tmp_path / "sources.yaml"
     config.write_text(
-        f"database: {tmp_path / 'listener.db'}\nbrands: [{{name: Acme, "
+        f"database: {database}\nbrands: [{{name: Acme, "
         "competitors: [Globex]}, {name: Globex}]\n"
         "sentiment: {model: m, revision: '1'}\n"
     )

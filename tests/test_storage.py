@@ -6,6 +6,8 @@ import sys
 import textwrap
 from datetime import timedelta
 
+import pytest
+
 from listener.pipeline import collect_due
 from listener.storage.sqlite import SQLiteStorage
 from listener.storage.sqlite.schema import migrations
@@ -42,6 +44,7 @@ def _serve_feed(httpserver):
     )
 
 
+@pytest.mark.contract
 def test_crash_between_fetch_and_commit_keeps_the_old_cursor(
     make_config, store, httpserver, monkeypatch
 ):
@@ -49,19 +52,20 @@ def test_crash_between_fetch_and_commit_keeps_the_old_cursor(
     config = _config(make_config, httpserver.url_for("/feed.xml"))
     store.sync_sources(config.sources)
     store.db["sources"].update("feed", {"etag": '"old"'})
-    original = SQLiteStorage._upsert_mentions
+    kind = type(store)  # the backend's class: the crash is in its write
+    original = kind._upsert_mentions
 
     def crash(self, *args, **kwargs):
         original(self, *args, **kwargs)
         raise RuntimeError("power cut")
 
-    monkeypatch.setattr(SQLiteStorage, "_upsert_mentions", crash)
+    monkeypatch.setattr(kind, "_upsert_mentions", crash)
     [outcome] = collect_due(config, store, now=LATER)
     assert "power cut" in outcome.error  # an error on that source, not a crash of the pass
     assert store.db["mentions"].count == 0
     assert store.db["sources"].get("feed")["etag"] == '"old"'
     assert [r["status"] for r in store.db["fetch_runs"].rows] == ["error"]
-    monkeypatch.setattr(SQLiteStorage, "_upsert_mentions", original)
+    monkeypatch.setattr(kind, "_upsert_mentions", original)
     [outcome] = collect_due(config, store, now=LATER)
     assert outcome.counts.new == 5
     assert store.db["sources"].get("feed")["etag"] == '"new"'
@@ -103,6 +107,7 @@ def test_process_killed_mid_transaction_loses_nothing_stored(tmp_path, make_conf
     store.close()
 
 
+@pytest.mark.contract
 def test_full_text_search_in_cyrillic_and_arabic(store, make_config):
     from listener.storage import MatchedEntry
     from sources.base import Entry, FetchResult, SourceState

@@ -14,10 +14,14 @@ from listener.storage import (
     NotFound,
     UnknownBackend,
     backend_of,
+    describe,
     open_store,
+    scheduler_lock,
 )
 from listener.storage.sqlite import SQLiteStorage
 from tests.history import MODEL, NOW, History, Post
+
+pytestmark = pytest.mark.contract  # each test on SQLite and on PostgreSQL
 
 
 def test_a_path_and_a_sqlite_url_open_the_same_file(tmp_path):
@@ -33,7 +37,7 @@ def test_a_path_and_a_sqlite_url_open_the_same_file(tmp_path):
 
 
 def test_an_unknown_database_scheme_is_refused_by_name():
-    with pytest.raises(UnknownBackend, match=r"'mysql'.*known: sqlite"):
+    with pytest.raises(UnknownBackend, match=r"'mysql'.*known: postgres, postgresql, sqlite"):
         open_store("mysql://u@127.0.0.1/l")
 
 
@@ -77,3 +81,19 @@ def test_storage_errors_are_the_ones_callers_already_catch(store):
     with pytest.raises(InvalidSearchQuery, match="column") as bad:
         store.latest_mentions(search='acme AND ("refund')
     assert isinstance(bad.value, QuerySyntaxError)
+
+
+def test_logs_show_a_database_url_without_its_password():
+    assert describe("postgresql://app:s3cret@db.example.com:5432/l") == (
+        "postgresql://app:***@db.example.com:5432/l"
+    )
+    assert describe("postgresql://app@db/l") == "postgresql://app@db/l"
+
+
+def test_one_scheduler_per_database(database):
+    first, second = scheduler_lock(database), scheduler_lock(database)
+    assert first.acquire(timeout=0)
+    assert not second.acquire(timeout=0.3)  # a second `listener run` waits
+    first.release()
+    assert second.acquire(timeout=5)
+    second.release()

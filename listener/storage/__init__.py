@@ -19,7 +19,14 @@ No SQL text crosses the seam, and nothing outside this package imports a databas
 from __future__ import annotations
 
 from listener.storage.errors import InvalidSearchQuery, NotFound, StorageError, UnknownBackend
-from listener.storage.registry import BACKENDS, backend_of, open_store
+from listener.storage.registry import (
+    BACKENDS,
+    RunLock,
+    backend_of,
+    describe,
+    open_store,
+    scheduler_lock,
+)
 from listener.storage.types import (
     Delivery,
     ExportFilter,
@@ -46,9 +53,12 @@ __all__ = [
     "Model",
     "NotFound",
     "PendingMention",
+    "RunLock",
     "Storage",
     "StorageError",
     "UnknownBackend",
     "backend_of",
+    "describe",
     "open_store",
+    "scheduler_lock",
 ]

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import urlsplit
+from typing import Protocol
+from urllib.parse import urlsplit, urlunsplit
+
+from filelock import FileLock, Timeout
 
 from listener.storage.errors import UnknownBackend
 from listener.storage.types import Storage
@@ -19,8 +22,22 @@ def _sqlite(target: str, migrate: bool) -> Storage:
     return SQLiteStorage.open(target, migrate=migrate)
 
 
+def _postgresql(target: str, migrate: bool) -> Storage:
+    try:
+        from listener.storage.postgres import PostgresStorage
+    except ImportError as exc:  # psycopg is an extra
+        raise UnknownBackend(
+            "database postgresql://… needs psycopg: pip install 'listener[postgresql]'"
+        ) from exc
+    return PostgresStorage.open(target, migrate=migrate)
+
+
 # scheme -> opener of the rest; a plain path (no scheme) is a SQLite file.
-BACKENDS: dict[str, Opener] = {"sqlite": _sqlite}
+BACKENDS: dict[str, Opener] = {
+    "sqlite": _sqlite,
+    "postgresql": _postgresql,
+    "postgres": _postgresql,
+}
 
 
 def backend_of(database: str | Path) -> tuple[str, str]:
@@ -46,3 +63,52 @@ def open_store(database: str | Path, *, migrate: bool = True) -> Storage:
             "or a file path for SQLite)"
         )
     return opener(target, migrate)
+
+
+def describe(database: str | Path) -> str:
+    """The database for logs and messages: a URL without its password."""
+    scheme, target = backend_of(database)
+    if scheme == "sqlite":
+        return target
+    parts = urlsplit(target)
+    if parts.password is None:
+        return target
+    host = parts.hostname or ""
+    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+class RunLock(Protocol):
+    """Held by the one `listener run` scheduling a database."""
+
+    def acquire(self, timeout: float) -> bool: ...
+    def release(self) -> None: ...
+
+
+class _FileRunLock:
+    """SQLite: a lock file beside the database file."""
+
+    def __init__(self, path: str) -> None:
+        self._lock = FileLock(f"{path}.run.lock")
+
+    def acquire(self, timeout: float) -> bool:
+        try:
+            self._lock.acquire(timeout=timeout)
+        except Timeout:
+            return False
+        return True
+
+    def release(self) -> None:
+        if self._lock.is_locked:
+            self._lock.release()
+
+
+def scheduler_lock(database: str | Path) -> RunLock:
+    """The lock that keeps one scheduler per database: a second `listener run` would fetch
+    every source twice and load a second model."""
+    scheme, target = backend_of(database)
+    if scheme == "sqlite":
+        return _FileRunLock(target)
+    from listener.storage.postgres.locks import AdvisoryRunLock
+
+    return AdvisoryRunLock(target)

@@ -85,7 +85,7 @@ def _docs_static() -> Path | None:
 
 
 def create_app(
-    config: Config, db_path: Path | None = None, allowed_hosts: Sequence[str] = LOCAL_HOSTS
+    config: Config, db_path: str | Path | None = None, allowed_hosts: Sequence[str] = LOCAL_HOSTS
 ) -> FastAPI:
     app = FastAPI(title="listener", version="1", description=__doc__, docs_url=None, redoc_url=None)
     # Host check against DNS rebinding ("*" answers any name, for a public address) and
@@ -96,7 +96,7 @@ def create_app(
     if docs_static is not None:
         app.mount("/static-docs", StaticFiles(directory=docs_static), name="docs-static")
     secret_values.register_env(TOKEN_ENV)
-    path = db_path or config.database_path()
+    path = db_path or config.database_url()
     preferred = configured_key(config.sentiment)
     aspects = aspect_matchers(config.aspects)
 

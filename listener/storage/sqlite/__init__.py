@@ -5,15 +5,15 @@ composes its storage."""
 
 from __future__ import annotations
 
+from listener.storage.sql.alerts import AlertsMixin
+from listener.storage.sql.facts import AlertFactsMixin
+from listener.storage.sql.inbox import InboxMixin
+from listener.storage.sql.mentions import MentionsMixin, content_key
+from listener.storage.sql.metrics import MetricsMixin
+from listener.storage.sql.scores import ScoresMixin
+from listener.storage.sql.search import SearchMixin
+from listener.storage.sql.sources import SourcesMixin
 from listener.storage.sqlite._base import SQLiteBase
-from listener.storage.sqlite.alerts import AlertsMixin
-from listener.storage.sqlite.facts import AlertFactsMixin
-from listener.storage.sqlite.inbox import InboxMixin
-from listener.storage.sqlite.mentions import MentionsMixin, content_key
-from listener.storage.sqlite.metrics import MetricsMixin
-from listener.storage.sqlite.scores import ScoresMixin
-from listener.storage.sqlite.search import SearchMixin
-from listener.storage.sqlite.sources import SourcesMixin
 
 
 class SQLiteStorage(

@@ -9,14 +9,14 @@ from typing import Any
 
 from listener import secrets
 from listener.storage.errors import NotFound
-from listener.storage.sqlite._base import SQLiteBase
+from listener.storage.sql._base import SQLBase
 from listener.timeutil import iso, parse_iso, utcnow
 from sources.base import SourceState
 
 CLOCK_SLACK = timedelta(minutes=1)
 
 
-class SourcesMixin(SQLiteBase):
+class SourcesMixin(SQLBase):
     def sync_sources(self, configured: Iterable[Any], now: datetime | None = None) -> None:
         """Make the sources table match the config, keeping each source's state and history.
         Endpoints are stored with ${NAME} where a secret from the environment was."""
@@ -31,7 +31,7 @@ class SourcesMixin(SQLiteBase):
                     [source.name],
                 )
                 if row is None:
-                    self.db["sources"].insert(  # type: ignore[union-attr]
+                    self.db["sources"].insert(
                         {
                             "id": source.name,
                             "type": source.type,
@@ -77,7 +77,7 @@ class SourcesMixin(SQLiteBase):
                             changes["disabled_reason"] = None
                         elif row["disabled_reason"]:
                             changes["enabled"] = 0  # stays off after a 410 until its url changes
-                self.db["sources"].update(source.name, changes)  # type: ignore[union-attr]
+                self.db["sources"].update(source.name, changes)
             placeholders = ",".join("?" * len(seen)) or "''"
             self.db.execute(
                 f"UPDATE sources SET enabled = 0, disabled_reason = 'removed from config' "
@@ -95,7 +95,7 @@ class SourcesMixin(SQLiteBase):
                 else f"{source_id!r} has `enabled: false` in sources.yaml"
             )
         with self._write():
-            self.db["sources"].update(  # type: ignore[union-attr]
+            self.db["sources"].update(
                 source_id,
                 {
                     "enabled": 1,
@@ -183,7 +183,7 @@ class SourcesMixin(SQLiteBase):
                     source_id,
                 ],
             )
-            self.db["fetch_runs"].insert(  # type: ignore[union-attr]
+            self.db["fetch_runs"].insert(
                 {
                     "source_id": source_id,
                     "started_at": iso(started),

@@ -8,12 +8,12 @@ from datetime import datetime
 from typing import Any
 
 from listener import secrets
-from listener.storage.sqlite._base import SQLiteBase
+from listener.storage.sql._base import SQLBase
 from listener.storage.types import Delivery
 from listener.timeutil import iso, utcnow
 
 
-class AlertsMixin(SQLiteBase):
+class AlertsMixin(SQLBase):
     def add_alert(self, alert: Any, channels: Sequence[str], now: datetime | None = None) -> bool:
         """Store an alert and one pending delivery per channel, unless its dedupe key exists."""
         with self._write():
@@ -36,7 +36,7 @@ class AlertsMixin(SQLiteBase):
             )
             if alert_id is None:
                 return False
-            self.db["deliveries"].insert_all(  # type: ignore[union-attr]
+            self.db["deliveries"].insert_all(
                 {
                     "alert_id": alert_id,
                     "channel": c,

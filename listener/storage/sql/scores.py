@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from listener.storage.sqlite._base import SQLiteBase
+from listener.storage.sql._base import SQLBase
 from listener.storage.types import PendingMention
 from listener.timeutil import iso, utcnow
 
@@ -15,7 +15,7 @@ SCORE_RETRY = timedelta(minutes=10)
 SCORE_GIVE_UP_AFTER = 3
 
 
-class ScoresMixin(SQLiteBase):
+class ScoresMixin(SQLBase):
     _UNSCORED = (
         "FROM mentions m WHERE NOT EXISTS (SELECT 1 FROM scores s WHERE s.mention_id = m.id "
         "AND s.model = :model AND s.revision = :rev) AND NOT EXISTS (SELECT 1 FROM "
@@ -92,11 +92,9 @@ class ScoresMixin(SQLiteBase):
             for mid, brand, label, p, text in brand_rows
         ]
         with self._write():
-            self.db["scores"].upsert_all(  # type: ignore[union-attr]
-                rows, pk=("mention_id", "model", "revision")
-            )
+            self.db["scores"].upsert_all(rows, pk=("mention_id", "model", "revision"))
             if per_brand:
-                self.db["brand_scores"].upsert_all(  # type: ignore[union-attr]
+                self.db["brand_scores"].upsert_all(
                     per_brand, pk=("mention_id", "brand", "model", "revision")
                 )
         return len(rows)
@@ -122,7 +120,7 @@ class ScoresMixin(SQLiteBase):
             attempts = int((row or {}).get("attempts") or 0) + 1
             permanent = attempts >= SCORE_GIVE_UP_AFTER
             wait = min(SCORE_RETRY * 2 ** (attempts - 1), timedelta(days=1))
-            self.db["score_failures"].upsert(  # type: ignore[union-attr]
+            self.db["score_failures"].upsert(
                 {
                     "mention_id": mention_id,
                     "model": model,

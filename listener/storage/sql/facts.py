@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from listener.storage.sqlite._base import (
+from listener.storage.sql._base import (
     AT,
     LABEL,
     LABEL_JOINS,
     LABELLED_COLUMNS,
     NOT_NEWS,
-    SQLiteBase,
+    SQLBase,
     labelled,
 )
 from listener.storage.types import LabelCounts, LabelledMention, MentionFilter
@@ -21,7 +21,7 @@ _ORDER = {"newest": "at DESC", "lowest_rating": "rating ASC"}
 _NEWS_OUT = f"AND {NOT_NEWS} "
 
 
-class AlertFactsMixin(SQLiteBase):
+class AlertFactsMixin(SQLBase):
     def recent_labelled(
         self,
         brand: str,

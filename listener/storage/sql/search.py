@@ -1,4 +1,5 @@
-"""Newest mentions, narrowed by a brand-query-language search over the full-text index."""
+"""Newest mentions, narrowed by a brand-query-language search over the search index
+(SQLite's FTS5 here; a backend may narrow its own way, see `_narrowing`)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,16 @@ from typing import Any
 from listener.query import PROCLITICS, And, Not, Or, Phrase, QuerySyntaxError, parse_query
 from listener.query import Node as QueryNode
 from listener.storage.errors import InvalidSearchQuery
-from listener.storage.sqlite._base import SQLiteBase
+from listener.storage.sql._base import SQLBase
 from listener.textnorm import without_accents, words
 
 
-class SearchMixin(SQLiteBase):
+class SearchMixin(SQLBase):
+    @staticmethod
+    def _narrowing(node: QueryNode) -> tuple[str, list[str]] | None:
+        """SQL keeping at least every mention the query matches (None: it cannot narrow)."""
+        return _search_condition(node)
+
     def latest_mentions(
         self, *, brand: str | None = None, search: str | None = None, limit: int = 20
     ) -> list[dict[str, Any]]:
@@ -31,7 +37,7 @@ class SearchMixin(SQLiteBase):
         except QuerySyntaxError as exc:
             raise InvalidSearchQuery(str(exc)) from exc
         if query is not None:
-            narrowed = _search_condition(query.root)
+            narrowed = self._narrowing(query.root)
             if narrowed is not None:
                 where.append(narrowed[0])
                 params.extend(narrowed[1])

@@ -5,29 +5,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from listener import secrets
 from listener.storage.errors import NotFound
-from listener.storage.sqlite._base import SQLiteBase, chunks, marks
+from listener.storage.sql._base import SQLBase, chunks, marks
 from listener.storage.types import FetchCounts, MatchedEntry
-from listener.textnorm import fold
 from listener.timeutil import iso, parse_iso, utcnow
 from sources.base import Entry, FetchResult
 
-# Errors that one entry's values can cause; anything else (a full disk, a lock) fails the fetch.
-_ENTRY_ERRORS = (
-    sqlite3.IntegrityError,
-    sqlite3.InterfaceError,
-    sqlite3.ProgrammingError,
-    sqlite3.DataError,
-    OverflowError,
-    ValueError,
-    TypeError,
-)
 MAX_REJECTION_DETAILS = 20
 REMINT_WINDOW = timedelta(days=7)
 REMINT_MIN_CHARS = 20
@@ -80,7 +68,7 @@ def _content(e: Entry) -> tuple[Any, ...]:
     )
 
 
-class MentionsMixin(SQLiteBase):
+class MentionsMixin(SQLBase):
     def save_fetch(
         self,
         source_id: str,
@@ -107,10 +95,10 @@ class MentionsMixin(SQLiteBase):
             state = result.state
             warning = secrets.mask("; ".join(result.warnings)) if result.warnings else None
             if warning:
-                self.db["sources"].update(  # type: ignore[union-attr]
+                self.db["sources"].update(
                     source_id, {"last_warning": warning, "last_warning_at": fetched_at}
                 )
-            self.db["sources"].update(  # type: ignore[union-attr]
+            self.db["sources"].update(
                 source_id,
                 {
                     "url": secrets.mask_env(state.url),
@@ -125,7 +113,7 @@ class MentionsMixin(SQLiteBase):
                     "last_success_at": fetched_at,
                 },
             )
-            self.db["fetch_runs"].insert(  # type: ignore[union-attr]
+            self.db["fetch_runs"].insert(
                 {
                     "source_id": source_id,
                     "started_at": iso(started),
@@ -159,14 +147,14 @@ class MentionsMixin(SQLiteBase):
         try:
             with self.db.atomic():  # a savepoint inside the fetch's transaction
                 return self._upsert_mentions(source_id, matched, fetched_at)
-        except _ENTRY_ERRORS:
+        except self.ENTRY_ERRORS:
             pass
         new = updated = 0
         for m in matched:
             try:
                 with self.db.atomic():
                     n, u = self._upsert_mentions(source_id, [m], fetched_at)
-            except _ENTRY_ERRORS as exc:
+            except self.ENTRY_ERRORS as exc:
                 rejected.append(
                     f"entry {str(m.entry.external_id)[:80]!r}: could not be "
                     f"stored: {type(exc).__name__}: {exc}"[:300]
@@ -223,7 +211,7 @@ class MentionsMixin(SQLiteBase):
             )
             assert mention_id is not None
             links += [(mention_id, b) for b in m.brands]
-            search.append((mention_id, fold(e.title), fold(e.text)))
+            search.append((mention_id, self._indexed(e.title), self._indexed(e.text)))
         update = ", ".join(f"{c} = ?" for c in ("updated_at", *_CONTENT))
         for mention_id, m in changed:
             e = m.entry
@@ -236,7 +224,7 @@ class MentionsMixin(SQLiteBase):
             conn.execute("DELETE FROM brand_scores WHERE mention_id = ?", (mention_id,))
             conn.execute("DELETE FROM mentions_search WHERE rowid = ?", (mention_id,))
             links += [(mention_id, b) for b in m.brands]
-            search.append((mention_id, fold(e.title), fold(e.text)))
+            search.append((mention_id, self._indexed(e.title), self._indexed(e.text)))
         conn.executemany(
             "INSERT INTO mention_brands (mention_id, brand) VALUES (?, ?) ON CONFLICT DO NOTHING",
             links,
@@ -320,7 +308,7 @@ class MentionsMixin(SQLiteBase):
         if self.mention(mention_id) is None:
             raise NotFound(f"no mention with id {mention_id}")
         with self._write():
-            self.db["corrections"].upsert(  # type: ignore[union-attr]
+            self.db["corrections"].upsert(
                 {
                     "mention_id": mention_id,
                     "label": label,

@@ -7,11 +7,11 @@ from datetime import datetime
 from typing import Any
 
 from listener.storage.errors import NotFound
-from listener.storage.sqlite._base import AT, LABEL, LABEL_JOINS, NOT_NEWS, SQLiteBase
+from listener.storage.sql._base import AT, LABEL, LABEL_JOINS, NOT_NEWS, SQLBase
 from listener.timeutil import iso, utcnow
 
 
-class InboxMixin(SQLiteBase):
+class InboxMixin(SQLBase):
     def inbox_candidates(
         self, model: tuple[str, str | None], since: datetime
     ) -> list[dict[str, Any]]:

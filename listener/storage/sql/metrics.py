@@ -7,16 +7,10 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from listener.storage.sqlite._base import AT, LABEL, NOT_NEWS, SQLiteBase
+from listener.storage.sql._base import AT, LABEL, NOT_NEWS, SQLBase
 from listener.storage.types import Dimension, ExportFilter, Model, Period
 from listener.timeutil import iso
 
-_PERIODS = {
-    "day": "strftime('%Y-%m-%d', {at})",
-    "week": "date({at}, '-6 days', 'weekday 1')",  # the Monday starting the ISO week
-    "month": "strftime('%Y-%m-01', {at})",
-    "all": "'all'",  # one row per dimension over the whole range
-}
 _DIMENSIONS = {
     "brand": "b.brand",
     "source": "m.source_id",
@@ -55,10 +49,7 @@ def _model(model: Model) -> dict[str, str]:
     return {"model": model[0], "rev": model[1] or ""}
 
 
-class MetricsMixin(SQLiteBase):
-    # SQL for the start of a mention's day, ISO week (Monday) or month, as YYYY-MM-DD text
-    PERIODS = _PERIODS
-
+class MetricsMixin(SQLBase):
     def sentiment_counts(
         self,
         model: Model,

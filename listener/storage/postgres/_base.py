@@ -1,0 +1,94 @@
+"""The PostgreSQL dialect: psycopg 3, migrations under an advisory lock, LIKE-narrowed search."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, ClassVar, Self
+
+import psycopg
+
+from listener.query import And, Not, Or, Phrase
+from listener.query import Node as QueryNode
+from listener.storage.postgres import schema
+from listener.storage.postgres._db import PgDatabase
+from listener.storage.sql._base import SQLBase
+from listener.textnorm import fold, without_accents
+
+
+class PostgresBase(SQLBase):
+    ENTRY_ERRORS = (psycopg.DataError, psycopg.IntegrityError, *SQLBase.ENTRY_ERRORS)
+    PERIODS: ClassVar[dict[str, str]] = {
+        "day": "substr({at}, 1, 10)",
+        "week": "to_char(date_trunc('week', CAST(substr({at}, 1, 10) AS date)), 'YYYY-MM-DD')",
+        "month": "substr({at}, 1, 7) || '-01'",
+        "all": "'all'",
+    }
+
+    def __init__(self, db: PgDatabase) -> None:
+        self.db = db
+
+    @classmethod
+    def open(cls, url: str, *, migrate: bool = True) -> Self:
+        db = PgDatabase(url)
+        if migrate:
+            schema.apply(db)
+        return cls(db)
+
+    @contextmanager
+    def _write(self) -> Iterator[None]:
+        with self.db.transaction():
+            yield
+
+    def _insert_id(self, sql: str, params: Sequence[Any]) -> int | None:
+        row = self.db.execute(sql + " RETURNING id", params).fetchone()
+        return int(row[0]) if row else None
+
+    @staticmethod
+    def _concat(expression: str, separator: str) -> str:
+        return f"string_agg({expression}, '{separator}')"
+
+    @staticmethod
+    def _indexed(text: str) -> str:
+        # Folded and without Latin accents, as queries are: substrings then match both ways.
+        return without_accents(fold(text or ""))
+
+    @staticmethod
+    def _narrowing(node: QueryNode) -> tuple[str, list[str]] | None:
+        return _like_condition(node)
+
+
+_CONTAINS = "m.id IN (SELECT rowid FROM mentions_search WHERE title LIKE ? OR text LIKE ?)"
+
+
+def _pattern(word: str) -> str:
+    escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{without_accents(fold(escaped))}%"
+
+
+def _like_condition(node: QueryNode) -> tuple[str, list[str]] | None:
+    """Every word of a phrase as a substring of the indexed title or text: a superset of what
+    the query matches (prefixes, Arabic proclitics and unspaced scripts included), which
+    Query.matches then decides exactly."""
+    if isinstance(node, Phrase):
+        parts = [(_CONTAINS, [_pattern(w), _pattern(w)]) for w in node.words]
+        return _combined(parts, "AND")
+    if isinstance(node, Not):
+        return None
+    if isinstance(node, And):
+        found = [c for c in map(_like_condition, node.children) if c is not None]
+        return _combined(found, "AND") if found else None
+    if isinstance(node, Or):
+        each = [_like_condition(c) for c in node.children]
+        kept = [c for c in each if c is not None]
+        return None if len(kept) < len(each) else _combined(kept, "OR")
+    raise TypeError(node)
+
+
+def _combined(parts: list[tuple[str, list[str]]], op: str) -> tuple[str, list[str]] | None:
+    if not parts:
+        return None
+    return (
+        "(" + f" {op} ".join(sql for sql, _ in parts) + ")",
+        [p for _, params in parts for p in params],
+    )

@@ -1,0 +1,98 @@
+"""What the SQL backends share: the connection's interface, and SQL fragments several concerns use.
+
+The concern mixins beside this module are written once in the SQL both SQLite and PostgreSQL
+speak; each dialect's base class (`sqlite/_base.py`, `postgres/_base.py`) supplies the few parts
+that differ."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, ClassVar
+
+from listener.storage.types import LabelledMention
+from listener.textnorm import fold
+
+_CHUNK = 500  # stays under SQLite's bound-parameter limit
+
+
+def chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def marks(n: int) -> str:
+    """`?, ?, ?` for an IN list of n values."""
+    return ",".join("?" * n)
+
+
+# Queries by time join brands with CROSS JOIN: SQLite then walks mentions through the time
+# index (newest first, or a window) instead of every mention of the brand, so an alert pass
+# does not rescan history.
+# The effective label: a human correction, else the model's label for this brand (when the
+# mention names several), else the model's label for the mention.
+LABEL = "coalesce(c.label, bs.label, s.label)"
+LABEL_JOINS = (
+    "LEFT JOIN scores s ON s.mention_id = m.id AND s.model = :model AND s.revision = :rev "
+    "LEFT JOIN brand_scores bs ON bs.mention_id = m.id AND bs.brand = b.brand "
+    "AND bs.model = :model AND bs.revision = :rev "
+    "LEFT JOIN corrections c ON c.mention_id = m.id "
+)
+AT = "coalesce(m.published_at, m.fetched_at)"
+# Mentions from news sources, left out where opinions are counted (the set is computed once
+# per query: a handful of source ids).
+NOT_NEWS = "m.source_id NOT IN (SELECT id FROM sources WHERE kind = 'news')"
+LABELLED_COLUMNS = (
+    f"m.id, {LABEL} AS label, {AT} AS at, m.url, m.title, m.text, m.source_id, m.author, "
+    "m.rating, m.reach"
+)
+
+
+def labelled(r: dict[str, Any]) -> LabelledMention:
+    return LabelledMention(
+        r["id"],
+        r["label"],
+        r["at"],
+        r["url"],
+        r["title"] or "",
+        r["text"] or "",
+        r["source_id"],
+        r["author"],
+        r["rating"],
+        r["reach"],
+    )
+
+
+class SQLBase:
+    """One connection, SQLite's (sqlite-utils) or PostgreSQL's (a wrapper with the same
+    methods): `query`, `execute`, `conn.executemany`, `atomic`, and tables by name."""
+
+    db: Any
+    # Errors one entry's values can cause: that entry is dropped, the rest of its fetch kept.
+    ENTRY_ERRORS: ClassVar[tuple[type[BaseException], ...]] = (OverflowError, ValueError, TypeError)
+    # SQL for the start of a mention's day, ISO week (its Monday) or month, as YYYY-MM-DD text.
+    PERIODS: ClassVar[dict[str, str]] = {}
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _write(self) -> AbstractContextManager[None]:
+        """A write transaction (a savepoint inside one)."""
+        raise NotImplementedError
+
+    def _insert_id(self, sql: str, params: Sequence[Any]) -> int | None:
+        """Run an INSERT; the new row's id, or None when ON CONFLICT DO NOTHING skipped it."""
+        raise NotImplementedError
+
+    @staticmethod
+    def _concat(expression: str, separator: str) -> str:
+        """An aggregate joining a group's values into one text (SQL, for a SELECT)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def _indexed(text: str) -> str:
+        """A title or text as the search index holds it."""
+        return fold(text)
+
+    def _one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> dict[str, Any] | None:
+        return next(self.db.query(sql, params), None)
