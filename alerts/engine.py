@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,6 +24,7 @@ log = logging.getLogger("listener")
 # Per-mention rules look back this far (by published time): an old review imported for the
 # first time is history, not news.
 LOOKBACK = timedelta(days=2)
+LATELY_SCAN_LIMIT = 1000  # per brand and pass
 # Mentions an aspect rule reads per brand and pass (window + baseline), newest first.
 ASPECT_SCAN_LIMIT = 50_000
 
@@ -124,27 +126,19 @@ def candidates(
             yield from rules.low_ratings(
                 rule,
                 brand,
-                store.mentions_between(
-                    brand,
-                    name,
-                    rev,
-                    now - LOOKBACK,
-                    now + timedelta(minutes=1),
-                    MentionFilter(max_rating=float(rule.max_stars), limit=1000),
-                ),
+                _lately(store, brand, model, now, MentionFilter(max_rating=float(rule.max_stars))),
             )
             continue
         elif kind == "high_reach_negative":
             yield from rules.high_reach_negatives(
                 rule,
                 brand,
-                store.mentions_between(
+                _lately(
+                    store,
                     brand,
-                    name,
-                    rev,
-                    now - LOOKBACK,
-                    now + timedelta(minutes=1),
-                    MentionFilter(label="negative", min_reach=int(rule.min_reach), limit=1000),
+                    model,
+                    now,
+                    MentionFilter(label="negative", min_reach=int(rule.min_reach)),
                 ),
             )
             continue
@@ -152,6 +146,20 @@ def candidates(
             raise ValueError(f"unknown rule {kind!r}")
         if alert:
             yield alert
+
+
+def _lately(
+    store: Storage, brand: str, model: tuple[str, str | None], now: datetime, where: MentionFilter
+) -> list[LabelledMention]:
+    """Up to LATELY_SCAN_LIMIT of a brand's mentions from LOOKBACK ago to now (a minute ahead:
+    a post stamped by a clock slightly fast), for rules that alert on each mention."""
+    return store.mentions_between(
+        brand,
+        *model,
+        now - LOOKBACK,
+        now + timedelta(minutes=1),
+        replace(where, limit=LATELY_SCAN_LIMIT),
+    )
 
 
 def _aspect_share_spike(

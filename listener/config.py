@@ -32,6 +32,7 @@ from alerts.settings import CONSOLE, RULE_NAMES, AlertRule
 from listener import secrets
 from listener.metrics import DEFAULT_ASPECTS, aspect_matchers
 from listener.query import Query, parse_query
+from listener.storage.registry import backend_of
 from listener.timeutil import Duration
 from sentiment import DEFAULT_MODEL
 from sentiment.heads import DEFAULT_HEAD
@@ -244,8 +245,6 @@ class Config(Strict):
 
     def database_url(self) -> str | Path:
         """What open_store opens: a server URL as written, else the SQLite file's path."""
-        from listener.storage import backend_of
-
         scheme, _ = backend_of(self.database)
         return self.database if scheme != "sqlite" else self.database_path()
 

@@ -15,9 +15,6 @@ from listener.storage import Storage
 from listener.storage.types import Dimension, Period
 from listener.textnorm import words
 
-PERIODS: tuple[Period, ...] = ("day", "week", "month", "all")
-DIMENSIONS: tuple[Dimension, ...] = ("brand", "source", "language", "kind")
-
 
 def _rates(row: dict[str, Any]) -> dict[str, Any]:
     total, rated = row["volume"], row["rated"]

@@ -155,30 +155,18 @@ def read_xed(c: Corpus, fetch: Fetch) -> Iterator[Item]:
     and short, clean and numerous: trained on as neutral they taught listener-2 that a short,
     well-formed sentence is neutral ("Terrible service, my order never arrived"). So every XED
     line is polar-only (partial-label loss), and the untagged lines are not used."""
-    for code in ("fi", "en"):  # annotated by people
-        path = f"AnnotatedData/{code}-annotated.tsv"
+    # annotated by people, then projected from them into other languages
+    files = [(c.name, code, f"AnnotatedData/{code}-annotated.tsv") for code in ("fi", "en")]
+    files += [
+        (f"{c.name}-projected", code, f"Projections/{code}-projections.tsv")
+        for code in ("bg", "ru", "et", "ar")
+    ]
+    for name, code, path in files:
         for line in _lines(fetch(c.repo, path)):
             text, _, codes = line.partition("\t")
             label = xed_label(codes)
             if text.strip() and label:
-                yield Item(
-                    c.name, code, label, POLAR, text.strip(), hash_split(text), c.source(path)
-                )
-    for code in ("bg", "ru", "et", "ar"):  # projected from them: polar lines only
-        path = f"Projections/{code}-projections.tsv"
-        for line in _lines(fetch(c.repo, path)):
-            text, _, codes = line.partition("\t")
-            label = xed_label(codes)
-            if text.strip() and label:
-                yield Item(
-                    f"{c.name}-projected",
-                    code,
-                    label,
-                    POLAR,
-                    text.strip(),
-                    hash_split(text),
-                    c.source(path),
-                )
+                yield Item(name, code, label, POLAR, text.strip(), hash_split(text), c.source(path))
 
 
 def read_sentirueval(c: Corpus, fetch: Fetch) -> Iterator[Item]:

@@ -8,11 +8,12 @@ from typing import Any, ClassVar, Self
 
 import psycopg
 
-from listener.query import And, Not, Or, Phrase
 from listener.query import Node as QueryNode
+from listener.query import Phrase
 from listener.storage.postgres import schema
 from listener.storage.postgres._db import PgDatabase
 from listener.storage.sql._base import SQLBase
+from listener.storage.sql.search import Condition, joined, narrowed
 from listener.textnorm import fold, without_accents
 
 
@@ -54,8 +55,8 @@ class PostgresBase(SQLBase):
         return without_accents(fold(text or ""))
 
     @staticmethod
-    def _narrowing(node: QueryNode) -> tuple[str, list[str]] | None:
-        return _like_condition(node)
+    def _narrowing(node: QueryNode) -> Condition | None:
+        return narrowed(node, _like_phrase)
 
 
 _CONTAINS = "m.id IN (SELECT rowid FROM mentions_search WHERE title LIKE ? OR text LIKE ?)"
@@ -66,29 +67,7 @@ def _pattern(word: str) -> str:
     return f"%{without_accents(fold(escaped))}%"
 
 
-def _like_condition(node: QueryNode) -> tuple[str, list[str]] | None:
+def _like_phrase(node: Phrase) -> Condition | None:
     """Every word of a phrase as a substring of the indexed title or text: a superset of what
-    the query matches (prefixes, Arabic proclitics and unspaced scripts included), which
-    Query.matches then decides exactly."""
-    if isinstance(node, Phrase):
-        parts = [(_CONTAINS, [_pattern(w), _pattern(w)]) for w in node.words]
-        return _combined(parts, "AND")
-    if isinstance(node, Not):
-        return None
-    if isinstance(node, And):
-        found = [c for c in map(_like_condition, node.children) if c is not None]
-        return _combined(found, "AND") if found else None
-    if isinstance(node, Or):
-        each = [_like_condition(c) for c in node.children]
-        kept = [c for c in each if c is not None]
-        return None if len(kept) < len(each) else _combined(kept, "OR")
-    raise TypeError(node)
-
-
-def _combined(parts: list[tuple[str, list[str]]], op: str) -> tuple[str, list[str]] | None:
-    if not parts:
-        return None
-    return (
-        "(" + f" {op} ".join(sql for sql, _ in parts) + ")",
-        [p for _, params in parts for p in params],
-    )
+    the phrase matches (prefixes, Arabic proclitics and unspaced scripts included)."""
+    return joined([(_CONTAINS, [_pattern(w), _pattern(w)]) for w in node.words], "AND")

@@ -30,14 +30,18 @@ PKS: dict[str, tuple[str, ...]] = {
 }
 
 
-# SQLite's join-order hint (CROSS JOIN ... ON) is a syntax error here: a plain join.
 _CROSS_JOIN_ON = re.compile(r"\bCROSS JOIN (\w+ \w+) ON\b")
+
+
+def _plain_joins(sql: str) -> str:
+    """SQLite's join-order hint (CROSS JOIN ... ON) is a syntax error here: a plain join."""
+    return _CROSS_JOIN_ON.sub(r"JOIN \1 ON", sql)
 
 
 @lru_cache(maxsize=512)
 def translate(sql: str) -> str:
     """`?` -> `%s`, `:name` -> `%(name)s`, `%` -> `%%`, outside quoted text and `::` casts."""
-    sql = _CROSS_JOIN_ON.sub(r"JOIN \1 ON", sql)
+    sql = _plain_joins(sql)
     out: list[str] = []
     i, n, quote = 0, len(sql), ""
     while i < n:
@@ -97,10 +101,8 @@ class PgDatabase:
         cur = self.raw.cursor()
         if params:
             cur.execute(translate(sql), params)
-        else:
-            cur.execute(
-                _CROSS_JOIN_ON.sub(r"JOIN \1 ON", sql).encode()
-            )  # bytes: no placeholders, so a literal % stays as written
+        else:  # nothing to bind: sent as written (bytes), so a literal % stays one
+            cur.execute(_plain_joins(sql).encode())
         return cur
 
     def executemany(
@@ -134,13 +136,13 @@ class PgTable:
     def insert(self, record: dict[str, Any]) -> None:
         self.insert_all([record])
 
+    def _insert(self, record: dict[str, Any]) -> str:
+        cols = ", ".join(map(_quoted, record))
+        return f"INSERT INTO {_quoted(self.name)} ({cols}) VALUES ({', '.join('?' * len(record))})"
+
     def insert_all(self, records: Iterable[dict[str, Any]]) -> None:
         for r in records:
-            cols = ", ".join(map(_quoted, r))
-            self.db.execute(
-                f"INSERT INTO {_quoted(self.name)} ({cols}) VALUES ({', '.join('?' * len(r))})",
-                list(r.values()),
-            )
+            self.db.execute(self._insert(r), list(r.values()))
 
     def upsert(self, record: dict[str, Any], pk: str | Sequence[str] | None = None) -> None:
         self.upsert_all([record], pk)
@@ -150,11 +152,9 @@ class PgTable:
     ) -> None:
         keys = (pk,) if isinstance(pk, str) else tuple(pk or self.pk)
         for r in records:
-            cols = ", ".join(map(_quoted, r))
             sets = ", ".join(f"{_quoted(c)} = EXCLUDED.{_quoted(c)}" for c in r if c not in keys)
             self.db.execute(
-                f"INSERT INTO {_quoted(self.name)} ({cols}) VALUES ({', '.join('?' * len(r))}) "
-                f"ON CONFLICT ({', '.join(map(_quoted, keys))}) "
+                f"{self._insert(r)} ON CONFLICT ({', '.join(map(_quoted, keys))}) "
                 + (f"DO UPDATE SET {sets}" if sets else "DO NOTHING"),
                 list(r.values()),
             )

@@ -10,6 +10,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, ClassVar
 
+from listener.query import Node as QueryNode
 from listener.storage.types import LabelledMention
 from listener.textnorm import fold
 
@@ -87,6 +88,12 @@ class SQLBase:
     @staticmethod
     def _concat(expression: str, separator: str) -> str:
         """An aggregate joining a group's values into one text (SQL, for a SELECT)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def _narrowing(node: QueryNode) -> tuple[str, list[str]] | None:
+        """SQL over `m` keeping at least every mention a search query matches, with its
+        parameters (None: the index cannot narrow it); the query decides exactly."""
         raise NotImplementedError
 
     @staticmethod

@@ -1,11 +1,12 @@
-"""Newest mentions, narrowed by a brand-query-language search over the search index
-(SQLite's FTS5 here; a backend may narrow its own way, see `_narrowing`)."""
+"""Newest mentions, narrowed by a brand-query-language search over the backend's search index
+(its `_narrowing`: FTS5 on SQLite, LIKE and trigrams on PostgreSQL)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from listener.query import PROCLITICS, And, Not, Or, Phrase, QuerySyntaxError, parse_query
+from listener.query import And, Not, Or, Phrase, QuerySyntaxError, parse_query
 from listener.query import Node as QueryNode
 from listener.storage.errors import InvalidSearchQuery
 from listener.storage.sql._base import SQLBase
@@ -13,11 +14,6 @@ from listener.textnorm import without_accents, words
 
 
 class SearchMixin(SQLBase):
-    @staticmethod
-    def _narrowing(node: QueryNode) -> tuple[str, list[str]] | None:
-        """SQL keeping at least every mention the query matches (None: it cannot narrow)."""
-        return _search_condition(node)
-
     def latest_mentions(
         self, *, brand: str | None = None, search: str | None = None, limit: int = 20
     ) -> list[dict[str, Any]]:
@@ -72,55 +68,30 @@ class SearchMixin(SQLBase):
         return found[:limit]
 
 
-_IN_INDEX = "m.id IN (SELECT rowid FROM mentions_search WHERE mentions_search MATCH ?)"
-_IN_UNSPACED = (
-    "m.id IN (SELECT rowid FROM mentions_search WHERE instr(title, ?) > 0 OR instr(text, ?) > 0)"
-)
+Condition = tuple[str, list[str]]  # SQL over `m`, and its parameters
 
 
-def _fts_word(word: str, prefix: bool, arabic: bool) -> str:
-    """One query word as an FTS5 expression: quoted (so no input is FTS syntax), with the
-    Arabic proclitic forms the brand matcher accepts."""
-    star = "*" if prefix else ""
-    forms = [word] + ([p + word for p in sorted(PROCLITICS)] if arabic else [])
-    quoted = ['"' + f.replace('"', '""') + '"' + star for f in forms]
-    return quoted[0] if len(quoted) == 1 else "(" + " OR ".join(quoted) + ")"
+def narrowed(node: QueryNode, phrase: Callable[[Phrase], Condition | None]) -> Condition | None:
+    """SQL that keeps at least every mention the query matches (None: it cannot narrow), each
+    phrase narrowed by `phrase` (the backend's index) and combined as the query combines them.
 
-
-def _search_condition(node: QueryNode) -> tuple[str, list[str]] | None:
-    """SQL that keeps at least every mention the query matches (None: it cannot narrow).
-
-    Exactness is left to Query.matches: the index cannot see inside words of scripts written
-    without spaces (found with instr instead), and an exclusion narrows nothing."""
+    Exactness is left to Query.matches: an exclusion narrows nothing, and an OR narrows only
+    when each of its branches does."""
     if isinstance(node, Phrase):
-        parts: list[tuple[str, list[str]]] = []
-        indexed = []
-        for i, w in enumerate(node.words):
-            prefix = node.prefix and i == len(node.words) - 1
-            if node.unspaced[i]:
-                parts.append((_IN_UNSPACED, [w, w]))
-            else:
-                indexed.append(_fts_word(w, prefix, node.arabic[i]))
-        if indexed:
-            if len(indexed) == len(node.words) and not any(node.arabic):
-                # A plain phrase: FTS5 checks adjacency itself.
-                text = '"' + " ".join(w.replace('"', '""') for w in node.words) + '"'
-                indexed = [text + ("*" if node.prefix else "")]
-            parts.append((_IN_INDEX, [" AND ".join(indexed)]))
-        return _joined(parts, "AND")
+        return phrase(node)
     if isinstance(node, Not):
         return None
     if isinstance(node, And):
-        found = [c for c in map(_search_condition, node.children) if c is not None]
-        return _joined(found, "AND") if found else None
+        found = [c for c in (narrowed(child, phrase) for child in node.children) if c is not None]
+        return joined(found, "AND") if found else None
     if isinstance(node, Or):
-        each = [_search_condition(c) for c in node.children]
+        each = [narrowed(child, phrase) for child in node.children]
         kept = [c for c in each if c is not None]
-        return None if len(kept) < len(each) else _joined(kept, "OR")
+        return None if len(kept) < len(each) else joined(kept, "OR")
     raise TypeError(node)
 
 
-def _joined(parts: list[tuple[str, list[str]]], op: str) -> tuple[str, list[str]] | None:
+def joined(parts: list[Condition], op: str) -> Condition | None:
     if not parts:
         return None
     return (

@@ -11,7 +11,10 @@ from typing import Any, ClassVar, Self
 from filelock import FileLock
 from sqlite_utils import Database
 
+from listener.query import Node as QueryNode
 from listener.storage.sql._base import SQLBase
+from listener.storage.sql.search import Condition, narrowed
+from listener.storage.sqlite.fts import fts_phrase
 from listener.storage.sqlite.schema import migrations
 
 
@@ -85,3 +88,7 @@ class SQLiteBase(SQLBase):
     @staticmethod
     def _concat(expression: str, separator: str) -> str:
         return f"group_concat({expression}, '{separator}')"
+
+    @staticmethod
+    def _narrowing(node: QueryNode) -> Condition | None:
+        return narrowed(node, fts_phrase)
