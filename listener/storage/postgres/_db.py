@@ -7,7 +7,7 @@ bound on the client (psycopg's ClientCursor), so `:x IS NULL` needs no type cast
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from functools import lru_cache
 from typing import Any
@@ -136,13 +136,22 @@ class PgTable:
     def insert(self, record: dict[str, Any]) -> None:
         self.insert_all([record])
 
-    def _insert(self, record: dict[str, Any]) -> str:
-        cols = ", ".join(map(_quoted, record))
-        return f"INSERT INTO {_quoted(self.name)} ({cols}) VALUES ({', '.join('?' * len(record))})"
+    def _insert_many(
+        self, records: Iterable[dict[str, Any]], suffix: Callable[[tuple[str, ...]], str]
+    ) -> None:
+        """One executemany (pipelined by psycopg) per set of columns, not a statement per row."""
+        batches: dict[tuple[str, ...], list[list[Any]]] = {}
+        for r in records:
+            batches.setdefault(tuple(r), []).append(list(r.values()))
+        for cols, values in batches.items():
+            self.db.executemany(
+                f"INSERT INTO {_quoted(self.name)} ({', '.join(map(_quoted, cols))}) "
+                f"VALUES ({', '.join('?' * len(cols))}){suffix(cols)}",
+                values,
+            )
 
     def insert_all(self, records: Iterable[dict[str, Any]]) -> None:
-        for r in records:
-            self.db.execute(self._insert(r), list(r.values()))
+        self._insert_many(records, lambda cols: "")
 
     def upsert(self, record: dict[str, Any], pk: str | Sequence[str] | None = None) -> None:
         self.upsert_all([record], pk)
@@ -151,13 +160,13 @@ class PgTable:
         self, records: Iterable[dict[str, Any]], pk: str | Sequence[str] | None = None
     ) -> None:
         keys = (pk,) if isinstance(pk, str) else tuple(pk or self.pk)
-        for r in records:
-            sets = ", ".join(f"{_quoted(c)} = EXCLUDED.{_quoted(c)}" for c in r if c not in keys)
-            self.db.execute(
-                f"{self._insert(r)} ON CONFLICT ({', '.join(map(_quoted, keys))}) "
-                + (f"DO UPDATE SET {sets}" if sets else "DO NOTHING"),
-                list(r.values()),
-            )
+
+        def on_conflict(cols: tuple[str, ...]) -> str:
+            sets = ", ".join(f"{_quoted(c)} = EXCLUDED.{_quoted(c)}" for c in cols if c not in keys)
+            target = ", ".join(map(_quoted, keys))
+            return f" ON CONFLICT ({target}) " + (f"DO UPDATE SET {sets}" if sets else "DO NOTHING")
+
+        self._insert_many(records, on_conflict)
 
     def _where_pk(self, value: Any) -> tuple[str, list[Any]]:
         values = list(value) if isinstance(value, (tuple, list)) else [value]
