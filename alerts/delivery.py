@@ -11,6 +11,7 @@ from alerts.settings import CONSOLE
 from listener import secrets
 from listener.storage import Delivery, Storage
 from listener.timeutil import parse_iso, utcnow
+from listener.workers import Worker
 
 log = logging.getLogger("listener")
 
@@ -59,11 +60,18 @@ def digest_text(deliveries: list[Delivery]) -> tuple[str, str]:
 
 
 def _send(
-    store: Storage, notifier: Notifier, batch: list[Delivery], title: str, body: str, now: datetime
+    store: Storage,
+    notifier: Notifier,
+    batch: list[Delivery],
+    title: str,
+    body: str,
+    now: datetime,
+    worker: Worker | None = None,
 ) -> str | None:
-    """Claim, send, record: claimed rows are committed as 'sending' before the send, so a
-    crash mid-send never leads to a second send."""
-    claimed = [d for d in batch if store.claim_delivery(d.alert_id, d.channel)]
+    """Claim, send, record: claimed rows are committed as 'sending' (held by `worker`) before
+    the send, so a crash mid-send never leads to a second send."""
+    owner, until = (worker.id, worker.until(utcnow())) if worker else ("", None)
+    claimed = [d for d in batch if store.claim_delivery(d.alert_id, d.channel, owner, until)]
     if not claimed:
         return None
     try:
@@ -94,6 +102,7 @@ def deliver_pending(
     channels: dict[str, Notifier],
     digests: dict[str, time] | None = None,
     now: datetime | None = None,
+    worker: Worker | None = None,
 ) -> tuple[int, list[str]]:
     """Send the deliveries that are due. A failed one is retried later (after_failure); after
     one failure a channel is left alone for the rest of the pass, so a dead endpoint costs one
@@ -114,7 +123,7 @@ def deliver_pending(
         else:
             batches = [([d], d.title, d.message) for d in mine]
         for batch, title, body in batches:
-            error = _send(store, notifier, batch, title, body, now)
+            error = _send(store, notifier, batch, title, body, now, worker)
             if error:
                 errors.append(error)
                 log.error("%s", error)

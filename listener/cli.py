@@ -213,20 +213,48 @@ def collect(ctx: Context, once: bool) -> None:
         sys.exit(EXIT_MODEL_UNAVAILABLE)
 
 
-def ctx_run(ctx: Context) -> None:
+def ctx_run(ctx: Context, roles: Sequence[str] = ()) -> None:
     from listener.scheduler import Monitor
+    from listener.workers import ROLES
 
     config = ctx.sending_config
     if ctx.db:
         config = config.model_copy(update={"database": str(ctx.db.resolve())})
-    Monitor(config).run_until_signal()
+    Monitor(config, roles=roles or ROLES).run_until_signal()
 
 
 @cli.command()
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    type=click.Choice(["collect", "score", "deliver"]),
+    help="Only this part of the work (repeat for several; default: all). collect: fetch due "
+    "sources; score: run the sentiment model; deliver: inbox, alert rules, notifications.",
+)
 @pass_ctx
-def run(ctx: Context) -> None:
-    """Run the monitor: every source at its interval, until Ctrl-C or SIGTERM."""
-    ctx_run(ctx)
+def run(ctx: Context, roles: tuple[str, ...]) -> None:
+    """Run the monitor: every source at its interval, until Ctrl-C or SIGTERM.
+
+    On PostgreSQL, start as many as you like, on one machine or several: each piece of work
+    is done by one of them (README, "Running on several machines")."""
+    ctx_run(ctx, roles)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Output JSON.")
+@pass_ctx
+def workers(ctx: Context, as_json: bool) -> None:
+    """List the workers sharing this database and what each holds now."""
+    store = ctx.store()
+    try:
+        rows = store.workers()
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    _print_table(rows, ["id", "roles", "started_at", "seen_at", "sources", "scoring", "tasks"])
 
 
 @cli.group("sources", invoke_without_command=True)

@@ -174,6 +174,22 @@ class NetworkSettings(Strict):
     )
 
 
+class WorkerSettings(Strict):
+    lease: Duration = Field(
+        default=timedelta(seconds=60),
+        description="how long a claim on work lasts unless renewed; a stopped worker's work "
+        "is taken over after this",
+    )
+    fetches: int = Field(default=8, ge=1, le=64, description="sources fetched at once")
+
+    @field_validator("lease")
+    @classmethod
+    def _lease_bounds(cls, value: timedelta) -> timedelta:
+        if not timedelta(seconds=5) <= value <= timedelta(hours=1):
+            raise ValueError("lease must be between 5s and 1h")
+        return value
+
+
 class LanguageSettings(Strict):
     detect: list[str] = Field(
         default_factory=lambda: list(DEFAULT_LANGUAGES),
@@ -215,6 +231,7 @@ class Config(Strict):
     language: LanguageSettings = Field(default_factory=LanguageSettings)
     inbox: InboxSettings = Field(default_factory=InboxSettings)
     network: NetworkSettings = Field(default_factory=NetworkSettings)
+    workers: WorkerSettings = Field(default_factory=WorkerSettings)
     aspects: dict[str, dict[str, list[str]]] = Field(
         default_factory=lambda: DEFAULT_ASPECTS,
         description="aspect -> language -> keywords (word, word*, phrase); replaces defaults",

@@ -28,8 +28,9 @@ from alerts.rules import Alert
 from listener.config import Config
 from listener.matching import brands_for
 from listener.query import Query
-from listener.storage import FetchCounts, MatchedEntry, Storage
+from listener.storage import FetchCounts, LeaseLost, MatchedEntry, Storage, open_store
 from listener.timeutil import utcnow
+from listener.workers import ALERT_PASS, Heartbeat, Worker
 from sentiment import (
     Classifier,
     ModelUnavailable,
@@ -48,6 +49,7 @@ log = logging.getLogger("listener")
 
 MAX_BACKOFF = timedelta(hours=6)
 MODEL_RETRY = timedelta(minutes=10)
+MAX_SOURCES_PER_PASS = 100_000
 DETECT_CHARS = 2000  # enough to tell a language; keeps detection cheap on long posts
 
 
@@ -110,12 +112,17 @@ def store_result(
     started: datetime,
     seconds: float = 0.0,
     now: Callable[[], datetime] = utcnow,
+    worker: str | None = None,
 ) -> SourceOutcome:
-    """Database half: mentions + run record + new state in one transaction, or the error."""
+    """Database half: mentions + run record + new state + the end of `worker`'s lease on the
+    source in one transaction, or the error."""
     source = config.source(name)
     finished = now()
     if isinstance(result, FetchError) and result.interrupted:
-        # Cut by our own shutdown: nothing stored, state unchanged, fetched again next start.
+        # Cut by our own shutdown: nothing stored, state unchanged, fetched again next start
+        # (or by another worker now).
+        if worker is not None:
+            store.release_source(name, worker)
         log.info("%s: %s", name, result)
         return SourceOutcome(name, error=str(result), seconds=seconds)
     if isinstance(result, FetchError):
@@ -130,6 +137,7 @@ def store_result(
             next_due=next_due_after_failure(
                 finished, source.interval, failures, result.retry_after
             ),
+            worker=worker,
         )
         log.warning("%s: %s", name, result)
         return SourceOutcome(name, error=str(result), seconds=seconds)
@@ -146,7 +154,7 @@ def store_result(
     ]
     due = finished + max(source.interval, result.retry_after or timedelta(0))
     counts = store.save_fetch(
-        name, result, matched, started=started, finished=finished, next_due=due
+        name, result, matched, started=started, finished=finished, next_due=due, worker=worker
     )
     for warning in result.warnings:
         log.warning("%s: %s", name, warning)
@@ -239,23 +247,34 @@ def _store_safely(
     result: FetchResult | FetchError,
     started: datetime,
     seconds: float,
+    worker: str | None = None,
 ) -> SourceOutcome:
     """A source whose result cannot be stored (a bad entry, a full disk) fails alone: its
     transaction rolled back, its old cursor kept, the other sources still stored."""
     try:
-        return store_result(config, store, name, result, started, seconds)
+        return store_result(config, store, name, result, started, seconds, worker=worker)
+    except LeaseLost as exc:  # another worker fetched it meanwhile: its result stands
+        log.warning("%s", exc)
+        return SourceOutcome(name, error=str(exc), seconds=seconds)
     except Exception as exc:
         log.exception("%s: could not store the fetch", name)
         error = FetchError(f"could not store the fetch: {type(exc).__name__}: {exc}")
         try:
-            return store_result(config, store, name, error, started, seconds)
+            return store_result(config, store, name, error, started, seconds, worker=worker)
         except Exception:
+            if worker is not None:  # nothing stored: free it for the next try
+                store.release_source(name, worker)
             return SourceOutcome(name, error=str(error), seconds=seconds)
 
 
 def collect_source(
-    config: Config, store: Storage, name: str, client: httpx.Client | None = None
+    config: Config,
+    store: Storage,
+    name: str,
+    client: httpx.Client | None = None,
+    worker: str | None = None,
 ) -> SourceOutcome:
+    """Fetch and store one source (one `worker` holds, if given)."""
     state = store.source_state(name)
     own = client is None
     client = client or make_client(allow_private=config.network.allow_private_addresses)
@@ -264,7 +283,7 @@ def collect_source(
     finally:
         if own:
             client.close()
-    return _store_safely(config, store, name, result, started, seconds)
+    return _store_safely(config, store, name, result, started, seconds, worker)
 
 
 def collect_due(
@@ -274,19 +293,25 @@ def collect_due(
     now: datetime | None = None,
     workers: int = 8,
     client: httpx.Client | None = None,
+    worker: Worker | None = None,
 ) -> list[SourceOutcome]:
-    """Fetch every due source concurrently; store each result on this thread as it arrives.
-    At most 2 x workers fetches are in flight, so results never pile up in memory."""
-    due = store.due_sources(now)
+    """Claim every source due at `now` that no other worker holds, fetch them concurrently and
+    store each result on this thread as it arrives. At most 2 x workers fetches are in
+    flight, so results never pile up in memory; the claims not reached yet are renewed by the
+    worker's heartbeat meanwhile."""
+    worker = worker or Worker.here()
+    due = store.claim_due_sources(
+        worker.id, now or utcnow(), worker.until(utcnow()), MAX_SOURCES_PER_PASS
+    )
     if not due:
         return []
     own = client is None
     client = client or make_client(allow_private=config.network.allow_private_addresses)
     outcomes: list[SourceOutcome] = []
     waiting = iter(due)
+    in_flight: dict[Future[Any], str] = {}
     try:
         with ThreadPoolExecutor(max_workers=max(1, min(workers, len(due)))) as pool:
-            in_flight: dict[Future[Any], str] = {}
 
             def submit_next() -> None:
                 name = next(waiting, None)
@@ -302,8 +327,13 @@ def collect_due(
                     name = in_flight.pop(future)
                     submit_next()
                     result, started, seconds = future.result()
-                    outcomes.append(_store_safely(config, store, name, result, started, seconds))
+                    outcomes.append(
+                        _store_safely(config, store, name, result, started, seconds, worker.id)
+                    )
     finally:
+        # Reached only if storing raised: what was not stored is given back, due as it was.
+        for name in [*in_flight.values(), *waiting]:
+            store.release_source(name, worker.id)
         if own:
             client.close()
     return outcomes
@@ -351,14 +381,22 @@ class ClassifierSlot:
         c = self._classifier
         return (c.name, c.revision) if c else configured_key(self.settings)
 
+    def alert_model(self, store: Storage) -> tuple[str, str | None]:
+        """Whose labels the alert rules read: the loaded model's; on a worker that scores
+        nothing, the configured model's, or the model that scored last (the offline fallback
+        another worker loaded)."""
+        return self.model_key if self._classifier else store.scored_model(self.model_key)
+
 
 def classify_pending(
     store: Storage,
     slot: ClassifierSlot,
     limit: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    worker: Worker | None = None,
 ) -> int:
-    """Score mentions that have no score from the current model, batch by batch."""
+    """Score mentions that have no score from the current model and that no other worker is
+    scoring, batch by batch."""
     if not slot.has_work(store):
         return 0
     classifier = slot.get()
@@ -372,6 +410,7 @@ def classify_pending(
         limit,
         matchers=slot.matchers,
         progress=progress,
+        worker=worker,
     )
 
 
@@ -393,11 +432,32 @@ def score_unscored(
     *,
     matchers: Mapping[str, Query] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    worker: Worker | None = None,
 ) -> int:
     """Score, in chunks, every mention this classifier (name + revision) has not scored yet,
     and, for a mention that names several brands, each brand on its own passage (see
-    sentiment.targets). Each chunk is committed on its own, scores and brand scores in one
-    transaction, so an interrupted run keeps what it scored."""
+    sentiment.targets). Each chunk is claimed for `worker` (other workers skip it) and
+    committed on its own, scores, brand scores and the end of the claim in one transaction,
+    so an interrupted run keeps what it scored."""
+    worker = worker or Worker.here()
+    try:
+        return _score_claimed(
+            store, classifier, review_below, chunk, limit, matchers or {}, progress, worker
+        )
+    finally:
+        store.release_score_claims(worker.id)  # texts it failed on: free for a retry
+
+
+def _score_claimed(
+    store: Storage,
+    classifier: Classifier,
+    review_below: float,
+    chunk: int,
+    limit: int | None,
+    matchers: Mapping[str, Query],
+    progress: Callable[[int, int], None] | None,
+    worker: Worker,
+) -> int:
     done = handled = 0  # handled also counts texts the model failed on (recorded, skipped)
     total = 0
     if progress is not None:
@@ -406,7 +466,10 @@ def score_unscored(
         progress(0, total)
     while limit is None or handled < limit:
         size = chunk if limit is None else min(chunk, limit - handled)
-        pending = store.unscored(classifier.name, classifier.revision, size)
+        now = utcnow()
+        pending = store.claim_unscored(
+            worker.id, classifier.name, classifier.revision, size, now, worker.until(now)
+        )
         if not pending:
             break
         scored = _classify_isolating_failures(store, classifier, pending)
@@ -414,7 +477,8 @@ def score_unscored(
             classifier.name,
             classifier.revision,
             [(m.id, p, verdict(p, m.rating, review_below)) for m, p in scored],
-            brand_rows=_brand_scores(store, classifier, scored, matchers or {}),
+            brand_rows=_brand_scores(store, classifier, scored, matchers),
+            worker=worker.id,
         )
         handled += len(pending)
         if progress is not None:
@@ -504,21 +568,48 @@ def process(
     channels: dict[str, Notifier],
     report: PassReport | None = None,
     progress: Callable[[int, int], None] | None = None,
+    worker: Worker | None = None,
 ) -> PassReport:
-    """Everything after collection: classify, evaluate rules, deliver."""
+    """Everything after collection that the worker's roles cover: scoring (`score`), then the
+    inbox, alert rules and deliveries (`deliver`)."""
+    worker = worker or Worker.here()
     report = report or PassReport()
-    report.scored = classify_pending(store, slot, progress=progress)
-    report.model_error = slot.error
-    report.alerts = evaluate_alerts(config, store, slot.model_key)
-    report.delivered, report.delivery_errors = deliver_pending(
-        store, channels, digest_times(config)
-    )
+    if worker.does("score"):
+        report.scored = classify_pending(store, slot, progress=progress, worker=worker)
+        report.model_error = slot.error
+    if worker.does("deliver"):
+        alert_pass(config, store, slot.alert_model(store), channels, worker, report)
     return report
 
 
+def alert_pass(
+    config: Config,
+    store: Storage,
+    model: tuple[str, str | None],
+    channels: dict[str, Notifier],
+    worker: Worker,
+    report: PassReport,
+) -> bool:
+    """Inbox, alert rules and deliveries, on one worker at a time (a task lease): False if
+    another worker is running it now (it covers what this one would have done)."""
+    now = utcnow()
+    if not store.claim_task(ALERT_PASS, worker.id, now, worker.until(now)):
+        log.debug("another worker is running the alert pass")
+        return False
+    try:
+        recover_interrupted_sends(store)
+        report.alerts = evaluate_alerts(config, store, model)
+        report.delivered, report.delivery_errors = deliver_pending(
+            store, channels, digest_times(config), worker=worker
+        )
+    finally:
+        store.release_task(ALERT_PASS, worker.id)
+    return True
+
+
 def recover_interrupted_sends(store: Storage) -> None:
-    """A delivery left 'sending' by a killed process may or may not have gone out: mark it
-    'unknown' (shown by `listener alerts`) rather than risk sending it twice."""
+    """A delivery left 'sending' by a worker whose lease lapsed may or may not have gone out:
+    mark it 'unknown' (shown by `listener alerts`) rather than risk sending it twice."""
     if n := store.recover_deliveries():
         log.warning(
             "%d alert deliveries were interrupted mid-send; marked 'unknown', not re-sent", n
@@ -532,18 +623,24 @@ def run_pass(
     channels: dict[str, Notifier] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> PassReport:
-    """One whole pass (`listener collect --once`); progress(done, total) while scoring."""
-    store.sync_sources(config.sources)
-    recover_interrupted_sends(store)
-    report = PassReport(sources=collect_due(config, store))
-    return process(
-        config,
-        store,
-        slot or ClassifierSlot(config),
-        channels if channels is not None else build_notifiers(config),
-        report,
-        progress,
-    )
+    """One whole pass (`listener collect --once`) as a worker of every role: it takes only
+    work no other worker holds, so it may run beside `listener run`. progress(done, total)
+    while scoring."""
+    worker = Worker.here(lease=config.workers.lease)
+    with Heartbeat(lambda: open_store(config.database_url()), worker):
+        store.sync_sources(config.sources)
+        report = PassReport(
+            sources=collect_due(config, store, workers=config.workers.fetches, worker=worker)
+        )
+        return process(
+            config,
+            store,
+            slot or ClassifierSlot(config),
+            channels if channels is not None else build_notifiers(config),
+            report,
+            progress,
+            worker,
+        )
 
 
 __all__ = ["build_notifiers", "deliver_pending", "run_pass"]

@@ -31,8 +31,9 @@ def _free_port() -> int:
 
 
 @contextmanager
-def server() -> Iterator[str | None]:
-    """The admin URL of a running server, or None where no server can be had."""
+def server(durable: bool = False) -> Iterator[str | None]:
+    """The admin URL of a running server, or None where no server can be had. Not durable
+    (fsync off) unless asked: benchmarks ask, tests need no crash safety of the server."""
     if os.environ.get("LISTENER_TEST_POSTGRES"):
         yield os.environ["LISTENER_TEST_POSTGRES"]
         return
@@ -50,7 +51,9 @@ def server() -> Iterator[str | None]:
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.STDOUT, "check": True}
     subprocess.run([*as_user, initdb, "-D", str(data), "-A", "trust", "-U", "postgres",
                     "-E", "UTF8", "--locale=C.UTF-8"], **quiet)  # fmt: skip
-    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {workdir} -c fsync=off"
+    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {workdir} -c max_connections=200"
+    if not durable:
+        options += " -c fsync=off"
     subprocess.run([*as_user, pg_ctl, "-D", str(data), "-o", options, "-l",
                     str(workdir / "log"), "-w", "start"], **quiet)  # fmt: skip
     try:

@@ -189,8 +189,11 @@ def test_interrupted_send_is_never_repeated(pipeline, store):
     run, received, hook_status = pipeline
     hook_status["code"] = 500
     run("bad 1", "bad 2", "bad 3")
-    assert store.claim_delivery(1, "hook")  # as if the process died right after claiming
-    assert store.recover_deliveries() == 1
+    # as if a worker on another machine died right after claiming
+    now = utcnow()
+    assert store.claim_delivery(1, "hook", "elsewhere:1:ab", now + timedelta(seconds=60))
+    assert store.recover_deliveries(now) == 0  # it may still be sending: left alone
+    assert store.recover_deliveries(now + timedelta(seconds=61)) == 1  # its lease lapsed
     hook_status["code"] = 200
     assert run().delivered == 0 and received == []
     assert store.db["deliveries"].get((1, "hook"))["status"] == "unknown"

@@ -18,7 +18,13 @@ No SQL text crosses the seam, and nothing outside this package imports a databas
 
 from __future__ import annotations
 
-from listener.storage.errors import InvalidSearchQuery, NotFound, StorageError, UnknownBackend
+from listener.storage.errors import (
+    InvalidSearchQuery,
+    LeaseLost,
+    NotFound,
+    StorageError,
+    UnknownBackend,
+)
 from listener.storage.registry import (
     BACKENDS,
     RunLock,
@@ -48,6 +54,7 @@ __all__ = [
     "InvalidSearchQuery",
     "LabelCounts",
     "LabelledMention",
+    "LeaseLost",
     "MatchedEntry",
     "MentionFilter",
     "Model",

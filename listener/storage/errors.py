@@ -26,3 +26,8 @@ class InvalidSearchQuery(StorageError, QuerySyntaxError):
 
 class UnknownBackend(StorageError, ValueError):
     """A database URL whose scheme no backend serves."""
+
+
+class LeaseLost(StorageError):
+    """This worker's lease on a piece of work expired and another worker took the work over:
+    what this worker produced for it is not stored (the other worker's result will be)."""

@@ -103,12 +103,9 @@ class _FileRunLock:
             self._lock.release()
 
 
-def scheduler_lock(database: str | Path) -> RunLock:
-    """The lock that keeps one scheduler per database: a second `listener run` would fetch
-    every source twice and load a second model."""
+def scheduler_lock(database: str | Path) -> RunLock | None:
+    """The lock that keeps one `listener run` per SQLite file (a second would wait on every
+    write of the first); None for a server database, which takes many workers (leases keep
+    them from doing the same work twice)."""
     scheme, target = backend_of(database)
-    if scheme == "sqlite":
-        return _FileRunLock(target)
-    from listener.storage.postgres.locks import AdvisoryRunLock
-
-    return AdvisoryRunLock(target)
+    return _FileRunLock(target) if scheme == "sqlite" else None

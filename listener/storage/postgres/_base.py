@@ -25,6 +25,7 @@ class PostgresBase(SQLBase):
         "month": "substr({at}, 1, 7) || '-01'",
         "all": "'all'",
     }
+    SKIP_LOCKED: ClassVar[str] = " FOR UPDATE OF {alias} SKIP LOCKED"
 
     def __init__(self, db: PgDatabase) -> None:
         self.db = db

@@ -89,7 +89,23 @@ CREATE INDEX mentions_search_title ON mentions_search USING gin (title gin_trgm_
 CREATE INDEX mentions_search_text ON mentions_search USING gin (text gin_trgm_ops);
 """
 
-MIGRATIONS: list[tuple[str, str]] = [("m001_initial", M001)]
+# Several workers may share a database (listener.workers): each claim of a piece of work has an
+# owner and an expiry, renewed while the owner works and free once it lapses.
+M003 = f"""
+ALTER TABLE sources ADD COLUMN lease_owner {_T}, ADD COLUMN lease_expires {_T};
+ALTER TABLE deliveries ADD COLUMN lease_owner {_T}, ADD COLUMN lease_expires {_T};
+CREATE TABLE score_claims (
+    mention_id bigint REFERENCES mentions (id), model {_T}, revision {_T}, owner {_T},
+    expires_at {_T}, PRIMARY KEY (mention_id, model, revision)
+);
+CREATE INDEX score_claims_owner ON score_claims (owner);
+CREATE TABLE leases (name {_T} PRIMARY KEY, owner {_T}, expires_at {_T});
+CREATE TABLE workers (
+    id {_T} PRIMARY KEY, host {_T}, pid integer, roles {_T}, started_at {_T}, seen_at {_T}
+);
+"""
+
+MIGRATIONS: list[tuple[str, str]] = [("m001_initial", M001), ("m003_workers_and_leases", M003)]
 _LOCK = 7_310_017  # pg_advisory_xact_lock key: listener's migrations
 
 

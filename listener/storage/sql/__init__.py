@@ -12,6 +12,7 @@ from listener.storage.sql.metrics import MetricsMixin
 from listener.storage.sql.scores import ScoresMixin
 from listener.storage.sql.search import SearchMixin
 from listener.storage.sql.sources import SourcesMixin
+from listener.storage.sql.work import WorkMixin
 
 
 class SQLStorage(
@@ -21,6 +22,7 @@ class SQLStorage(
     AlertFactsMixin,
     InboxMixin,
     AlertsMixin,
+    WorkMixin,
     MetricsMixin,
     SearchMixin,
 ):

@@ -11,6 +11,7 @@ from contextlib import AbstractContextManager
 from typing import Any, ClassVar
 
 from listener.query import Node as QueryNode
+from listener.storage.errors import LeaseLost
 from listener.storage.types import LabelledMention
 from listener.textnorm import fold
 
@@ -73,6 +74,9 @@ class SQLBase:
     ENTRY_ERRORS: ClassVar[tuple[type[BaseException], ...]] = (OverflowError, ValueError, TypeError)
     # SQL for the start of a mention's day, ISO week (its Monday) or month, as YYYY-MM-DD text.
     PERIODS: ClassVar[dict[str, str]] = {}
+    # Ends a SELECT that claims rows ({alias}: the table's): rows another transaction is
+    # claiming are skipped, not waited for. SQLite needs none: its writers take turns.
+    SKIP_LOCKED: ClassVar[str] = ""
 
     def close(self) -> None:
         self.db.close()
@@ -103,3 +107,23 @@ class SQLBase:
 
     def _one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> dict[str, Any] | None:
         return next(self.db.query(sql, params), None)
+
+    def _end_source_lease(self, source_id: str, worker: str | None) -> None:
+        """First thing in the transaction that stores a fetch: end `worker`'s lease on the
+        source, or raise LeaseLost if it lapsed and another worker holds the source now (this
+        result is then dropped: the holder's fetch stands). The conditional write takes the
+        row's lock, so no claim slips in between."""
+        if worker is None:
+            return
+        cur = self.db.execute(
+            "UPDATE sources SET lease_owner = NULL, lease_expires = NULL "
+            "WHERE id = ? AND lease_owner = ?",
+            [source_id, worker],
+        )
+        if cur.rowcount != 1:
+            row = self._one("SELECT lease_owner FROM sources WHERE id = ?", [source_id])
+            holder = (row or {}).get("lease_owner") or "no worker"
+            raise LeaseLost(
+                f"{source_id}: this worker's lease on the source lapsed and {holder} holds it "
+                "now; this fetch is not stored"
+            )

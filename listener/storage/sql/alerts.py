@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from listener import secrets
 from listener.storage.sql._base import SQLBase
 from listener.storage.types import Delivery
 from listener.timeutil import iso, utcnow
+
+# How long a send may take before the delivery counts as interrupted, when no worker renews it.
+SEND_LEASE = timedelta(minutes=5)
 
 
 class AlertsMixin(SQLBase):
@@ -67,13 +70,19 @@ class AlertsMixin(SQLBase):
             for r in rows
         ]
 
-    def claim_delivery(self, alert_id: int, channel: str) -> bool:
-        """Mark a delivery as being sent, committed before sending: a crash mid-send leaves it
-        'sending', which recover_deliveries turns to 'unknown', never to a second send."""
+    def claim_delivery(
+        self, alert_id: int, channel: str, worker: str = "", until: datetime | None = None
+    ) -> bool:
+        """Mark a delivery as being sent by `worker` until `until`, committed before sending.
+        The write is conditional, so of two workers only one gets it; a crash mid-send leaves
+        it 'sending', which recover_deliveries turns to 'unknown' once the lease lapses,
+        never to a second send."""
+        now = utcnow()
         cur = self.db.execute(
-            "UPDATE deliveries SET status = 'sending', attempts = attempts + 1, updated_at = ? "
+            "UPDATE deliveries SET status = 'sending', attempts = attempts + 1, updated_at = ?, "
+            "lease_owner = ?, lease_expires = ? "
             "WHERE alert_id = ? AND channel = ? AND status = 'pending'",
-            [iso(utcnow()), alert_id, channel],
+            [iso(now), worker or None, iso(until or now + SEND_LEASE), alert_id, channel],
         )
         return cur.rowcount == 1
 
@@ -138,10 +147,13 @@ class AlertsMixin(SQLBase):
             )
         )
 
-    def recover_deliveries(self) -> int:
+    def recover_deliveries(self, now: datetime | None = None) -> int:
+        """Sends whose worker's lease lapsed mid-send may or may not have gone out: 'unknown'
+        (listed for people to check), never sent again."""
         return self.db.execute(
             "UPDATE deliveries SET status = 'unknown', last_error = 'interrupted while sending' "
-            "WHERE status = 'sending'"
+            "WHERE status = 'sending' AND coalesce(lease_expires, '') <= ?",
+            [iso(now or utcnow())],
         ).rowcount
 
     def alerts(self, limit: int = 50) -> list[dict[str, Any]]:

@@ -78,12 +78,15 @@ class MentionsMixin(SQLBase):
         started: datetime,
         finished: datetime,
         next_due: datetime,
+        worker: str | None = None,
     ) -> FetchCounts:
-        """Mentions, the run record and the source's new state, in one transaction: a crash
-        before commit leaves the old cursor, so the next fetch gets the same entries again."""
+        """Mentions, the run record, the source's new state and the end of `worker`'s lease on
+        it, in one transaction: a crash before commit leaves the old cursor, so the next fetch
+        gets the same entries again."""
         fetched_at = iso(finished)
         rejected = list(result.rejected)
         with self._write():
+            self._end_source_lease(source_id, worker)
             new, updated = self._upsert_isolating(source_id, matched, fetched_at, rejected)
             counts = FetchCounts(
                 entries=len(result.entries) + len(result.rejected),

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from listener.storage.sql._base import SQLBase
+from listener.storage.sql._base import SQLBase, chunks, marks
 from listener.storage.types import PendingMention
 from listener.timeutil import iso, utcnow
 
@@ -15,25 +15,27 @@ SCORE_RETRY = timedelta(minutes=10)
 SCORE_GIVE_UP_AFTER = 3
 
 
-class ScoresMixin(SQLBase):
-    _UNSCORED = (
-        "FROM mentions m WHERE NOT EXISTS (SELECT 1 FROM scores s WHERE s.mention_id = m.id "
-        "AND s.model = :model AND s.revision = :rev) AND NOT EXISTS (SELECT 1 FROM "
-        "score_failures f WHERE f.mention_id = m.id AND f.model = :model AND "
-        "f.revision = :rev AND (f.permanent = 1 OR f.next_retry_at > :now))"
-    )
+# Mentions :model/:rev has no score for, leaving out texts it failed on until their retry time.
+UNSCORED = (
+    "FROM mentions m WHERE NOT EXISTS (SELECT 1 FROM scores s WHERE s.mention_id = m.id "
+    "AND s.model = :model AND s.revision = :rev) AND NOT EXISTS (SELECT 1 FROM "
+    "score_failures f WHERE f.mention_id = m.id AND f.model = :model AND "
+    "f.revision = :rev AND (f.permanent = 1 OR f.next_retry_at > :now))"
+)
 
+
+class ScoresMixin(SQLBase):
     def count_unscored(self, model: str, revision: str | None) -> int:
         """How many mentions `unscored` would still hand out (for progress)."""
         [(n,)] = self.db.execute(
-            f"SELECT count(*) {self._UNSCORED}",
+            f"SELECT count(*) {UNSCORED}",
             {"model": model, "rev": revision or "", "now": iso(utcnow())},
         ).fetchall()
         return int(n)
 
     def unscored(self, model: str, revision: str | None, limit: int) -> list[PendingMention]:
         rows = self.db.query(
-            f"SELECT m.id, m.title, m.text, m.language, m.rating {self._UNSCORED} "
+            f"SELECT m.id, m.title, m.text, m.language, m.rating {UNSCORED} "
             "ORDER BY m.id LIMIT :limit",
             {"model": model, "rev": revision or "", "limit": limit, "now": iso(utcnow())},
         )
@@ -41,6 +43,62 @@ class ScoresMixin(SQLBase):
             PendingMention(r["id"], r["title"] or "", r["text"] or "", r["language"], r["rating"])
             for r in rows
         ]
+
+    def claim_unscored(
+        self,
+        worker: str,
+        model: str,
+        revision: str | None,
+        limit: int,
+        now: datetime,
+        until: datetime,
+    ) -> list[PendingMention]:
+        """Up to `limit` mentions this model has not scored and nobody is scoring, now being
+        scored by `worker`, oldest first."""
+        params = {
+            "worker": worker,
+            "model": model,
+            "rev": revision or "",
+            "now": iso(now),
+            "until": iso(until),
+            "limit": limit,
+        }
+        lock = self.SKIP_LOCKED.format(alias="m")
+        with self._write():
+            # The ON CONFLICT condition decides: a claim is taken only where none is live, so
+            # two workers racing for one mention never both get it.
+            rows = self.db.execute(
+                "INSERT INTO score_claims (mention_id, model, revision, owner, expires_at) "
+                f"SELECT m.id, :model, :rev, :worker, :until {UNSCORED} "
+                "AND NOT EXISTS (SELECT 1 FROM score_claims k WHERE k.mention_id = m.id "
+                "AND k.model = :model AND k.revision = :rev AND k.expires_at > :now) "
+                f"ORDER BY m.id LIMIT :limit{lock} "
+                "ON CONFLICT (mention_id, model, revision) DO UPDATE SET "
+                "owner = excluded.owner, expires_at = excluded.expires_at "
+                "WHERE score_claims.expires_at <= :now "
+                "RETURNING mention_id",
+                params,
+            ).fetchall()
+            ids = sorted(r[0] for r in rows)
+            found = {
+                r["id"]: r
+                for part in chunks(ids)
+                for r in self.db.query(
+                    "SELECT id, title, text, language, rating FROM mentions "
+                    f"WHERE id IN ({marks(len(part))})",
+                    list(part),
+                )
+            }
+        return [
+            PendingMention(r["id"], r["title"] or "", r["text"] or "", r["language"], r["rating"])
+            for i in ids
+            if (r := found.get(i))
+        ]
+
+    def release_score_claims(self, worker: str) -> int:
+        return max(
+            self.db.execute("DELETE FROM score_claims WHERE owner = ?", [worker]).rowcount, 0
+        )
 
     def scored_model(self, preferred: tuple[str, str | None]) -> tuple[str, str | None]:
         """The model whose labels views should show: the configured one if it has scored
@@ -60,9 +118,11 @@ class ScoresMixin(SQLBase):
         scored: Iterable[tuple[int, Any, Any]],
         now: datetime | None = None,
         brand_rows: Iterable[tuple[int, str, str, Any, str]] = (),
+        worker: str | None = None,
     ) -> int:
         """Rows of (mention id, Prediction, Verdict or None: the text label is final), and
-        per-brand rows (mention id, brand, label, Prediction, passage), in one transaction."""
+        per-brand rows (mention id, brand, label, Prediction, passage), in one transaction
+        that also ends `worker`'s claims on these mentions."""
         now_s = iso(now or utcnow())
         rows = [
             {
@@ -97,6 +157,14 @@ class ScoresMixin(SQLBase):
                 self.db["brand_scores"].upsert_all(
                     per_brand, pk=("mention_id", "brand", "model", "revision")
                 )
+            if worker is not None:
+                ids = [r["mention_id"] for r in rows]
+                for part in chunks(ids):
+                    self.db.execute(
+                        "DELETE FROM score_claims WHERE owner = ? AND model = ? AND "
+                        f"revision = ? AND mention_id IN ({marks(len(part))})",
+                        [worker, model, revision or "", *part],
+                    )
         return len(rows)
 
     def score_failed(

@@ -31,17 +31,20 @@ class SourcesMixin(SQLBase):
                     [source.name],
                 )
                 if row is None:
-                    self.db["sources"].insert(
-                        {
-                            "id": source.name,
-                            "type": source.type,
-                            "brand": source.brand,
-                            "kind": source.effective_kind(),
-                            "config_url": endpoint,
-                            "url": endpoint,
-                            "enabled": int(source.enabled),
-                            "created_at": now_s,
-                        }
+                    # A worker starting beside this one may add it first: theirs stands.
+                    self.db.execute(
+                        "INSERT INTO sources (id, type, brand, kind, config_url, url, enabled, "
+                        "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                        [
+                            source.name,
+                            source.type,
+                            source.brand,
+                            source.effective_kind(),
+                            endpoint,
+                            endpoint,
+                            int(source.enabled),
+                            now_s,
+                        ],
                     )
                     continue
                 changes: dict[str, Any] = {
@@ -117,26 +120,64 @@ class SourcesMixin(SQLBase):
         )
 
     def _due_times(self, now: datetime) -> dict[str, datetime | None]:
-        """Each enabled source's next due time. One set at a time that is now in the future
-        (the clock was corrected backwards since) is re-based on now and stored so: a day's
-        correction must not leave a source unfetched for a day."""
-        out: dict[str, datetime | None] = {}
+        """Each enabled source's next due time."""
+        self._rebase_future_due_times(now)
+        return {
+            r["id"]: parse_iso(r["next_due_at"])
+            for r in self.db.query(
+                "SELECT id, next_due_at FROM sources "
+                "WHERE enabled = 1 ORDER BY coalesce(next_due_at, ''), id"
+            )
+        }
+
+    def claim_due_sources(
+        self, worker: str, now: datetime, until: datetime, limit: int
+    ) -> list[str]:
+        """Up to `limit` due sources nobody holds, most overdue first, now held by `worker`."""
+        if limit <= 0:
+            return []
+        self._rebase_future_due_times(now)
+        lock = self.SKIP_LOCKED.format(alias="sources")
+        with self._write():
+            rows = self.db.execute(
+                "UPDATE sources SET lease_owner = :worker, lease_expires = :until "
+                "WHERE id IN (SELECT id FROM sources WHERE enabled = 1 "
+                "AND coalesce(next_due_at, '') <= :now "
+                "AND (lease_expires IS NULL OR lease_expires <= :now) "
+                f"ORDER BY coalesce(next_due_at, ''), id LIMIT :limit{lock}) "
+                "RETURNING id, next_due_at",
+                {"worker": worker, "until": iso(until), "now": iso(now), "limit": limit},
+            ).fetchall()
+        return [name for name, _ in sorted(rows, key=lambda r: (r[1] or "", r[0]))]
+
+    def _rebase_future_due_times(self, now: datetime) -> None:
+        """A due time set "in the future" means the clock was corrected backwards since: the
+        delay is re-based on now (a day's correction must not leave a source unfetched)."""
+        late = list(
+            self.db.query(
+                "SELECT id, next_due_at, due_set_at FROM sources WHERE enabled = 1 "
+                "AND due_set_at > ?",
+                [iso(now + CLOCK_SLACK)],
+            )
+        )
         fixed = []
-        for r in self.db.query(
-            "SELECT id, next_due_at, due_set_at FROM sources "
-            "WHERE enabled = 1 ORDER BY coalesce(next_due_at, ''), id"
-        ):
+        for r in late:
             due, set_at = parse_iso(r["next_due_at"]), parse_iso(r["due_set_at"])
-            if due is not None and set_at is not None and set_at > now + CLOCK_SLACK:
-                due = now + max(due - set_at, timedelta(0))
-                fixed.append((iso(due), iso(now), r["id"]))
-            out[r["id"]] = due
+            if due is not None and set_at is not None:
+                fixed.append((iso(now + max(due - set_at, timedelta(0))), iso(now), r["id"]))
         if fixed:
             with self._write():
                 self.db.conn.executemany(
                     "UPDATE sources SET next_due_at = ?, due_set_at = ? WHERE id = ?", fixed
                 )
-        return out
+
+    def release_source(self, source_id: str, worker: str) -> None:
+        """Give a claimed source back unfetched (a shutdown cut its fetch): due as it was."""
+        self.db.execute(
+            "UPDATE sources SET lease_owner = NULL, lease_expires = NULL "
+            "WHERE id = ? AND lease_owner = ?",
+            [source_id, worker],
+        )
 
     def due_sources(self, now: datetime | None = None) -> list[str]:
         now = now or utcnow()
@@ -163,10 +204,12 @@ class SourcesMixin(SQLBase):
         finished: datetime,
         next_due: datetime,
         disable: bool = False,
+        worker: str | None = None,
     ) -> None:
-        """Store a failed fetch on that source only."""
+        """Store a failed fetch on that source only (and end `worker`'s lease on it)."""
         error = secrets.mask(error) or ""
         with self._write():
+            self._end_source_lease(source_id, worker)
             self.db.execute(
                 "UPDATE sources SET consecutive_failures = consecutive_failures + 1, "
                 "last_error = ?, last_run_at = ?, next_due_at = ?, due_set_at = ?, "

@@ -308,3 +308,22 @@ def m014_fetch_warnings(db: Database) -> None:
     _t(db, "fetch_runs").add_column("warning", str)
     _t(db, "sources").add_column("last_warning", str)
     _t(db, "sources").add_column("last_warning_at", str)
+
+
+@migrations()
+def m015_workers_and_leases(db: Database) -> None:
+    # Several workers may share a database (listener.workers): each claim of a piece of work
+    # has an owner and an expiry, renewed while the owner works and free once it lapses.
+    for table in ("sources", "deliveries"):
+        _t(db, table).add_column("lease_owner", str)
+        _t(db, table).add_column("lease_expires", str)
+    _t(db, "score_claims").create(
+        {"mention_id": int, "model": str, "revision": str, "owner": str, "expires_at": str},
+        pk=("mention_id", "model", "revision"),
+    )
+    _t(db, "score_claims").create_index(["owner"])
+    _t(db, "leases").create({"name": str, "owner": str, "expires_at": str}, pk="name")
+    _t(db, "workers").create(
+        {"id": str, "host": str, "pid": int, "roles": str, "started_at": str, "seen_at": str},
+        pk="id",
+    )
