@@ -1,9 +1,9 @@
 """Workers: processes that share one database and never do the same work twice.
 
 Every `listener run` and `listener collect --once` is a worker with an id
-(`host:pid:random`) and roles: `collect` (fetch due sources), `score` (run the model on
-unscored mentions) and `deliver` (inbox, alert rules, notifications). Work is claimed in the
-database with a lease, an owner and an expiry (listener.storage WorkRepository):
+(`host~pid-namespace:pid:random`) and roles: `collect` (fetch due sources), `score` (run the
+model on unscored mentions) and `deliver` (inbox, alert rules, notifications). Work is
+claimed in the database with a lease, an owner and an expiry (storage's WorkRepository):
 
 - a due source is held by one worker from claim to the transaction that stores its fetch, which
   also ends the lease; a worker whose lease lapsed and was taken over stores nothing (LeaseLost);
@@ -52,7 +52,7 @@ class Worker:
         unknown = set(roles) - set(ROLES)
         if unknown:
             raise ValueError(f"unknown roles {sorted(unknown)}; roles are {', '.join(ROLES)}")
-        wid = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        wid = f"{_place()}:{os.getpid()}:{secrets.token_hex(3)}"
         return cls(wid, frozenset(roles), lease)
 
     def does(self, role: str) -> bool:
@@ -66,17 +66,29 @@ class Worker:
         store.register_worker(self.id, host, pid, sorted(self.roles), now or utcnow())
 
 
+def _place() -> str:
+    """Where this process's pids mean something: the host name, and on Linux the pid
+    namespace too (containers given the same host name do not share pids)."""
+    try:
+        ns = os.readlink("/proc/self/ns/pid").removeprefix("pid:[").removesuffix("]")
+    except OSError:
+        ns = ""
+    host = socket.gethostname().replace(":", "_")
+    return f"{host}~{ns}" if ns else host
+
+
 def _host_and_pid(worker: str) -> tuple[str, int] | None:
     host, _, rest = worker.rpartition(":")
     host, _, pid = host.rpartition(":")
     return (host, int(pid)) if host and pid.isdigit() and rest else None
 
 
-def gone_here(worker: str, host: str | None = None) -> bool:
-    """True only for a worker of this host whose process no longer exists. A reused pid reads
-    as alive, which only means waiting for its lease to lapse: never two holders."""
+def gone_here(worker: str) -> bool:
+    """True only for a worker of this host (and pid namespace) whose process no longer
+    exists. A reused pid reads as alive, which only means waiting for its lease to lapse:
+    never two holders."""
     parts = _host_and_pid(worker)
-    if parts is None or parts[0] != (host or socket.gethostname()):
+    if parts is None or parts[0] != _place():
         return False
     try:
         os.kill(parts[1], 0)
