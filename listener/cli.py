@@ -257,6 +257,55 @@ def workers(ctx: Context, as_json: bool) -> None:
     _print_table(rows, ["id", "roles", "started_at", "seen_at", "sources", "scoring", "tasks"])
 
 
+@cli.group("db")
+def db_cmd() -> None:
+    """Move and check the database."""
+
+
+@db_cmd.command("copy")
+@click.argument("source")
+@click.argument("destination")
+@click.option("--batch", default=5000, show_default=True, help="Rows per transaction.")
+def db_copy(source: str, destination: str, batch: int) -> None:
+    """Copy the whole history from SOURCE to DESTINATION (a SQLite file path or a
+    postgresql:// URL each), then verify every table by row count and checksum.
+
+    Stop the workers on both first. Interrupted, run it again: it resumes after the last row
+    copied. Exit 1 if a table differs afterwards."""
+    from listener import dbcopy
+    from listener.storage import describe
+
+    src, dst = open_store(source, migrate=False), open_store(destination)
+    try:
+        with Counter("copying", unit=" rows") as progress:
+            stored = dbcopy.copy(src, dst, batch, lambda table, n: progress(n, 0))
+        checks = dbcopy.verify(src, dst)
+    finally:
+        src.close()
+        dst.close()
+    _print_table(
+        [
+            {
+                "table": c.table,
+                "rows": c.source_rows,
+                "copied now": stored[c.table],
+                "verified": "same" if c.same else f"DIFFERS ({c.copied_rows} rows there)",
+            }
+            for c in checks
+        ],
+        ["table", "rows", "copied now", "verified"],
+    )
+    bad = [c.table for c in checks if not c.same]
+    if bad:
+        click.echo(
+            f"{describe(destination)} differs from {describe(source)} in {', '.join(bad)}: was "
+            "it written to during the copy, or did it hold data before?",
+            err=True,
+        )
+        sys.exit(1)
+    click.echo(f"copied and verified: {describe(source)} -> {describe(destination)}")
+
+
 @cli.group("sources", invoke_without_command=True)
 @click.option("--json", "as_json", is_flag=True, help="Output JSON.")
 @click.pass_context

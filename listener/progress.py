@@ -34,7 +34,7 @@ class Counter:
 
     def __call__(self, done: int, total: int) -> None:
         if self.shown is None:
-            self.shown = _bar(None, self.desc, total, self.unit)
+            self.shown = _bar(None, self.desc, total or None, self.unit)  # 0: not known
         self.shown.update(done - self.shown.n)
 
     def write(self, line: str) -> None:

@@ -333,6 +333,21 @@ class WorkRepository(Protocol):
     def release_task(self, task: str, worker: str) -> None: ...
 
 
+class CopyRepository(Protocol):
+    """Whole tables in key order, for `listener db copy` (listener.dbcopy) and its check."""
+
+    def copy_columns(self, table: str) -> list[str]: ...
+    def rows_after(
+        self, table: str, after: Sequence[Any] | None, limit: int, columns: Sequence[str]
+    ) -> list[tuple[Any, ...]]: ...
+    def last_key(self, table: str) -> tuple[Any, ...] | None: ...
+    def put_rows(
+        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> int: ...
+    def finish_copy(self) -> None: ...
+    def table_digest(self, table: str, columns: Sequence[str]) -> tuple[int, str]: ...
+
+
 class MetricsRepository(Protocol):
     """Aggregates for metrics, share of voice, key drivers and exports."""
 
@@ -378,6 +393,7 @@ class Storage(
     InboxRepository,
     AlertRepository,
     WorkRepository,
+    CopyRepository,
     MetricsRepository,
     SearchRepository,
     Protocol,

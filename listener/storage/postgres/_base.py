@@ -46,6 +46,14 @@ class PostgresBase(SQLBase):
         row = self.db.execute(sql + " RETURNING id", params).fetchone()
         return int(row[0]) if row else None
 
+    def finish_copy(self) -> None:
+        # Rows were copied with their ids: new ones must come after them.
+        for table in ("mentions", "fetch_runs", "alerts"):
+            self.db.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                f"coalesce((SELECT max(id) FROM {table}), 0) + 1, false)"
+            )
+
     @staticmethod
     def _concat(expression: str, separator: str) -> str:
         return f"string_agg({expression}, '{separator}')"

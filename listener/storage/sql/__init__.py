@@ -5,6 +5,7 @@ backend puts its dialect's base class first: it supplies the parts that differ."
 from __future__ import annotations
 
 from listener.storage.sql.alerts import AlertsMixin
+from listener.storage.sql.copying import CopyMixin
 from listener.storage.sql.facts import AlertFactsMixin
 from listener.storage.sql.inbox import InboxMixin
 from listener.storage.sql.mentions import MentionsMixin
@@ -23,6 +24,7 @@ class SQLStorage(
     InboxMixin,
     AlertsMixin,
     WorkMixin,
+    CopyMixin,
     MetricsMixin,
     SearchMixin,
 ):
