@@ -95,6 +95,7 @@ def test_workers_racing_for_sources_never_share_one(database):
         try:
             while batch := store.claim_due_sources(f"w{i}", NOW, NOW + LEASE, 3):
                 mine += batch
+                time.sleep(0.05)  # fetching them: the others claim meanwhile
         finally:
             store.close()
         got.append(mine)
