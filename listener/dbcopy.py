@@ -22,6 +22,12 @@ class TableCheck:
     same: bool
 
 
+def _shared_columns(src: Storage, dst: Storage, table: str) -> list[str]:
+    """The table's columns both databases have (a column a newer schema added is skipped)."""
+    there = set(dst.copy_columns(table))
+    return [c for c in src.copy_columns(table) if c in there]
+
+
 def copy(
     src: Storage,
     dst: Storage,
@@ -32,7 +38,7 @@ def copy(
     progress(table, rows stored so far in all tables) after each batch."""
     stored: dict[str, int] = {}
     for table, key in COPIED:
-        columns = [c for c in src.copy_columns(table) if c in set(dst.copy_columns(table))]
+        columns = _shared_columns(src, dst, table)
         at = [columns.index(k) for k in key]
         after = dst.last_key(table)
         stored[table] = 0
@@ -49,7 +55,7 @@ def verify(src: Storage, dst: Storage) -> list[TableCheck]:
     """Each table's row count and checksum, compared on the columns both sides have."""
     checks = []
     for table, _ in COPIED:
-        columns = [c for c in src.copy_columns(table) if c in set(dst.copy_columns(table))]
+        columns = _shared_columns(src, dst, table)
         (n, a), (m, b) = src.table_digest(table, columns), dst.table_digest(table, columns)
         checks.append(TableCheck(table, n, m, n == m and a == b))
     return checks

@@ -76,9 +76,13 @@ class _Job:
             if self._busy:
                 self._again = True
                 return
+        self.later(timedelta(0))
+
+    def later(self, delay: timedelta) -> None:
+        """Run next after `delay` (from inside the job too: after it ends, if that is later)."""
         if not self.monitor.stopping.is_set():
-            with contextlib.suppress(Exception):  # shutting down meanwhile: nothing to nudge
-                self.monitor.scheduler.modify_job(self.name, next_run_time=utcnow())
+            with contextlib.suppress(Exception):  # shutting down meanwhile: nothing to move
+                self.monitor.scheduler.modify_job(self.name, next_run_time=utcnow() + delay)
 
 
 class Monitor:
@@ -206,11 +210,10 @@ class Monitor:
             ran = alert_pass(self.config, store, model, self.channels, self.worker, PassReport())
         finally:
             store.close()
-        if not ran and not self.stopping.is_set():
+        if not ran:
             # Another worker's pass may have started before what this one stored: look again
             # shortly rather than at the next tick.
-            with contextlib.suppress(Exception):
-                self.scheduler.modify_job("deliver", next_run_time=utcnow() + BUSY_RETRY)
+            self._jobs["deliver"].later(BUSY_RETRY)
 
     def running(self) -> list[str]:
         with self.lock:

@@ -6,7 +6,7 @@ that differ."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, ClassVar
 
@@ -104,6 +104,16 @@ class SQLBase:
     def _indexed(text: str) -> str:
         """A title or text as the search index holds it."""
         return fold(text)
+
+    def _index_for_search(self, mentions: Iterable[tuple[int, str | None, str | None]]) -> None:
+        """Add (mention id, title, text) to the search index, as this backend indexes them."""
+        self.db.conn.executemany(
+            "INSERT INTO mentions_search (rowid, title, text) VALUES (?, ?, ?)",
+            [
+                (i, self._indexed(title or ""), self._indexed(text or ""))
+                for i, title, text in mentions
+            ],
+        )
 
     def _one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> dict[str, Any] | None:
         return next(self.db.query(sql, params), None)

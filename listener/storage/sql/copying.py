@@ -83,21 +83,9 @@ class CopyMixin(SQLBase):
             )
             if table == "mentions":
                 at = {c: i for i, c in enumerate(columns)}
-                ids = [r[at["id"]] for r in rows]
-                self.db.conn.executemany(
-                    "DELETE FROM mentions_search WHERE rowid = ?", [(i,) for i in ids]
-                )
-                self.db.conn.executemany(
-                    "INSERT INTO mentions_search (rowid, title, text) VALUES (?, ?, ?)",
-                    [
-                        (
-                            r[at["id"]],
-                            self._indexed(r[at["title"]] or ""),
-                            self._indexed(r[at["text"]] or ""),
-                        )
-                        for r in rows
-                    ],
-                )
+                ids = [(r[at["id"]],) for r in rows]
+                self.db.conn.executemany("DELETE FROM mentions_search WHERE rowid = ?", ids)
+                self._index_for_search((r[at["id"]], r[at["title"]], r[at["text"]]) for r in rows)
         return len(rows)
 
     def finish_copy(self) -> None:

@@ -198,7 +198,7 @@ class MentionsMixin(SQLBase):
             ],
         )
         links: list[tuple[int, str]] = []
-        search: list[tuple[int, str, str]] = []
+        search: list[tuple[int, str | None, str | None]] = []
         insert = ", ".join(("source_id", "external_id", "fetched_at", "removed_at", *_CONTENT))
         for m in fresh:
             e = m.entry
@@ -214,7 +214,7 @@ class MentionsMixin(SQLBase):
             )
             assert mention_id is not None
             links += [(mention_id, b) for b in m.brands]
-            search.append((mention_id, self._indexed(e.title), self._indexed(e.text)))
+            search.append((mention_id, e.title, e.text))
         update = ", ".join(f"{c} = ?" for c in ("updated_at", *_CONTENT))
         for mention_id, m in changed:
             e = m.entry
@@ -227,14 +227,12 @@ class MentionsMixin(SQLBase):
             conn.execute("DELETE FROM brand_scores WHERE mention_id = ?", (mention_id,))
             conn.execute("DELETE FROM mentions_search WHERE rowid = ?", (mention_id,))
             links += [(mention_id, b) for b in m.brands]
-            search.append((mention_id, self._indexed(e.title), self._indexed(e.text)))
+            search.append((mention_id, e.title, e.text))
         conn.executemany(
             "INSERT INTO mention_brands (mention_id, brand) VALUES (?, ?) ON CONFLICT DO NOTHING",
             links,
         )
-        conn.executemany(
-            "INSERT INTO mentions_search (rowid, title, text) VALUES (?, ?, ?)", search
-        )
+        self._index_for_search(search)
         return len(fresh), len(changed)
 
     def _adopt_aliases(
