@@ -857,6 +857,31 @@ def drivers(ctx: Context, brand: str, since: str | None, until: str | None, fmt:
     help="Also try again the mentions the model failed on "
     "(given up after repeated failures); alone, with the configured model.",
 )
+@click.option(
+    "--ray",
+    "on_ray",
+    is_flag=True,
+    help="Score on a Ray cluster (pip install 'listener[ray]'): $RAY_ADDRESS, "
+    "--ray-address, or a Ray started here for this run.",
+)
+@click.option("--ray-address", help="The Ray cluster to use (implies --ray).")
+@click.option(
+    "--actors",
+    type=click.IntRange(min=1),
+    help="Model copies on Ray (default: one per GPU, else one).",
+)
+@click.option(
+    "--gpus-per-actor",
+    type=click.FloatRange(min=0),
+    help="GPUs each model copy takes on Ray (default: 1 where the cluster has GPUs).",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=256,
+    show_default=True,
+    help="Mentions per batch handed to a model copy on Ray.",
+)
 @pass_ctx
 def rescore(
     ctx: Context,
@@ -865,12 +890,18 @@ def rescore(
     head: str | None,
     limit: int | None,
     failed: bool,
+    on_ray: bool,
+    ray_address: str | None,
+    actors: int | None,
+    gpus_per_actor: float | None,
+    batch_size: int,
 ) -> None:
     """Score stored mentions with another model, keeping every model's scores.
 
     One of --model (a transformers model) or --head (the offline model's head or a model
     written by `listener model train`); with --failed alone, the configured model. The model
-    asked for is used or the command fails: it never falls back to another."""
+    asked for is used or the command fails: it never falls back to another. With --ray, a
+    large history is scored by model copies on a Ray cluster (one per GPU)."""
     from listener.pipeline import review_threshold, score_unscored
     from sentiment import ModelUnavailable, load_classifier
 
@@ -884,6 +915,11 @@ def rescore(
         else {}
     )
     settings = ctx.config.sentiment.model_copy(update=update)
+    if on_ray or ray_address:
+        _rescore_on_ray(
+            ctx, settings, failed, limit, ray_address, actors, gpus_per_actor, batch_size
+        )
+        return
     try:
         classifier = load_classifier(settings)
     except ModelUnavailable as exc:
@@ -908,6 +944,48 @@ def rescore(
     click.echo(
         f"scored {done} mentions with {classifier.name} ({classifier.revision}); "
         "views show the configured model's labels (sentiment: in sources.yaml)"
+    )
+
+
+def _rescore_on_ray(
+    ctx: Context,
+    settings: Any,
+    failed: bool,
+    limit: int | None,
+    address: str | None,
+    actors: int | None,
+    gpus_per_actor: float | None,
+    batch_size: int,
+) -> None:
+    from listener.rescore_ray import RayMissing, rescore_on_ray
+    from sentiment import ModelUnavailable, configured_key
+
+    if failed:
+        store = ctx.store()
+        try:
+            n = store.clear_score_failures(*configured_key(settings))
+        finally:
+            store.close()
+        click.echo(f"{n} mentions the model had failed on are tried again")
+    database = ctx.db_path()  # Ray's processes may run elsewhere: a file by its full path
+    try:
+        done = rescore_on_ray(
+            str(database.resolve()) if isinstance(database, Path) else database,
+            settings,
+            {b.name: b.matcher for b in ctx.config.brands},
+            address=address,
+            actors=actors,
+            gpus_per_actor=gpus_per_actor,
+            batch_size=batch_size,
+            limit=limit,
+        )
+    except (RayMissing, ModelUnavailable) as exc:
+        raise click.ClickException(str(exc)) from None
+    name, revision = done.model
+    click.echo(
+        f"scored {done.scored} mentions with {name} ({revision}) on Ray"
+        + (f"; it failed on {done.failed} (retried later)" if done.failed else "")
+        + "; views show the configured model's labels (sentiment: in sources.yaml)"
     )
 
 

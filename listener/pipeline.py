@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -28,6 +27,7 @@ from alerts.rules import Alert
 from listener.config import Config
 from listener.matching import brands_for
 from listener.query import Query
+from listener.scoring import save_chunk, score_chunk
 from listener.storage import FetchCounts, LeaseLost, MatchedEntry, Storage, open_store
 from listener.timeutil import utcnow
 from listener.workers import ALERT_PASS, Heartbeat, Worker
@@ -38,10 +38,7 @@ from sentiment import (
     configured_key,
     load_classifier,
 )
-from sentiment.fusion import verdict
 from sentiment.language import LanguageDetector
-from sentiment.preprocess import mention_text
-from sentiment.targets import Passage, brand_label, passages
 from sources.base import Entry, FetchError, FetchResult, SourceState, check_all
 from sources.http import make_client
 
@@ -472,85 +469,14 @@ def _score_claimed(
         )
         if not pending:
             break
-        scored = _classify_isolating_failures(store, classifier, pending)
-        done += store.save_scores(
-            classifier.name,
-            classifier.revision,
-            [(m.id, p, verdict(p, m.rating, review_below)) for m, p in scored],
-            brand_rows=_brand_scores(store, classifier, scored, matchers),
-            worker=worker.id,
-        )
+        named = store.brands_of([m.id for m in pending])
+        scored = score_chunk(classifier, pending, review_below, named, matchers)
+        done += save_chunk(store, (classifier.name, classifier.revision), scored, worker.id)
         handled += len(pending)
         if progress is not None:
             progress(handled, total)
         log.info("scored %d mentions with %s", done, classifier.name)
     return done
-
-
-def _brand_scores(
-    store: Storage,
-    classifier: Classifier,
-    scored: list[tuple[Any, Any]],
-    matchers: Mapping[str, Query],
-) -> list[tuple[int, str, str, Any, str]]:
-    """(mention id, brand, label, prediction, passage) for mentions naming several brands."""
-    named = store.brands_of([m.id for m, _ in scored])
-    todo: list[tuple[int, Passage]] = []
-    for m, _ in scored:
-        brands = {b: matchers[b] for b in named.get(m.id, ()) if b in matchers}
-        if len(brands) >= 2:
-            todo += [(m.id, p) for p in passages(mention_text(m.title, m.text), brands)]
-    if not todo:
-        return []
-    try:
-        predictions = classifier.classify([p.text for _, p in todo])
-    except Exception as exc:  # the mention-level scores still stand
-        log.warning("per-brand scoring failed for %d passages: %s", len(todo), exc)
-        return []
-    return [
-        (mid, p.brand, brand_label(pred.label, p.comparison), pred, p.text)
-        for (mid, p), pred in zip(todo, predictions, strict=True)
-    ]
-
-
-def _checked(predictions: list[Any]) -> list[Any]:
-    """A model output with NaN or infinite probabilities is an error, not a label."""
-    for p in predictions:
-        if not all(math.isfinite(v) for v in p.scores.values()):
-            raise ValueError(f"the model returned non-finite probabilities {p.scores}")
-    return predictions
-
-
-def _classify_isolating_failures(
-    store: Storage, classifier: Classifier, pending: list[Any]
-) -> list[tuple[Any, Any]]:
-    """Score a batch; if the model fails on it, score one by one. A text it fails on alone is
-    recorded and retried later with backoff (a passing out-of-memory is not final); only a
-    text that keeps failing on its own is given up on, so one bad input never stops the rest."""
-    texts = [mention_text(m.title, m.text) for m in pending]
-    try:
-        return list(zip(pending, _checked(classifier.classify(texts)), strict=True))
-    except Exception:
-        log.warning("the model failed on a batch of %d; scoring them one by one", len(texts))
-    out = []
-    for m, text in zip(pending, texts, strict=True):
-        try:
-            [prediction] = _checked(classifier.classify([text]))
-        except Exception as exc:
-            attempts, gave_up = store.score_failed(
-                classifier.name, classifier.revision, m.id, f"{type(exc).__name__}: {exc}"
-            )
-            what = (
-                f"given up after {attempts} tries; `listener rescore --failed` tries again"
-                if gave_up
-                else f"try {attempts}, retried later"
-            )
-            log.error(
-                "mention %d cannot be scored by %s (%s): %s", m.id, classifier.name, what, exc
-            )
-        else:
-            out.append((m, prediction))
-    return out
 
 
 def evaluate_alerts(

@@ -13,6 +13,7 @@ import json
 import shutil
 import textwrap
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -65,9 +66,11 @@ BACKENDS = ("sqlite", "postgresql")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Tests in modules marked `contract` run once per storage backend."""
-    if "backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker("contract"):
-        metafunc.parametrize("backend", BACKENDS, indirect=True)
+    """Every test that stores anything runs once per storage backend, except those marked
+    `sqlite_only`: they test the embedded file itself (its lock, its size, its journal)."""
+    if "backend" in metafunc.fixturenames:
+        only_sqlite = metafunc.definition.get_closest_marker("sqlite_only") is not None
+        metafunc.parametrize("backend", BACKENDS[:1] if only_sqlite else BACKENDS, indirect=True)
 
 
 @pytest.fixture(scope="session")
@@ -83,11 +86,12 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(getattr(request, "param", "sqlite"))
 
 
-@pytest.fixture
-def database(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
-    """Where the test's storage lives: a SQLite file, or a fresh PostgreSQL database."""
+@contextmanager
+def storage_for(backend: str, where: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """Where a test's storage lives: a SQLite file in `where`, or a fresh PostgreSQL database
+    (skipped, saying why, where no PostgreSQL server can be started)."""
     if backend == "sqlite":
-        yield str(tmp_path / "listener.db")
+        yield str(where / "listener.db")
         return
     admin = request.getfixturevalue("postgres_server")
     if admin is None:
@@ -95,6 +99,12 @@ def database(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> It
     from tests.postgres import fresh_database
 
     with fresh_database(admin) as url:
+        yield url
+
+
+@pytest.fixture
+def database(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    with storage_for(backend, tmp_path, request) as url:
         yield url
 
 

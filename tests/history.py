@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from listener.storage import MatchedEntry
 from listener.storage.sqlite import SQLiteStorage
@@ -90,3 +91,17 @@ class History:
             self.store.save_scores(*MODEL, [(mid, Prediction(p.label, probs, score), None)], now=at)
             ids.append(mid)
         return ids
+
+
+def stored_text(store: Any) -> str:
+    """Every row of every table as text, on either backend: what a leaked secret would show in."""
+    if isinstance(store, SQLiteStorage):
+        return "\n".join(store.db.iterdump())
+    tables = store.db.query(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+    )
+    return "\n".join(
+        row["r"]
+        for name in [t["table_name"] for t in tables]
+        for row in store.db.query(f'SELECT t::text AS r FROM "{name}" t')
+    )

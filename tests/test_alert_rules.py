@@ -11,8 +11,6 @@ from alerts import engine
 from listener.config import parse_config
 from tests.history import MODEL, NOW, History, Post
 
-pytestmark = pytest.mark.contract  # each test on SQLite and on PostgreSQL
-
 H, M, D = timedelta(hours=1), timedelta(minutes=1), timedelta(days=1)
 
 

@@ -18,8 +18,6 @@ from sentiment.base import Prediction
 from tests.conftest import rss
 from tests.tiny_model import build_tiny_model
 
-pytestmark = pytest.mark.contract  # each test on SQLite and on PostgreSQL
-
 
 def lm(i: int, label: str) -> LabelledMention:
     return LabelledMention(

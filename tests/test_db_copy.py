@@ -1,4 +1,4 @@
-"""`listener db copy`: a SQLite history moved into another database (PostgreSQL in the contract
+"""`listener db copy`: a SQLite history moved into another database (PostgreSQL in the
 run), resumed after an interruption, verified table by table; the copy then works as the
 original did."""
 
@@ -14,8 +14,6 @@ from listener.cli import cli
 from listener.storage import MentionFilter, open_store
 from listener.storage.sqlite import SQLiteStorage
 from tests.history import MODEL, NOW, History, Post
-
-pytestmark = pytest.mark.contract
 
 
 @pytest.fixture

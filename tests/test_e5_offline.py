@@ -95,7 +95,7 @@ def test_a_named_model_that_is_missing_fails_instead_of_falling_back():
         load_classifier(Sentiment(model="example-org/no-such-model", revision="abc"))
 
 
-def test_tune_head_learns_from_corrections_and_writes_a_usable_head(tmp_path):
+def test_tune_head_learns_from_corrections_and_writes_a_usable_head(tmp_path, database):
     """The user's `listener label` corrections become training data: tune-head reads them from
     the database, reports the current head against the new one, and writes a head file that
     sentiment.head can name."""
@@ -104,7 +104,7 @@ def test_tune_head_learns_from_corrections_and_writes_a_usable_head(tmp_path):
     from click.testing import CliRunner
 
     from listener.cli import cli
-    from listener.storage.sqlite import SQLiteStorage
+    from listener.storage import open_store
     from tests.history import History, Post
 
     texts = {
@@ -133,8 +133,7 @@ def test_tune_head_learns_from_corrections_and_writes_a_usable_head(tmp_path):
             "Will buy again, very happy.",
         ],
     }
-    db = tmp_path / "listener.db"
-    store = SQLiteStorage.open(db)
+    store = open_store(database)
     history = History(store)
     for label, items in texts.items():
         for text in items:
@@ -142,6 +141,7 @@ def test_tune_head_learns_from_corrections_and_writes_a_usable_head(tmp_path):
             store.add_correction(mid, label, by="ana")
     store.close()
     (tmp_path / "sources.yaml").write_text(
+        f"database: {database}\n"
         "brands: [{name: Acme}]\nsources: []\nsentiment: {backend: e5-offline}\n"
     )
     out = tmp_path / "ours.json"
@@ -150,8 +150,6 @@ def test_tune_head_learns_from_corrections_and_writes_a_usable_head(tmp_path):
         [
             "-c",
             str(tmp_path / "sources.yaml"),
-            "--db",
-            str(db),
             "model",
             "tune-head",
             str(out),

@@ -24,7 +24,7 @@ from click.testing import CliRunner
 
 from listener.cli import cli
 from listener.config import parse_config
-from listener.storage.sqlite import SQLiteStorage
+from listener.storage import open_store
 from listener.timeutil import utcnow
 from listener.web.app import create_app
 from tests.history import MODEL, History, Post
@@ -44,16 +44,17 @@ TEXTS = [
 
 
 @pytest.fixture
-def project(tmp_path, monkeypatch):
+def project(tmp_path, monkeypatch, database):
     monkeypatch.delenv("TEAM_HOOK", raising=False)
     config = tmp_path / "sources.yaml"
     config.write_text(
+        f"database: {database}\n"
         "brands:\n  - {name: Zentra, competitors: [Globex]}\n  - {name: Globex}\n"
         "notifiers: [{name: team, url: '${TEAM_HOOK}'}]\n"
         "alerts: [{rule: negative_streak, count: 2, notify: [team]}]\n"
         "sentiment: {model: m, revision: '1'}\n"
     )
-    store = SQLiteStorage.open(tmp_path / "listener.db")
+    store = open_store(database)
     History(store, sources=("general",), tied={"app": "Zentra"}).add(
         *[
             Post(label, i * H, source="general", brand="Zentra", text=text, title="")
@@ -62,7 +63,6 @@ def project(tmp_path, monkeypatch):
         Post("positive", 7 * H, source="app", brand="Zentra", rating=5, text=TEXTS[6][1], title=""),
     )
     store.db.execute("UPDATE sources SET last_run_at = '2026-11-20T00:00:00+00:00'")
-    store.db.conn.commit()
     store.close()
     return tmp_path
 
@@ -221,8 +221,8 @@ def _read(fd: int) -> bytes:
         return b""
 
 
-def test_inbox_marks_say_what_happened(project):
-    store = SQLiteStorage.open(project / "listener.db")
+def test_inbox_marks_say_what_happened(project, database):
+    store = open_store(database)
     item = store.db.execute(
         "SELECT m.id FROM mentions m WHERE m.text LIKE 'Zentra: it''s broken%'"
     ).fetchone()[0]
@@ -247,8 +247,8 @@ def test_inbox_marks_say_what_happened(project):
     assert "was already ignored; nothing changed" in same.output
 
 
-def test_retry_on_a_pending_delivery_says_when_it_goes(project):
-    store = SQLiteStorage.open(project / "listener.db")
+def test_retry_on_a_pending_delivery_says_when_it_goes(project, database):
+    store = open_store(database)
     store.db.execute(
         "INSERT INTO alerts (id, dedupe_key, rule, rule_id, scope, brand, title, message, "
         "evidence, mention_ids, created_at) VALUES (1, 'k', 'negative_streak', 'n', 'Zentra', "
@@ -258,7 +258,6 @@ def test_retry_on_a_pending_delivery_says_when_it_goes(project):
         "INSERT INTO deliveries (alert_id, channel, status, attempts, next_attempt_at, "
         "last_error) VALUES (1, 'team', 'pending', 3, '2026-11-20T10:04:00+00:00', 'HTTP 503')"
     )
-    store.db.conn.commit()
     store.close()
     result = invoke(project, "alerts", "retry", "1")
     assert result.exit_code == 0
@@ -270,10 +269,11 @@ def test_retry_on_a_pending_delivery_says_when_it_goes(project):
     assert invoke(project, "alerts", "retry", "99").exit_code == 1
 
 
-def test_empty_views_say_why(tmp_path, httpserver):
+def test_empty_views_say_why(tmp_path, httpserver, database):
     httpserver.expect_request("/down.xml").respond_with_data("no", status=503)
     config = tmp_path / "sources.yaml"
     config.write_text(
+        f"database: {database}\n"
         "brands: [{name: Zentra}]\n"
         f"sources: [{{name: down, type: rss, url: '{httpserver.url_for('/down.xml')}', "
         "brand: Zentra}]\nsentiment: {model: m, revision: '1'}\n"

@@ -110,6 +110,7 @@ def test_private_addresses_can_be_refused(make_config, store, httpserver):
     assert "not a public address" in outcome.error
 
 
+@pytest.mark.sqlite_only  # SQLite's WAL; PostgreSQL's MVCC never lets a reader block a writer
 def test_database_locked_by_a_reader_while_collecting(make_config, store, httpserver, tmp_path):
     httpserver.expect_request("/f.xml").respond_with_data(OK, content_type="text/xml")
     config = feed_source(make_config, store, httpserver.url_for("/f.xml"))
@@ -122,6 +123,7 @@ def test_database_locked_by_a_reader_while_collecting(make_config, store, httpse
     reader.close()
 
 
+@pytest.mark.sqlite_only  # a file's size limit stands in for the full disk
 def test_disk_full_fails_that_source_and_keeps_what_was_stored(make_config, store, httpserver):
     httpserver.expect_request("/f.xml").respond_with_data(OK, content_type="text/xml")
     config = feed_source(make_config, store, httpserver.url_for("/f.xml"))
@@ -228,24 +230,21 @@ def test_server_errors_back_off_with_jitter(make_config, store, httpserver, stat
     assert store.db["sources"].get("s")["consecutive_failures"] == 3
 
 
-def test_rescore_failed_tries_given_up_texts_again(tmp_path):
+def test_rescore_failed_tries_given_up_texts_again(tmp_path, store, database):
     from click.testing import CliRunner
 
     from listener.cli import cli
-    from listener.storage.sqlite import SQLiteStorage
     from tests.history import History, Post
     from tests.tiny_model import build_tiny_model
 
     model = build_tiny_model(tmp_path / "model")
-    store = SQLiteStorage.open(tmp_path / "listener.db")
     [mid] = History(store).add(Post("neutral", timedelta(hours=1), text="good service"))
     for _ in range(3):  # the model failed on it alone three times: given up
         store.score_failed(str(model), "local", mid, "RuntimeError: out of memory")
     assert store.db["score_failures"].get((mid, str(model), "local"))["permanent"] == 1
-    store.close()
     config = tmp_path / "sources.yaml"
     config.write_text(
-        f"database: {tmp_path / 'listener.db'}\nbrands: [{{name: Acme}}]\n"
+        f"database: {database}\nbrands: [{{name: Acme}}]\n"
         f"sentiment: {{model: '{model}', backend: transformers}}\n"
     )
     plain = CliRunner().invoke(cli, ["-c", str(config), "rescore", "--model", str(model)])

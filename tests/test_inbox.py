@@ -13,24 +13,23 @@ from click.testing import CliRunner
 from alerts.inbox import draft, inbox_kind, response_metrics
 from listener.cli import cli
 from listener.config import InboxSettings
-from listener.storage.sqlite import SQLiteStorage
+from listener.storage import open_store
 from tests.history import MODEL, NOW, History, Post
-
-pytestmark = pytest.mark.contract  # each test on SQLite and on PostgreSQL
 
 H = timedelta(hours=1)
 
 
 @pytest.fixture
-def project(tmp_path):
+def project(tmp_path, database):
     (tmp_path / "sources.yaml").write_text(
+        f"database: {database}\n"
         "brands: [{name: Acme}]\n"
         "alerts: [{rule: overdue}]\n"
         "sentiment: {model: m, revision: '1', offline: true, backend: transformers}\n"
         "inbox:\n  reply_within: 24h\n  templates:\n"
         "    reply: {en: 'Sorry {author}! {brand} will fix it.'}\n"
     )
-    store = SQLiteStorage.open(tmp_path / "listener.db")
+    store = open_store(database)
     hist = History(store)
     ids = hist.add(
         Post("negative", 2 * H, text="Toimitus myöhässä taas", language="fi", author="Aino"),
@@ -187,9 +186,9 @@ def test_response_metrics_on_known_items():
     assert m["share_thanked"] == 0.5 and m["open_overdue"] == 1
 
 
-def test_only_recent_labelled_mentions_are_inbox_candidates(project):
-    path, ids = project
-    store = SQLiteStorage.open(path / "listener.db")
+def test_only_recent_labelled_mentions_are_inbox_candidates(project, database):
+    _, ids = project
+    store = open_store(database)
     found = {r["id"] for r in store.inbox_candidates(MODEL, NOW - 14 * 24 * H)}
     assert found == set(ids[:4])  # not the 20-day-old one
     store.close()

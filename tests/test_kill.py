@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 import pytest
 from werkzeug import Request, Response
 
+from listener.storage import open_store
 from listener.storage.sqlite import SQLiteStorage
 from tests.tiny_model import build_tiny_model
 
@@ -36,7 +37,7 @@ def review_feed(n: int) -> bytes:
     )
 
 
-def run_kills(tmp_path, httpserver, rounds: int, seed: int) -> None:
+def run_kills(tmp_path, httpserver, database: str, rounds: int, seed: int) -> None:
     served = {"n": 0}
     posts: list[dict] = []
 
@@ -53,6 +54,7 @@ def run_kills(tmp_path, httpserver, rounds: int, seed: int) -> None:
     model = build_tiny_model(tmp_path / "model", force="negative")
     config = tmp_path / "sources.yaml"
     config.write_text(
+        f"database: {database}\n"
         "brands: [{name: Acme}]\n"
         f"sources: [{{name: app, type: rss, kind: social, url: '{httpserver.url_for('/reviews')}', "
         "brand: Acme, interval: 1s}]\n"
@@ -76,13 +78,14 @@ def run_kills(tmp_path, httpserver, rounds: int, seed: int) -> None:
     done = subprocess.run(cmd, env=env, capture_output=True, timeout=120)
     assert done.returncode == 0, done.stderr.decode()[-2000:]
 
-    store = SQLiteStorage.open(tmp_path / "listener.db")
+    store = open_store(database)
     try:
         ids = [r["external_id"] for r in store.db.query("SELECT external_id FROM mentions")]
         assert len(ids) == len(set(ids))  # nothing stored twice
         # the last completed fetch saw every review served so far: none lost
         assert len(ids) == served["n"]
-        assert store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        if isinstance(store, SQLiteStorage):
+            assert store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         states = dict(
             store.db.execute("SELECT status, count(*) FROM deliveries GROUP BY status").fetchall()
         )
@@ -99,10 +102,10 @@ def run_kills(tmp_path, httpserver, rounds: int, seed: int) -> None:
     print(f"{rounds} rounds, {killed} killed mid-pass, {len(ids)} mentions, {alerts} alerts")
 
 
-def test_killed_passes_lose_and_duplicate_nothing(tmp_path, httpserver):
-    run_kills(tmp_path, httpserver, rounds=4, seed=1)
+def test_killed_passes_lose_and_duplicate_nothing(tmp_path, httpserver, database):
+    run_kills(tmp_path, httpserver, database, rounds=4, seed=1)
 
 
 @pytest.mark.slow
-def test_killed_passes_many_times(tmp_path, httpserver):
-    run_kills(tmp_path, httpserver, rounds=40, seed=2)
+def test_killed_passes_many_times(tmp_path, httpserver, database):
+    run_kills(tmp_path, httpserver, database, rounds=40, seed=2)

@@ -23,8 +23,6 @@ from listener.metrics import (
 from listener.timeutil import parse_iso
 from tests.history import MODEL, NOW, History, Post
 
-pytestmark = pytest.mark.contract  # each test on SQLite and on PostgreSQL
-
 D, H = timedelta(days=1), timedelta(hours=1)
 
 

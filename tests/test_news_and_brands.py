@@ -16,8 +16,6 @@ from sentiment.base import Prediction
 from sentiment.targets import brand_label, passages
 from tests.history import MODEL, NOW, History, Post
 
-pytestmark = pytest.mark.contract  # each test on SQLite and on PostgreSQL
-
 H = timedelta(hours=1)
 
 

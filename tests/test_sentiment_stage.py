@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from listener.cli import cli
 from listener.config import Sentiment
+from listener.storage import open_store
 from sentiment import load_classifier
 from sentiment.base import Prediction
 from sentiment.fusion import fuse, verdict
@@ -83,7 +84,7 @@ def test_quantized_path_runs_and_says_so(tmp_path):
 
 
 @pytest.fixture
-def project(tmp_path, httpserver):
+def project(tmp_path, httpserver, database):
     """Reviews with ratings and a hint-less Finnish post; a local model forcing 'positive'."""
     model = build_tiny_model(tmp_path / "pos", force="positive")
     feed = b"""<?xml version="1.0" encoding="utf-8"?>
@@ -102,6 +103,7 @@ def project(tmp_path, httpserver):
         feed, content_type="application/atom+xml"
     )
     (tmp_path / "sources.yaml").write_text(f"""
+database: {database}
 brands: [{{name: Acme}}]
 sources: [{{name: reviews, type: rss, kind: social, url: '{httpserver.url_for("/reviews.xml")}',
             brand: Acme}}]
@@ -118,9 +120,9 @@ def invoke(project, *args):
 
 
 def rows(project, sql):
-    from listener.storage.sqlite import SQLiteStorage
+    from listener.config import load_config
 
-    store = SQLiteStorage.open(project / "listener.db")
+    store = open_store(load_config(project / "sources.yaml").database_url())
     try:
         return list(store.db.query(sql))
     finally:
@@ -193,12 +195,11 @@ def test_rescore_keeps_both_models_scores(project, tmp_path):
     other = build_tiny_model(tmp_path / "neg", force="negative")
     out = invoke(project, "rescore", "--model", str(other)).output
     assert "scored 4 mentions" in out
-    models = rows(
-        project,
-        "SELECT model, count(*) AS n, group_concat(DISTINCT text_label) AS l "
-        "FROM scores GROUP BY model ORDER BY model",
-    )
-    assert [(m["n"], m["l"]) for m in models] == [(4, "negative"), (4, "positive")]
+    models = rows(project, "SELECT DISTINCT model, mention_id, text_label FROM scores")
+    by_model: dict[str, list[str]] = {}
+    for m in models:
+        by_model.setdefault(m["model"], []).append(m["text_label"])
+    assert sorted(by_model.values()) == [["negative"] * 4, ["positive"] * 4]
     assert "scored 0 mentions" in invoke(project, "rescore", "--model", str(other)).output
 
 

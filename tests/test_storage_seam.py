@@ -21,8 +21,6 @@ from listener.storage import (
 from listener.storage.sqlite import SQLiteStorage
 from tests.history import MODEL, NOW, History, Post
 
-pytestmark = pytest.mark.contract  # each test on SQLite and on PostgreSQL
-
 
 def test_a_path_and_a_sqlite_url_open_the_same_file(tmp_path):
     path = tmp_path / "l.db"

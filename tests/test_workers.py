@@ -18,8 +18,6 @@ from sentiment.base import Prediction
 from sources.base import Entry, FetchResult, SourceState
 from tests.history import NOW, History, Post
 
-pytestmark = pytest.mark.contract
-
 OTHER = ("other-model", "2")
 LEASE = timedelta(seconds=60)
 

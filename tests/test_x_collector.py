@@ -12,6 +12,7 @@ import pytest
 from listener.pipeline import collect_due
 from listener.timeutil import parse_iso, utcnow
 from tests.cassettes import CASSETTES, SENT, replay, write_cassette
+from tests.history import stored_text
 
 LATER = utcnow() + timedelta(days=1)
 SEARCH = "https://api.twitter.com/2/tweets/search/recent"
@@ -224,16 +225,17 @@ def test_the_bearer_token_is_never_logged_or_stored(setup, store, caplog, monkey
     with replay(CASSETTES / "x" / "test_client_search_recent_tweets.yaml"):
         collect_due(config, store, now=LATER)
     assert "SECRET-xyz" not in caplog.text
-    dump = "\n".join(store.db.iterdump())
+    dump = stored_text(store)
     assert "SECRET-xyz" not in dump and "tweepy" in dump
 
 
-def test_listener_sources_shows_reads_used(tmp_path):
+def test_listener_sources_shows_reads_used(tmp_path, database):
     from click.testing import CliRunner
 
     from listener.cli import cli
 
     (tmp_path / "sources.yaml").write_text(
+        f"database: {database}\n"
         "brands: [{name: Tweepy}]\n"
         "sources: [{name: x, type: x, query: Tweepy, max_pages: 1, brand: Tweepy,\n"
         "           monthly_read_budget: 1000}]\n"

@@ -170,7 +170,15 @@ class ScoreRepository(Protocol):
     """Model scores per mention (and per brand), and texts a model failed on."""
 
     def count_unscored(self, model: str, revision: str | None) -> int: ...
-    def unscored(self, model: str, revision: str | None, limit: int) -> list[PendingMention]: ...
+    def unscored(
+        self,
+        model: str,
+        revision: str | None,
+        limit: int,
+        after: int = 0,
+        upto: int | None = None,
+    ) -> list[PendingMention]: ...
+    def unscored_span(self, model: str, revision: str | None) -> tuple[int, int, int]: ...
     def scored_model(self, preferred: Model) -> Model: ...
     def save_scores(
         self,

@@ -37,14 +37,13 @@ def test_formula_cells(cell, written):
     assert spreadsheet_safe(cell) == written
 
 
-def test_cli_export_writes_formulas_as_text_and_a_bom_on_request(store, tmp_path):
+def test_cli_export_writes_formulas_as_text_and_a_bom_on_request(store, tmp_path, database):
     History(store).add(
         Post("negative", timedelta(hours=1), title="=1+1", text="@risk", author="-mallory")
     )
     config = tmp_path / "sources.yaml"
     config.write_text(
-        f"database: {tmp_path / 'listener.db'}\nbrands: [{{name: Acme}}]\n"
-        "sentiment: {model: m, revision: '1'}\n"
+        f"database: {database}\nbrands: [{{name: Acme}}]\nsentiment: {{model: m, revision: '1'}}\n"
     )
     plain = CliRunner().invoke(cli, ["-c", str(config), "export", "--format", "csv"])
     [row] = list(csv.DictReader(io.StringIO(plain.output)))

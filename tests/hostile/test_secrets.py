@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +12,9 @@ from pathlib import Path
 from werkzeug import Request, Response
 
 from listener import secrets
+from listener.storage import open_store
 from tests.conftest import rss
+from tests.history import stored_text
 
 HOOK_SECRET = "T0AAAAAAA/B0BBBBBBB/Xy7Zq9Wv3Ut1Sr5Pq2On4Ml6"
 FEED_TOKEN = "tok-8f3a9c2e7d1b"
@@ -44,7 +45,7 @@ def test_a_webhook_path_stays_out_of_debug_logs(tmp_path, httpserver):
     assert "B0BBBBBBB" not in output
 
 
-def test_a_token_in_a_feed_url_is_used_but_never_stored_or_shown(tmp_path, httpserver):
+def test_a_token_in_a_feed_url_is_used_but_never_stored_or_shown(tmp_path, httpserver, database):
     seen_tokens = []
 
     def feed(request: Request) -> Response:
@@ -54,6 +55,7 @@ def test_a_token_in_a_feed_url_is_used_but_never_stored_or_shown(tmp_path, https
     httpserver.expect_request("/feed.xml").respond_with_handler(feed)
     httpserver.expect_request("/gone.xml").respond_with_data("no", status=404)
     (tmp_path / "sources.yaml").write_text(f"""
+database: {database}
 brands: [{{name: Acme}}]
 sources:
   - {{name: feed, type: rss, brand: Acme, interval: 1s,
@@ -74,8 +76,9 @@ sentiment: {{backend: transformers, model: /nonexistent}}
     sources = json.loads(shown[1].stdout)
     gone = next(s for s in sources if s["id"] == "gone")
     assert "?token=${FEED_TOKEN}" in gone["url"] and "HTTP 404" in gone["last_error"]
-    with sqlite3.connect(tmp_path / "listener.db") as db:
-        dump = "\n".join(db.iterdump())
+    store = open_store(database)
+    dump = stored_text(store)
+    store.close()
     assert FEED_TOKEN not in dump and "${FEED_TOKEN}" in dump
 
 

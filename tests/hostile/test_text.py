@@ -14,7 +14,7 @@ from alerts.render import neutralise
 from listener.config import Sentiment, parse_config
 from listener.query import parse_query
 from sentiment import load_classifier
-from tests.history import MODEL, NOW, History, Post
+from tests.history import MODEL, NOW, History, Post, stored_text
 from tests.tiny_model import build_tiny_model
 
 ZALGO = "A" + "\u0301\u0336\u0489" * 200 + "cme h̸̡̪̯ͨ͊̽̅̾̎Ȩ̬̩̾͛ͪ̈́̀́͘ ̶̧̨̱̹̭̯ͧ̾ͬC̷̙̲̝͖ͭ̏ͥͮ͟Oͮ͏̮̪̝͍M̲̖͊̒ͪͩͬ̚̚͜Ȇ̴̟̟͙̞ͩ͌͝S"
@@ -56,4 +56,4 @@ def test_notifier_secrets_stay_out_of_logs_when_delivery_fails(store, caplog, mo
     assert sent == 0 and errors
     assert "SECRET-TOKEN-123" not in caplog.text
     assert "SECRET-TOKEN-123" not in " ".join(errors)
-    assert "SECRET-TOKEN-123" not in "\n".join(store.db.iterdump())
+    assert "SECRET-TOKEN-123" not in stored_text(store)

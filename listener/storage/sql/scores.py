@@ -33,16 +33,41 @@ class ScoresMixin(SQLBase):
         ).fetchall()
         return int(n)
 
-    def unscored(self, model: str, revision: str | None, limit: int) -> list[PendingMention]:
+    def unscored(
+        self,
+        model: str,
+        revision: str | None,
+        limit: int,
+        after: int = 0,
+        upto: int | None = None,
+    ) -> list[PendingMention]:
+        """Up to `limit` mentions this model has not scored, in id order, with ids in
+        (after, upto]: a window, so readers running side by side page through their own
+        stretch of the history. Claims nothing."""
         rows = self.db.query(
             f"SELECT m.id, m.title, m.text, m.language, m.rating {UNSCORED} "
-            "ORDER BY m.id LIMIT :limit",
-            {"model": model, "rev": revision or "", "limit": limit, "now": iso(utcnow())},
+            "AND m.id > :after AND m.id <= :upto ORDER BY m.id LIMIT :limit",
+            {
+                "model": model,
+                "rev": revision or "",
+                "limit": limit,
+                "now": iso(utcnow()),
+                "after": after,
+                "upto": upto if upto is not None else 2**62,
+            },
         )
         return [
             PendingMention(r["id"], r["title"] or "", r["text"] or "", r["language"], r["rating"])
             for r in rows
         ]
+
+    def unscored_span(self, model: str, revision: str | None) -> tuple[int, int, int]:
+        """(lowest id, highest id, how many) of the mentions this model has not scored."""
+        [(low, high, n)] = self.db.execute(
+            f"SELECT min(m.id), max(m.id), count(*) {UNSCORED}",
+            {"model": model, "rev": revision or "", "now": iso(utcnow())},
+        ).fetchall()
+        return int(low or 0), int(high or 0), int(n)
 
     def claim_unscored(
         self,
