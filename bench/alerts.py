@@ -1,7 +1,8 @@
 """Alert evaluation cost against the size of the history: one pass of every rule type over
-databases of 100,000 and 1,000,000 mentions (same last-day activity, longer past).
+databases of 100,000 and 1,000,000 mentions (same last-day activity, longer past), on SQLite
+and on PostgreSQL side by side.
 
-    python bench/alerts.py [--sizes 100000 1000000]
+    python bench/alerts.py [--sizes 100000 1000000] [--backends sqlite postgresql]
 
 A pass must not rescan history: its time should barely move with the size of the database.
 """
@@ -12,8 +13,8 @@ import argparse
 import json
 import random
 import sys
-import tempfile
 import time
+from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,7 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from alerts import engine
 from alerts.inbox import sync_inbox
+from bench.backends import LABEL, Backends, add_arguments, ratio_line
 from listener.config import parse_config
+from listener.storage import Storage, open_store
 from listener.storage.sqlite import SQLiteStorage
 from listener.timeutil import iso
 
@@ -55,10 +58,11 @@ TEXTS = [
 ]
 
 
-def build(path: Path, n: int, recent: int = 2000, month: int = 20_000) -> SQLiteStorage:
+def build(database: str | Path, n: int, recent: int = 2000, month: int = 20_000) -> Storage:
     """n mentions: `recent` in the last day, `month` over the 30 days before (every rule's
-    windows and baselines fall in these), and the rest older: only the history grows."""
-    store = SQLiteStorage.open(path)
+    windows and baselines fall in these), and the rest older: only the history grows. Rows go
+    in by bulk statements, one transaction, the search index included."""
+    store = open_store(database)
     db = store.db
     db.execute(
         "INSERT INTO sources (id, type, enabled, consecutive_failures) VALUES "
@@ -66,7 +70,20 @@ def build(path: Path, n: int, recent: int = 2000, month: int = 20_000) -> SQLite
     )
     rng = random.Random(3)
     conn = db.conn
-    conn.execute("BEGIN")
+    sqlite = isinstance(store, SQLiteStorage)
+    with nullcontext() if sqlite else db.transaction():
+        if sqlite:
+            conn.execute("BEGIN")
+        _insert(store, n, recent, month, rng)
+        if sqlite:
+            conn.execute("COMMIT")
+    store.finish_copy()  # the rows were written with explicit ids
+    db.execute("ANALYZE")
+    return store
+
+
+def _insert(store: Storage, n: int, recent: int, month: int, rng: random.Random) -> None:
+    conn = store.db.conn
     batch_m, batch_b, batch_s = [], [], []
     for i in range(n):
         if i >= n - recent:
@@ -102,49 +119,61 @@ def build(path: Path, n: int, recent: int = 2000, month: int = 20_000) -> SQLite
                 batch_m,
             )
             conn.executemany("INSERT INTO mention_brands VALUES (?, ?)", batch_b)
+            store._index_for_search((m[0], m[5], m[6]) for m in batch_m)
             conn.executemany(
                 "INSERT INTO scores (mention_id, model, revision, label, "
                 "text_label, score, scores, scored_at) VALUES (?,?,?,?,?,?,?,?)",
                 batch_s,
             )
             batch_m, batch_b, batch_s = [], [], []
-    conn.execute("COMMIT")
-    db.execute("ANALYZE")
-    return store
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--passes", type=int, default=5)
+    add_arguments(parser)
     args = parser.parse_args()
     config = parse_config(CONFIG)
-    results = {}
-    with tempfile.TemporaryDirectory() as tmp:
+    results: dict[int, dict[str, float]] = {}
+    with Backends(args.backends, args.postgres) as backends:
         for n in args.sizes:
-            t0 = time.perf_counter()
-            store = build(Path(tmp) / f"{n}.db", n)
-            built = time.perf_counter() - t0
-            sync_inbox(config, store, ("m", "1"), NOW)
-            engine.evaluate(config, store, ("m", "1"), NOW)  # first pass stores the alerts
-            times = []
-            for k in range(args.passes):
-                t = time.perf_counter()
-                sync_inbox(config, store, ("m", "1"), NOW + timedelta(minutes=k + 1))
-                engine.evaluate(config, store, ("m", "1"), NOW + timedelta(minutes=k + 1))
-                times.append(time.perf_counter() - t)
-            results[n] = sorted(times)[len(times) // 2]
-            print(
-                f"{n:>9,} mentions: median pass {results[n] * 1000:7.1f} ms "
-                f"({len(config.alerts)} rules x 5 brands + inbox; DB built in {built:.0f} s)"
-            )
-            store.close()
+            for name in backends.names:
+                with backends.database(name) as database:
+                    results.setdefault(n, {})[name] = one_size(config, database, n, args.passes)
+                print(
+                    f"{LABEL[name]:<11} {n:>9,} mentions: median pass "
+                    f"{results[n][name] * 1000:7.1f} ms ({len(config.alerts)} rules x 5 brands "
+                    "+ inbox)"
+                )
+    for n, times in results.items():
+        ms = {name: t * 1000 for name, t in times.items()}
+        print(ratio_line(f"{n:,} mentions, one pass", ms, "ms", higher_is_better=False))
     small, large = min(results), max(results)
     if small != large:
-        print(
-            f"ratio {large:,} / {small:,}: {results[large] / results[small]:.2f}x time for "
-            f"{large / small:.0f}x history"
-        )
+        for name in results[small]:
+            print(
+                f"{LABEL[name]} ratio {large:,} / {small:,}: "
+                f"{results[large][name] / results[small][name]:.2f}x time for "
+                f"{large / small:.0f}x history"
+            )
+
+
+def one_size(config, database: str, n: int, passes: int) -> float:
+    """The median time of an alert pass (inbox included) over a history of n mentions."""
+    store = build(database, n)
+    try:
+        sync_inbox(config, store, ("m", "1"), NOW)
+        engine.evaluate(config, store, ("m", "1"), NOW)  # first pass stores the alerts
+        times = []
+        for k in range(passes):
+            t = time.perf_counter()
+            sync_inbox(config, store, ("m", "1"), NOW + timedelta(minutes=k + 1))
+            engine.evaluate(config, store, ("m", "1"), NOW + timedelta(minutes=k + 1))
+            times.append(time.perf_counter() - t)
+    finally:
+        store.close()
+    return sorted(times)[len(times) // 2]
 
 
 if __name__ == "__main__":

@@ -1,10 +1,12 @@
-"""Ingest benchmark: mentions stored per second into SQLite through SQLiteStorage.save_fetch.
+"""Ingest benchmark: mentions stored per second through Storage.save_fetch, on SQLite and on
+PostgreSQL side by side.
 
-    python bench/ingest.py [--entries 100000] [--batch 1000]
+    python bench/ingest.py [--entries 100000] [--batch 1000] [--backends sqlite postgresql]
 
-Prints figures for: our batched path (one transaction per fetch, FTS rows included), the same
-entries fetched again (all unchanged: the dedupe path), and a naive baseline in the same process
-(one INSERT and one commit per mention, as a first draft would do), with ratios.
+Prints figures for: our batched path (one transaction per fetch, search index included), the
+same entries fetched again (all unchanged: the dedupe path), on each backend, and a naive
+baseline in the same process (SQLite, one INSERT and one commit per mention, as a first draft
+would do), with ratios.
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from listener.storage import MatchedEntry
-from listener.storage.sqlite import SQLiteStorage
+from bench.backends import LABEL, Backends, add_arguments, ratio_line
+from listener.storage import MatchedEntry, open_store
 from sources.base import (
     Entry,
     FetchResult,
@@ -68,8 +70,8 @@ class _Source(SourceConfig):
     pass
 
 
-def ours(path: Path, entries: list[Entry], batch: int) -> float:
-    store = SQLiteStorage.open(path)
+def ours(database: str, entries: list[Entry], batch: int) -> float:
+    store = open_store(database)
     store.sync_sources([_Source(name="bench", type="rss")])
     now = datetime.now(UTC)
     t0 = time.perf_counter()
@@ -122,30 +124,35 @@ def main() -> None:
     parser.add_argument("--entries", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=1000, help="entries per fetch")
     parser.add_argument("--baseline", type=int, default=5000, help="entries for the naive run")
+    add_arguments(parser)
     args = parser.parse_args()
 
     entries = make_entries(args.entries)
+    new, same = {}, {}
+    print(f"entries: {args.entries:,} in fetches of {args.batch:,} (search index included)")
+    with Backends(args.backends, args.postgres) as backends:
+        for name in backends.names:
+            with backends.database(name) as database:
+                first = ours(database, entries, args.batch)
+                again = ours(database, entries, args.batch)
+            new[name], same[name] = args.entries / first, args.entries / again
+            print(
+                f"{LABEL[name]:<11} store new: {new[name]:>9,.0f} mentions/s ({first:.1f} s);  "
+                f"same again: {same[name]:>9,.0f} mentions/s (all unchanged; {again:.1f} s)"
+            )
     with tempfile.TemporaryDirectory() as tmp:
-        db = Path(tmp) / "bench.db"
-        first = ours(db, entries, args.batch)
-        again = ours(db, entries, args.batch)
-        size_mb = db.stat().st_size / 1e6
         base = naive(Path(tmp) / "naive.db", entries[: args.baseline])
-    ours_rate = args.entries / first
     base_rate = args.baseline / base
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"entries: {args.entries:,} in fetches of {args.batch:,} (WAL, FTS5 index included)")
-    print(f"store new:        {ours_rate:>10,.0f} mentions/s  ({first:.1f} s)")
     print(
-        f"same again:       {args.entries / again:>10,.0f} mentions/s  (all unchanged; "
-        f"{again:.1f} s)"
-    )
-    print(
-        f"naive baseline:   {base_rate:>10,.0f} mentions/s  (row-at-a-time commits, "
+        f"naive baseline:   {base_rate:>10,.0f} mentions/s  (SQLite, row-at-a-time commits, "
         f"{args.baseline:,} entries)"
     )
-    print(f"ratio ours/naive: {ours_rate / base_rate:>10.1f}x")
-    print(f"database size: {size_mb:.0f} MB; peak RSS: {peak_mb:.0f} MB")
+    for name, rate in new.items():
+        print(f"ratio {LABEL[name]}/naive: {rate / base_rate:>8.1f}x")
+    print(ratio_line("store new", new, "mentions/s", higher_is_better=True))
+    print(ratio_line("same again", same, "mentions/s", higher_is_better=True))
+    print(f"peak RSS: {peak_mb:.0f} MB")
 
 
 if __name__ == "__main__":

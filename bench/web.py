@@ -1,6 +1,7 @@
-"""The web page and API under concurrent clients on loopback: p50/p99 latency per endpoint.
+"""The web page and API under concurrent clients on loopback: p50/p99 latency per endpoint, on
+SQLite and on PostgreSQL side by side.
 
-    python bench/web.py [--clients 50] [--seconds 30] [--mentions 50000]
+    python bench/web.py [--clients 50] [--seconds 30] [--mentions 50000] [--backends ...]
 
 The server (uvicorn, one process) and the clients run in separate processes. The request loop
 is bounded by time and stops by itself.
@@ -14,13 +15,14 @@ import random
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.backends import LABEL, Backends, add_arguments, ratio_line  # noqa: E402
 
 PATHS = [
     "/",
@@ -34,7 +36,7 @@ PATHS = [
 ]
 
 
-def build(db: Path, n: int) -> None:
+def build(db: str, n: int) -> None:
     from datetime import timedelta
 
     from alerts import engine
@@ -55,7 +57,7 @@ def build(db: Path, n: int) -> None:
     store.close()
 
 
-def serve(db: Path, port: int) -> None:
+def serve(db: str, port: int) -> None:
     import uvicorn
 
     from listener.config import parse_config
@@ -110,38 +112,56 @@ def main() -> None:
     parser.add_argument("--mentions", type=int, default=50_000)
     parser.add_argument("--port", type=int, default=18766)
     parser.add_argument("--serve", help=argparse.SUPPRESS)
+    add_arguments(parser)
     args = parser.parse_args()
     if args.serve:
-        serve(Path(args.serve), args.port)
+        serve(args.serve, args.port)
         return
-    with tempfile.TemporaryDirectory() as tmp:
-        db = Path(tmp) / "web.db"
-        build(db, args.mentions)
-        server = subprocess.Popen(
-            [sys.executable, __file__, "--serve", str(db), "--port", str(args.port)]
-        )
-        try:
-            import httpx
+    summary: dict[str, dict[str, float]] = {"req/s": {}, "p50 ms": {}, "p99 ms": {}}
+    with Backends(args.backends, args.postgres) as backends:
+        for name in backends.names:
+            with backends.database(name, "web") as database:
+                build(database, args.mentions)
+                timings = run_clients(database, args)
+            total = [t for ts in timings.values() for t in ts]
+            summary["req/s"][name] = len(total) / args.seconds
+            summary["p50 ms"][name] = pct(total, 50)
+            summary["p99 ms"][name] = pct(total, 99)
+            print(
+                f"{LABEL[name]}: {args.clients} clients, {args.seconds:.0f} s, "
+                f"{args.mentions:,} mentions: {len(total):,} requests, "
+                f"{len(total) / args.seconds:.0f} req/s, "
+                f"p50 {pct(total, 50):.0f} ms, p99 {pct(total, 99):.0f} ms"
+            )
+            for path, ts in timings.items():
+                print(
+                    f"  {path:<28} n={len(ts):<5} p50 {pct(ts, 50):6.0f} ms  "
+                    f"p99 {pct(ts, 99):6.0f} ms"
+                )
+    for what, values in summary.items():
+        print(ratio_line(what, values, "", higher_is_better=what == "req/s"))
+    print(json.dumps({k: {n: round(v) for n, v in vs.items()} for k, vs in summary.items()}))
 
-            base = f"http://127.0.0.1:{args.port}"
-            for _ in range(100):
-                try:
-                    httpx.get(base + "/api/alerts", timeout=2)
-                    break
-                except httpx.HTTPError:
-                    time.sleep(0.2)
-            timings = load(base, args.clients, args.seconds)
-        finally:
-            server.terminate()
-    total = [t for ts in timings.values() for t in ts]
-    print(
-        f"{args.clients} clients, {args.seconds:.0f} s, {args.mentions:,} mentions in the DB: "
-        f"{len(total):,} requests, {len(total) / args.seconds:.0f} req/s, "
-        f"p50 {pct(total, 50):.0f} ms, p99 {pct(total, 99):.0f} ms"
+
+def run_clients(database: str, args: argparse.Namespace) -> dict[str, list[float]]:
+    """Start the server on `database` in its own process, load it, stop it."""
+    import httpx
+
+    server = subprocess.Popen(
+        [sys.executable, __file__, "--serve", database, "--port", str(args.port)]
     )
-    for path, ts in timings.items():
-        print(f"  {path:<28} n={len(ts):<5} p50 {pct(ts, 50):6.0f} ms  p99 {pct(ts, 99):6.0f} ms")
-    print(json.dumps({"p50_ms": round(pct(total, 50)), "p99_ms": round(pct(total, 99))}))
+    try:
+        base = f"http://127.0.0.1:{args.port}"
+        for _ in range(100):
+            try:
+                httpx.get(base + "/api/alerts", timeout=2)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        return load(base, args.clients, args.seconds)
+    finally:
+        server.terminate()
+        server.wait(30)
 
 
 if __name__ == "__main__":

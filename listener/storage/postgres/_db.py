@@ -9,8 +9,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 
@@ -73,6 +74,29 @@ def translate(sql: str) -> str:
     return "".join(out)
 
 
+# INSERT INTO t (a, b) VALUES (?, ?) [ON CONFLICT ... DO NOTHING]: many rows in one statement.
+# Not DO UPDATE: one statement may not update a row twice, which a batch with repeats would.
+_INSERT_VALUES = re.compile(
+    r"^\s*INSERT\s+INTO\s+(\w+)\s*\(([\w\s,]+)\)\s*VALUES\s*\((?:\s*\?\s*,)*\s*\?\s*\)"
+    r"(\s*(?:ON\s+CONFLICT\b[^;]*?\bDO\s+NOTHING)?\s*)$",
+    re.S | re.I,
+)
+
+
+def _as_text(value: Any) -> str | None:
+    """A value as PostgreSQL reads it back from text (a bool as 1/0: valid for int and bool)."""
+    if value is None or isinstance(value, str):
+        return value
+    return str(int(value)) if isinstance(value, bool) else str(value)
+
+
+@dataclass(frozen=True)
+class Many:
+    """What executemany reports when it sent multi-row statements: rows written."""
+
+    rowcount: int
+
+
 def _quoted(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -82,6 +106,7 @@ class PgDatabase:
 
     def __init__(self, url: str) -> None:
         self.raw = psycopg.connect(url, autocommit=True, cursor_factory=psycopg.ClientCursor)
+        self._types: dict[str, dict[str, str]] = {}
 
     @property
     def conn(self) -> PgDatabase:  # the mixins call db.conn.execute/executemany too
@@ -107,12 +132,56 @@ class PgDatabase:
 
     def executemany(
         self, sql: str, params: Iterable[Sequence[Any] | dict[str, Any]]
-    ) -> psycopg.Cursor[Any]:
-        cur = self.raw.cursor()
+    ) -> psycopg.Cursor[Any] | Many:
         rows = list(params)
+        insert = _INSERT_VALUES.match(sql)
+        if rows and insert and not isinstance(rows[0], dict):
+            table, columns, tail = insert.groups()
+            names = [c.strip() for c in columns.split(",")]
+            cur = self.insert_rows(table, names, cast(list[Sequence[Any]], rows), tail)
+            return Many(max(cur.rowcount, 0))
+        cur = self.raw.cursor()
         if rows:
             cur.executemany(translate(sql), rows)
         return cur
+
+    def insert_rows(
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        tail: str = "",
+    ) -> psycopg.Cursor[Any]:
+        """INSERT many rows as one statement over arrays, one per column (`unnest`): one round
+        trip and one short statement for thousands of rows, where executemany sends a
+        statement per row. `tail`: ON CONFLICT ... and/or RETURNING ..., written as for
+        execute(). The cursor holds what RETURNING returned."""
+        types = self._column_types(table)
+        # Every array goes as text[] and is cast to the column's type by the server: one list
+        # may mix ints and floats (a rating), which psycopg will not put in one array.
+        arrays = [[_as_text(v) for v in column] for column in zip(*rows, strict=True)]
+        casts = ", ".join(
+            "%s::text[]" + ("" if types[c] == "text" else f"::{types[c]}[]") for c in columns
+        )
+        cur = self.raw.cursor()
+        cur.execute(
+            f"INSERT INTO {_quoted(table)} ({', '.join(map(_quoted, columns))}) "
+            f"SELECT * FROM unnest({casts}){translate(tail)}",
+            arrays,
+        )
+        return cur
+
+    def _column_types(self, table: str) -> dict[str, str]:
+        if table not in self._types:
+            self._types[table] = {
+                name: kind
+                for name, kind in self.raw.execute(
+                    "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+                    "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
+                    [table],
+                )
+            }
+        return self._types[table]
 
     def query(
         self, sql: str, params: Sequence[Any] | dict[str, Any] = ()
@@ -137,18 +206,21 @@ class PgTable:
         self.insert_all([record])
 
     def _insert_many(
-        self, records: Iterable[dict[str, Any]], suffix: Callable[[tuple[str, ...]], str]
+        self,
+        records: Iterable[dict[str, Any]],
+        suffix: Callable[[tuple[str, ...]], str],
+        keys: tuple[str, ...] = (),
     ) -> None:
-        """One executemany (pipelined by psycopg) per set of columns, not a statement per row."""
-        batches: dict[tuple[str, ...], list[list[Any]]] = {}
-        for r in records:
-            batches.setdefault(tuple(r), []).append(list(r.values()))
-        for cols, values in batches.items():
-            self.db.executemany(
-                f"INSERT INTO {_quoted(self.name)} ({', '.join(map(_quoted, cols))}) "
-                f"VALUES ({', '.join('?' * len(cols))}){suffix(cols)}",
-                values,
-            )
+        """One statement per set of columns (PgDatabase.insert_rows), not one per row. With
+        `keys` (an upsert), a key given twice keeps its last row, as row-by-row upserts would:
+        one statement may not update a row twice."""
+        batches: dict[tuple[str, ...], dict[Any, list[Any]]] = {}
+        for n, r in enumerate(records):
+            cols = tuple(r)
+            key = tuple(r[k] for k in keys) if keys and all(k in r for k in keys) else n
+            batches.setdefault(cols, {})[key] = list(r.values())
+        for cols, rows in batches.items():
+            self.db.insert_rows(self.name, cols, list(rows.values()), suffix(cols))
 
     def insert_all(self, records: Iterable[dict[str, Any]]) -> None:
         self._insert_many(records, lambda cols: "")
@@ -166,7 +238,7 @@ class PgTable:
             target = ", ".join(map(_quoted, keys))
             return f" ON CONFLICT ({target}) " + (f"DO UPDATE SET {sets}" if sets else "DO NOTHING")
 
-        self._insert_many(records, on_conflict)
+        self._insert_many(records, on_conflict, keys)
 
     def _where_pk(self, value: Any) -> tuple[str, list[Any]]:
         values = list(value) if isinstance(value, (tuple, list)) else [value]

@@ -89,6 +89,20 @@ class SQLBase:
         """Run an INSERT; the new row's id, or None when ON CONFLICT DO NOTHING skipped it."""
         raise NotImplementedError
 
+    def _insert_ids(
+        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], key: str
+    ) -> dict[Any, int]:
+        """Insert new rows (none may conflict); {the row's `key` value: its new id}. One
+        statement per row here, where a statement costs no round trip."""
+        sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks(len(columns))})"
+        at = list(columns).index(key)
+        out = {}
+        for row in rows:
+            new_id = self._insert_id(sql, row)
+            assert new_id is not None
+            out[row[at]] = new_id
+        return out
+
     @staticmethod
     def _concat(expression: str, separator: str) -> str:
         """An aggregate joining a group's values into one text (SQL, for a SELECT)."""

@@ -199,22 +199,25 @@ class MentionsMixin(SQLBase):
         )
         links: list[tuple[int, str]] = []
         search: list[tuple[int, str | None, str | None]] = []
-        insert = ", ".join(("source_id", "external_id", "fetched_at", "removed_at", *_CONTENT))
-        for m in fresh:
-            e = m.entry
-            mention_id = self._insert_id(
-                f"INSERT INTO mentions ({insert}) VALUES ({marks(4 + len(_CONTENT))})",
+        new_ids = self._insert_ids(
+            "mentions",
+            ("source_id", "external_id", "fetched_at", "removed_at", *_CONTENT),
+            [
                 (
                     source_id,
-                    e.external_id,
+                    m.entry.external_id,
                     fetched_at,
-                    fetched_at if e.removed else None,
-                    *_content(e),
-                ),
-            )
-            assert mention_id is not None
+                    fetched_at if m.entry.removed else None,
+                    *_content(m.entry),
+                )
+                for m in fresh
+            ],
+            key="external_id",
+        )
+        for m in fresh:
+            mention_id = new_ids[m.entry.external_id]
             links += [(mention_id, b) for b in m.brands]
-            search.append((mention_id, e.title, e.text))
+            search.append((mention_id, m.entry.title, m.entry.text))
         update = ", ".join(f"{c} = ?" for c in ("updated_at", *_CONTENT))
         for mention_id, m in changed:
             e = m.entry
