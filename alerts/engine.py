@@ -207,7 +207,12 @@ def evaluate(
     fired: list[Alert] = []
     for rule in config.alerts:
         quiet = rule.quiet_for()
-        for alert in candidates(rule, config, store, model, now):
+        proposed = list(candidates(rule, config, store, model, now))
+        # Most candidates of a standing condition (an overdue reply) fired on an earlier pass.
+        known = store.known_alerts([a.dedupe_key for a in proposed])
+        for alert in proposed:
+            if alert.dedupe_key in known:
+                continue
             if quiet and rules.in_cooldown(store.last_alert_at(rule.id, alert.scope), quiet, now):
                 continue
             if store.add_alert(alert, rule.notify, now):

@@ -10,6 +10,9 @@ is bounded by time and stops by itself.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.util
+import io
 import json
 import random
 import statistics
@@ -18,6 +21,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -36,6 +40,15 @@ PATHS = [
 ]
 
 
+def _bench_alerts() -> Any:
+    """bench/alerts.py as a module: the web benchmark serves the history and config it builds."""
+    spec = importlib.util.spec_from_file_location("bench_alerts", ROOT / "bench" / "alerts.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def build(db: str, n: int) -> None:
     from datetime import timedelta
 
@@ -44,16 +57,13 @@ def build(db: str, n: int) -> None:
     from listener.config import parse_config
     from listener.timeutil import utcnow
 
-    spec = __import__("importlib.util").util.spec_from_file_location(
-        "bench_alerts", ROOT / "bench" / "alerts.py"
-    )
-    bench_alerts = __import__("importlib.util").util.module_from_spec(spec)
-    spec.loader.exec_module(bench_alerts)
+    bench_alerts = _bench_alerts()
     bench_alerts.NOW = utcnow()
     store = bench_alerts.build(db, n, recent=2000, month=min(20_000, n // 2))
     config = parse_config(f"database: {db}\n" + bench_alerts.CONFIG)
     sync_inbox(config, store, ("m", "1"), bench_alerts.NOW)
-    engine.evaluate(config, store, ("m", "1"), bench_alerts.NOW - timedelta(minutes=1))
+    with contextlib.redirect_stdout(io.StringIO()):  # the console notifier's lines are noise here
+        engine.evaluate(config, store, ("m", "1"), bench_alerts.NOW - timedelta(minutes=1))
     store.close()
 
 
@@ -63,11 +73,7 @@ def serve(db: str, port: int) -> None:
     from listener.config import parse_config
     from listener.web.app import create_app
 
-    spec = __import__("importlib.util").util.spec_from_file_location(
-        "bench_alerts", ROOT / "bench" / "alerts.py"
-    )
-    bench_alerts = __import__("importlib.util").util.module_from_spec(spec)
-    spec.loader.exec_module(bench_alerts)
+    bench_alerts = _bench_alerts()
     config = parse_config(f"database: {db}\n" + bench_alerts.CONFIG)
     uvicorn.run(create_app(config), host="127.0.0.1", port=port, log_level="warning")
 

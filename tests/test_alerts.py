@@ -232,3 +232,15 @@ def test_console_channel_prints_the_alert(make_config, store, capsys):
     assert not store.add_alert(alert, ["console"])  # same key: refused
     assert deliver_pending(store, build_notifiers(config)) == (1, [])
     assert "A: 1 negative mention in a row" in capsys.readouterr().out
+
+
+def test_known_alerts_names_only_stored_keys(store):
+    """The alert pass skips candidates whose key is stored; a wrong answer would either resend
+    (key missed) or silence a new alert (key invented)."""
+    stored = [negative_streak(f"r{i}", "A", 1, [lm(i, "negative")], None) for i in range(1, 602)]
+    for alert in stored:
+        assert store.add_alert(alert, ["console"])
+    new = negative_streak("fresh", "A", 1, [lm(9999, "negative")], None)
+    keys = [a.dedupe_key for a in stored] + [new.dedupe_key, stored[0].dedupe_key]
+    assert store.known_alerts(keys) == {a.dedupe_key for a in stored}  # 601 keys: chunked
+    assert store.known_alerts([]) == set()

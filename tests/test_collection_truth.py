@@ -99,6 +99,32 @@ def test_a_feed_that_mints_new_guids_stores_each_post_once(make_config, store, h
     assert store.db["mentions"].count == 5  # was 15
 
 
+def test_the_same_words_a_week_later_are_a_new_post(make_config, store, httpserver):
+    """A reminted guid is dropped only within REMINT_WINDOW (7 days): the same complaint
+    posted again next month is a new mention."""
+
+    def feed(request: Request) -> Response:
+        item = {
+            "title": "acme review",
+            "guid": str(uuid.uuid4()),
+            "description": "The app lost my settings again after the update",
+        }
+        return Response(rss([item]), content_type="application/rss+xml")
+
+    httpserver.expect_request("/f.xml").respond_with_handler(feed)
+    config = make_config(
+        "brands: [{name: Acme}]\nsources: [{name: s, type: rss, kind: social, "
+        f"url: '{httpserver.url_for('/f.xml')}', brand: Acme}}]\n"
+    )
+    store.sync_sources(config.sources)
+    start = utcnow()
+    for days, stored in [(0, 1), (1, 1), (9, 2), (10, 2)]:
+        with time_machine.travel(start + timedelta(days=days), tick=True):
+            [outcome] = collect_due(config, store, now=utcnow() + timedelta(minutes=1))
+            assert outcome.error is None
+        assert store.db["mentions"].count == stored, days
+
+
 APPLE_XML = """<?xml version="1.0" encoding="utf-8"?>
 <feed xmlns:im="http://itunes.apple.com/rss" xmlns="http://www.w3.org/2005/Atom" xml:lang="ja">
 <id>https://itunes.apple.com/jp/rss/customerreviews/id=1404176564/sortBy=mostRecent/page=1/xml</id>

@@ -50,6 +50,23 @@ class AlertsMixin(SQLBase):
             )
         return True
 
+    def known_alerts(self, dedupe_keys: Sequence[str]) -> set[str]:
+        """Which of these dedupe keys are stored already: the alert pass asks once per rule
+        instead of trying one insert per candidate (a round trip each on a server)."""
+        known: set[str] = set()
+        keys = list(dict.fromkeys(dedupe_keys))
+        for start in range(0, len(keys), 500):  # under SQLite's bound-parameter limit
+            chunk = keys[start : start + 500]
+            known.update(
+                row["dedupe_key"]
+                for row in self.db.query(
+                    "SELECT dedupe_key FROM alerts WHERE dedupe_key IN "
+                    f"({', '.join('?' * len(chunk))})",
+                    chunk,
+                )
+            )
+        return known
+
     def pending_deliveries(self, now: datetime | None = None) -> list[Delivery]:
         """Pending deliveries whose retry time (if any) has come."""
         rows = self.db.query(
