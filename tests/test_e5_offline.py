@@ -39,6 +39,23 @@ def test_q4_blocks_dequantise_as_the_engine_does():
     assert np.allclose(values, expected)
 
 
+def test_q4_dequantised_in_slices_into_any_dtype_equals_the_whole():
+    """The word embedding is dequantised a slice at a time, straight into bf16: the same
+    values as dequantising all of it in float32 and casting (so the same labels)."""
+    import torch
+
+    rng = np.random.default_rng(0)
+    n_blocks = (1 << 15) + 7  # more than one slice, the last one short
+    scales = rng.uniform(-2, 2, n_blocks).astype("<f2")
+    qs = rng.integers(0, 256, (n_blocks, 16), dtype=np.uint8)
+    raw = b"".join(s.tobytes() + q.tobytes() for s, q in zip(scales, qs, strict=True))
+    whole = _dequantise_q4(raw, n_blocks * 32)
+    assert whole[:32].tolist() == _dequantise_q4(raw[:18], 32).tolist()
+    assert whole[-32:].tolist() == _dequantise_q4(raw[-18:], 32).tolist()
+    into = _dequantise_q4(raw, n_blocks * 32, torch.empty(n_blocks * 32, dtype=torch.bfloat16))
+    assert torch.equal(into, torch.from_numpy(whole).to(torch.bfloat16))
+
+
 @pytest.fixture(scope="module")
 def model():
     return E5OfflineClassifier()
