@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import io
 import json
 import random
@@ -21,7 +20,6 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -40,24 +38,15 @@ PATHS = [
 ]
 
 
-def _bench_alerts() -> Any:
-    """bench/alerts.py as a module: the web benchmark serves the history and config it builds."""
-    spec = importlib.util.spec_from_file_location("bench_alerts", ROOT / "bench" / "alerts.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def build(db: str, n: int) -> None:
     from datetime import timedelta
 
     from alerts import engine
     from alerts.inbox import sync_inbox
+    from bench import alerts as bench_alerts  # the history and config it serves
     from listener.config import parse_config
     from listener.timeutil import utcnow
 
-    bench_alerts = _bench_alerts()
     bench_alerts.NOW = utcnow()
     store = bench_alerts.build(db, n, recent=2000, month=min(20_000, n // 2))
     config = parse_config(f"database: {db}\n" + bench_alerts.CONFIG)
@@ -70,10 +59,10 @@ def build(db: str, n: int) -> None:
 def serve(db: str, port: int) -> None:
     import uvicorn
 
+    from bench import alerts as bench_alerts  # the history and config it serves
     from listener.config import parse_config
     from listener.web.app import create_app
 
-    bench_alerts = _bench_alerts()
     config = parse_config(f"database: {db}\n" + bench_alerts.CONFIG)
     uvicorn.run(create_app(config), host="127.0.0.1", port=port, log_level="warning")
 

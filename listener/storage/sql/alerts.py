@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from listener import secrets
-from listener.storage.sql._base import SQLBase
+from listener.storage.sql._base import SQLBase, chunks, marks
 from listener.storage.types import Delivery
 from listener.timeutil import iso, utcnow
 
@@ -54,15 +54,12 @@ class AlertsMixin(SQLBase):
         """Which of these dedupe keys are stored already: the alert pass asks once per rule
         instead of trying one insert per candidate (a round trip each on a server)."""
         known: set[str] = set()
-        keys = list(dict.fromkeys(dedupe_keys))
-        for start in range(0, len(keys), 500):  # under SQLite's bound-parameter limit
-            chunk = keys[start : start + 500]
+        for chunk in chunks(list(dict.fromkeys(dedupe_keys))):
             known.update(
                 row["dedupe_key"]
                 for row in self.db.query(
-                    "SELECT dedupe_key FROM alerts WHERE dedupe_key IN "
-                    f"({', '.join('?' * len(chunk))})",
-                    chunk,
+                    f"SELECT dedupe_key FROM alerts WHERE dedupe_key IN ({marks(len(chunk))})",
+                    list(chunk),
                 )
             )
         return known
