@@ -25,7 +25,9 @@ import json, resource, sys, time
 sys.path.insert(0, {root!r})
 t = time.perf_counter()
 {body}
-print(json.dumps({{"s": time.perf_counter() - t,
+import os
+rss = int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+print(json.dumps({{"s": time.perf_counter() - t, "rss": rss,
                    "mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
 """
 
@@ -46,6 +48,15 @@ model.to(dtype=pick_dtype(torch, "cpu", "auto"))
 tok = xlmr_tokenizer(xlmr_tokenizer_file())
 """
 
+SCORED = """
+from sentiment.e5_offline import E5OfflineClassifier
+from sentiment.labelled import public
+c = E5OfflineClassifier()
+texts = [e.text for e in public()]
+for i in range(0, len(texts), 512):
+    c.classify(texts[i : i + 512])
+"""
+
 CASES = {
     "import listener.cli": "import listener.cli",
     "collect --once, nothing due": (
@@ -58,6 +69,10 @@ CASES = {
     "model load (listener)": (
         "from sentiment.e5_offline import E5OfflineClassifier\nE5OfflineClassifier()"
     ),
+    "idle after scoring, model kept": SCORED,
+    "idle after scoring, model unloaded": SCORED
+    + "from listener.pipeline import return_freed_memory\n"
+    + "import gc\ndel c\ngc.collect()\nreturn_freed_memory()\n",
 }
 
 
@@ -84,15 +99,25 @@ def main() -> None:
             for name, body in CASES.items():  # alternating, so drift hits every case alike
                 results[name].append(measure(body, cwd))
     figures = {
-        name: (statistics.median(r["s"] for r in runs), statistics.median(r["mb"] for r in runs))
+        name: tuple(statistics.median(r[k] for r in runs) for k in ("s", "mb", "rss"))
         for name, runs in results.items()
     }
-    for name, (s, mb) in figures.items():
-        print(f"{name:<48} {s:6.2f} s  peak {mb:6.0f} MB")
+    for name, (s, mb, rss) in figures.items():
+        print(f"{name:<48} {s:6.2f} s  peak {mb:6.0f} MB  at the end {rss:6.0f} MB")
     old = figures["model load (before: random init, float32 copy)"]
     new = figures["model load (listener)"]
     print(f"model load: {old[0] / new[0]:.2f}x faster, {old[1] / new[1]:.2f}x less peak memory")
-    print(json.dumps({k: {"s": round(v[0], 2), "MB": round(v[1])} for k, v in figures.items()}))
+    kept = figures["idle after scoring, model kept"][2]
+    unloaded = figures["idle after scoring, model unloaded"][2]
+    print(f"idle: {kept:.0f} MB with the model, {unloaded:.0f} MB once unloaded")
+    print(
+        json.dumps(
+            {
+                k: {"s": round(v[0], 2), "peak MB": round(v[1]), "end MB": round(v[2])}
+                for k, v in figures.items()
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -902,7 +902,7 @@ def rescore(
     written by `listener model train`); with --failed alone, the configured model. The model
     asked for is used or the command fails: it never falls back to another. With --ray, a
     large history is scored by model copies on a Ray cluster (one per GPU)."""
-    from listener.pipeline import review_threshold, score_unscored
+    from listener.pipeline import review_threshold, score_chunk_size, score_unscored
     from sentiment import ModelUnavailable, load_classifier
 
     if (model is not None and head is not None) or (model is None and head is None and not failed):
@@ -934,7 +934,7 @@ def rescore(
                 store,
                 classifier,
                 review_threshold(settings, classifier),
-                classifier.batch_size * 4,
+                score_chunk_size(classifier),
                 limit,
                 matchers={b.name: b.matcher for b in ctx.config.brands},
                 progress=progress,

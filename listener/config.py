@@ -118,6 +118,11 @@ class Sentiment(Strict):
         description="beyond max_length tokens: keep the start, or average over windows",
     )
     max_chunks: int = Field(default=8, ge=1, description="windows per text with chunks")
+    unload_after: Duration | None = Field(
+        default=timedelta(minutes=30),
+        description="`listener run` drops the model after this long without mentions to "
+        "score, and loads it again when some come; null: keep it loaded",
+    )
     review_below: float | None = Field(
         default=None,
         ge=0,

@@ -5,7 +5,9 @@
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
+import gc
 import logging
 import random
 import time
@@ -336,6 +338,16 @@ def collect_due(
     return outcomes
 
 
+def return_freed_memory() -> None:
+    """Hand freed heap back to the OS (glibc keeps it for reuse otherwise, and the process
+    would look as large as with the model); nothing elsewhere."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 class ClassifierSlot:
     """Loads the model on first use; after a failure, retries no more often than MODEL_RETRY,
     so collection never waits on a model that is not there."""
@@ -347,9 +359,12 @@ class ClassifierSlot:
         self._classifier: Classifier | None = None
         self.error: str | None = None
         self._failed_at: float | None = None
+        self._used_at = 0.0
+        self._unloaded: tuple[str, str | None] | None = None  # the key of a model it dropped
 
     def get(self) -> Classifier | None:
         if self._classifier is not None:
+            self._used_at = time.monotonic()
             return self._classifier
         if self._failed_at is not None and (
             time.monotonic() - self._failed_at < MODEL_RETRY.total_seconds()
@@ -357,6 +372,7 @@ class ClassifierSlot:
             return None
         try:
             self._classifier = self._loader(self.settings)
+            self._used_at = time.monotonic()
             self.error = None
             c = self._classifier
             log.info("sentiment model loaded: %s (%s)", c.name, c.revision)
@@ -366,17 +382,40 @@ class ClassifierSlot:
             log.error("%s", exc)
         return self._classifier
 
+    def unload_if_idle(self, now: float | None = None) -> bool:
+        """Drop the model when nothing asked for it for `sentiment.unload_after`: an idle
+        `listener run` then holds the memory of a process without it, and loads it again
+        (seconds) when new mentions come. True if it was unloaded now."""
+        after = self.settings.unload_after
+        if self._classifier is None or after is None:
+            return False
+        now = time.monotonic() if now is None else now
+        if now - self._used_at < after.total_seconds():
+            return False
+        c, self._classifier = self._classifier, None
+        self._unloaded = (c.name, c.revision)
+        del c
+        gc.collect()
+        return_freed_memory()
+        log.info("sentiment model unloaded after %s without work: %s", after, self._unloaded[0])
+        return True
+
     def has_work(self, store: Storage) -> bool:
         """Whether any mention waits for a score from this model: a pass with nothing new
         never loads it (seconds and a gigabyte and more per `collect --once`)."""
         c = self._classifier
-        keys = [(c.name, c.revision)] if c else candidate_keys(self.settings)
+        if c:
+            keys = [(c.name, c.revision)]
+        else:  # the model it unloaded is the one that loads again
+            keys = [self._unloaded] if self._unloaded else candidate_keys(self.settings)
         return any(store.unscored(name, rev, 1) for name, rev in keys)
 
     @property
     def model_key(self) -> tuple[str, str | None]:
         c = self._classifier
-        return (c.name, c.revision) if c else configured_key(self.settings)
+        if c:
+            return (c.name, c.revision)
+        return self._unloaded or configured_key(self.settings)
 
     def alert_model(self, store: Storage) -> tuple[str, str | None]:
         """Whose labels the alert rules read: the loaded model's; on a worker that scores
@@ -403,7 +442,7 @@ def classify_pending(
         store,
         classifier,
         review_threshold(slot.settings, classifier),
-        classifier.batch_size * 4,
+        score_chunk_size(classifier),
         limit,
         matchers=slot.matchers,
         progress=progress,
@@ -418,6 +457,14 @@ def review_threshold(settings: Any, classifier: Classifier) -> float:
         return float(settings.review_below)
     own = getattr(classifier, "review_below", None)
     return float(own) if own is not None else 0.5
+
+
+def score_chunk_size(classifier: Classifier) -> int:
+    """Texts per classify call, and per transaction of scores. Larger calls let the classifier
+    group texts of like token length into fuller batches: on the offline model 512 texts per
+    call scored 1.1-1.2x faster than 128 (bench/sentiment_speed.py), and a chunk still commits
+    within seconds on a CPU."""
+    return max(512, classifier.batch_size * 4)
 
 
 def score_unscored(

@@ -200,6 +200,7 @@ class Monitor:
             scored = classify_pending(store, self.slot, worker=self.worker)
         finally:
             store.close()
+        self.slot.unload_if_idle()
         if scored:
             self._nudge("deliver")
 

