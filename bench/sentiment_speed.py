@@ -121,12 +121,13 @@ def ort_seconds(fused: Path, texts: list[str], batch_size: int, max_tokens: int)
     options = ort.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
     session = ort.InferenceSession(str(fused), options, providers=["CPUExecutionProvider"])
+    hidden_size = session.get_outputs()[0].shape[-1]  # the one axis the export left fixed
 
     def probabilities(batch_texts: list[str]) -> Any:
         rows = token_ids(tokenizer, [f"query: {t}" for t in batch_texts], 512)
         lengths = [len(r) for r in rows]
         order = sorted(range(len(rows)), key=lambda k: lengths[k], reverse=True)
-        pooled = np.empty((len(rows), 384), dtype=np.float32)
+        pooled = np.empty((len(rows), hidden_size), dtype=np.float32)
         for batch in length_batches(order, lengths, batch_size, max_tokens):
             ids, mask = padded([rows[k] for k in batch], tokenizer.pad_token_id, torch)
             feed = {"input_ids": ids.numpy(), "attention_mask": mask.numpy()}

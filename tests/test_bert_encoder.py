@@ -9,32 +9,24 @@ import torch
 from sentiment.batching import padded, token_ids
 from sentiment.bert_encoder import EncoderConfig, RustTokenizer, build
 
+SHAPE = {
+    "vocab_size": 50,
+    "hidden_size": 16,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "intermediate_size": 32,
+    "max_position_embeddings": 40,
+    "type_vocab_size": 2,
+    "layer_norm_eps": 1e-12,
+}
+
 
 def tiny_bert(seed: int = 0):
     from transformers import BertConfig, BertModel
 
     torch.manual_seed(seed)
-    config = BertConfig(
-        vocab_size=50,
-        hidden_size=16,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=32,
-        max_position_embeddings=40,
-        type_vocab_size=2,
-        layer_norm_eps=1e-12,
-    )
-    model = BertModel(config, add_pooling_layer=False).eval()
-    ours = EncoderConfig(
-        vocab_size=50,
-        hidden_size=16,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=32,
-        max_position_embeddings=40,
-        type_vocab_size=2,
-        layer_norm_eps=1e-12,
-    )
+    model = BertModel(BertConfig(**SHAPE), add_pooling_layer=False).eval()
+    ours = EncoderConfig(**SHAPE)
     state = {k: v.clone() for k, v in model.state_dict().items() if "position_ids" not in k}
     return model, build(ours, state)
 
