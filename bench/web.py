@@ -1,7 +1,8 @@
-"""The web page and API under concurrent clients on loopback: p50/p99 latency per endpoint, on
-SQLite and on PostgreSQL side by side.
+"""The web page and API under concurrent clients on loopback: requests/s, p50/p99 latency per
+endpoint, on SQLite and on PostgreSQL side by side, against the same FastAPI and uvicorn
+serving constant JSON to the same clients (the limit of the stack, measured in the same run).
 
-    python bench/web.py [--clients 50] [--seconds 30] [--mentions 50000] [--backends ...]
+    python bench/web.py [--clients 50] [--seconds 30] [--mentions 1000000] [--backends ...]
 
 The server (uvicorn, one process) and the clients run in separate processes. The request loop
 is bounded by time and stops by itself.
@@ -67,6 +68,22 @@ def serve(db: str, port: int) -> None:
     uvicorn.run(create_app(config), host="127.0.0.1", port=port, log_level="warning")
 
 
+def serve_constant(port: int) -> None:
+    """The limit: the same FastAPI and uvicorn answering every path with constant JSON, no
+    database, no templates."""
+    import uvicorn
+    from fastapi import FastAPI
+
+    app = FastAPI()
+    body = {"brand": "Acme", "volume": 1234, "net_sentiment": -0.12, "labels": [1, 2, 3]}
+
+    @app.get("/{path:path}")
+    def constant(path: str) -> dict[str, object]:
+        return body
+
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+
+
 def load(base: str, clients: int, seconds: float) -> dict[str, list[float]]:
     import httpx
 
@@ -104,14 +121,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=30)
-    parser.add_argument("--mentions", type=int, default=50_000)
+    parser.add_argument("--mentions", type=int, default=1_000_000)
     parser.add_argument("--port", type=int, default=18766)
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     add_arguments(parser)
     args = parser.parse_args()
+    if args.serve == "constant":
+        serve_constant(args.port)
+        return
     if args.serve:
         serve(args.serve, args.port)
         return
+    constant = [t for ts in run_clients("constant", args).values() for t in ts]
+    limit = len(constant) / args.seconds
+    print(
+        f"constant JSON, same FastAPI and uvicorn: {limit:.0f} req/s, "
+        f"p50 {pct(constant, 50):.0f} ms, p99 {pct(constant, 99):.0f} ms"
+    )
     summary: dict[str, dict[str, float]] = {"req/s": {}, "p50 ms": {}, "p99 ms": {}}
     with Backends(args.backends, args.postgres) as backends:
         for name in backends.names:
@@ -125,7 +151,8 @@ def main() -> None:
             print(
                 f"{LABEL[name]}: {args.clients} clients, {args.seconds:.0f} s, "
                 f"{args.mentions:,} mentions: {len(total):,} requests, "
-                f"{len(total) / args.seconds:.0f} req/s, "
+                f"{len(total) / args.seconds:.0f} req/s "
+                f"({len(total) / args.seconds / limit:.0%} of constant JSON), "
                 f"p50 {pct(total, 50):.0f} ms, p99 {pct(total, 99):.0f} ms"
             )
             for path, ts in timings.items():
@@ -139,7 +166,8 @@ def main() -> None:
 
 
 def run_clients(database: str, args: argparse.Namespace) -> dict[str, list[float]]:
-    """Start the server on `database` in its own process, load it, stop it."""
+    """Start the server on `database` ("constant": the limit) in its own process, load it,
+    stop it."""
     import httpx
 
     server = subprocess.Popen(
@@ -149,10 +177,20 @@ def run_clients(database: str, args: argparse.Namespace) -> dict[str, list[float
         base = f"http://127.0.0.1:{args.port}"
         for _ in range(100):
             try:
-                httpx.get(base + "/api/alerts", timeout=2)
+                httpx.get(base + "/openapi.json", timeout=2)
                 break
             except httpx.HTTPError:
                 time.sleep(0.2)
+        if database != "constant":  # the first view of each page: computed, nothing kept yet
+            cold = {}
+            for path in PATHS:
+                t = time.perf_counter()
+                httpx.get(base + path, timeout=60)
+                cold[path] = (time.perf_counter() - t) * 1000
+            print(
+                "  first view, one client: "
+                + ", ".join(f"{p} {ms:.0f} ms" for p, ms in cold.items())
+            )
         return load(base, args.clients, args.seconds)
     finally:
         server.terminate()

@@ -16,9 +16,9 @@ import click
 from alerts.render import human
 from listener import __version__
 from listener.config import Config, ConfigError, load_config
-from listener.progress import Counter, each
+from listener.progress import Counter, each, each_batch
 from listener.query import QuerySyntaxError
-from listener.storage import Storage, open_store
+from listener.storage import ExportFilter, Storage, open_store
 from listener.storage.types import Dimension, Period
 from listener.tables import format_table
 from listener.timeutil import parse_iso, utcnow
@@ -690,27 +690,22 @@ def export(
     bom: bool,
 ) -> None:
     """Export mentions with their scores (or, with --corrections, the human labels)."""
-    from listener.export import mention_rows, write_rows
+    from listener.export import mention_batches, mention_rows, write_parquet, write_rows
+
+    def counted(rows: Any) -> Any:  # a bar would mix with data on a terminal's standard output
+        return rows if output == "-" else each(rows, "exporting", unit=" rows")
 
     store = ctx.store()
     try:
-        rows = (
-            store.corrections()
-            if corrections
-            else mention_rows(
-                store,
-                ctx.model_key(store),
-                brand=brand,
-                source=source,
-                language=language,
-                label=label,
-                since=_when(since),
-                until=_when(until),
-            )
-        )
-        if output != "-":  # a bar would mix with the data on a terminal's standard output
-            rows = each(rows, "exporting", unit=" rows")
-        n = write_rows(rows, fmt, output, bom=bom)
+        where = ExportFilter(brand, source, language, label, _when(since), _when(until))
+        if corrections:
+            n = write_rows(counted(store.corrections()), fmt, output, bom=bom)
+        elif fmt == "parquet" and output != "-":  # columns straight from the storage batches
+            batches = mention_batches(store, ctx.model_key(store), where, time_order=False)
+            n = write_parquet(each_batch(batches, "exporting", " rows"), Path(output))
+        else:
+            rows = mention_rows(store, ctx.model_key(store), where)
+            n = write_rows(counted(rows), fmt, output, bom=bom)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     finally:

@@ -186,6 +186,13 @@ class WorkerSettings(Strict):
         "is taken over after this",
     )
     fetches: int = Field(default=8, ge=1, le=64, description="sources fetched at once")
+    processes: int | None = Field(
+        default=None,
+        ge=0,
+        le=64,
+        description="worker processes that parse feeds and detect languages in a pass; "
+        "null: one per core when 50+ sources are due, 0: never (parse in threads)",
+    )
 
     @field_validator("lease")
     @classmethod

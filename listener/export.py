@@ -6,62 +6,48 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime
-from itertools import islice
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import chain, islice
 from pathlib import Path
 from typing import IO, Any
 
-from listener.storage import ExportFilter, Storage
+from listener.storage import EXPORT_COLUMNS, ExportFilter, Storage
 from listener.timeutil import parse_iso
 
-COLUMNS = [
-    "id",
-    "source_id",
-    "external_id",
-    "brands",
-    "url",
-    "author",
-    "title",
-    "text",
-    "language",
-    "published_at",
-    "fetched_at",
-    "rating",
-    "reach",
-    "label",
-    "text_label",
-    "score",
-    "p_negative",
-    "p_neutral",
-    "p_positive",
-    "needs_review",
-    "corrected",
-    "brand_labels",
-    "model",
-    "revision",
-]
+COLUMNS = list(EXPORT_COLUMNS)
 TIMES = ("published_at", "fetched_at")
+FLAGS = ("needs_review", "corrected")  # stored as 0/1, exported as booleans
 BATCH = 5000
+
+Batch = Sequence[tuple[Any, ...]]
+
+
+def mention_batches(
+    store: Storage,
+    model: tuple[str, str | None],
+    where: ExportFilter | None = None,
+    *,
+    time_order: bool = True,
+) -> Iterator[Batch]:
+    """Mentions with the model's scores and the effective label as lists of tuples in COLUMNS
+    order (flags 0/1), the form Parquet is written from without a dict per row: oldest
+    first, or with time_order=False in the order they were stored, which reads a large
+    history front to back (Parquet's order: tools sort it as they load it)."""
+    return store.export_batches(model, where or ExportFilter(), BATCH, time_order=time_order)
 
 
 def mention_rows(
-    store: Storage,
-    model: tuple[str, str | None],
-    *,
-    brand: str | None = None,
-    source: str | None = None,
-    language: str | None = None,
-    label: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    store: Storage, model: tuple[str, str | None], where: ExportFilter | None = None
 ) -> Iterator[dict[str, Any]]:
-    """Mentions with the model's scores and the effective label, oldest first."""
-    where = ExportFilter(brand, source, language, label, since, until)
-    for row in store.export_rows(model, where):
-        probs = row.pop("scores")
-        row.update({f"p_{k}": probs.get(k) for k in ("negative", "neutral", "positive")})
-        yield {c: row[c] for c in COLUMNS}
+    """The same mentions a row at a time, as dicts with booleans (CSV, JSON Lines)."""
+    flags = [COLUMNS.index(c) for c in FLAGS]
+    for batch in mention_batches(store, model, where):
+        for values in batch:
+            row = dict(zip(COLUMNS, values, strict=True))
+            for i in flags:
+                if values[i] is not None:
+                    row[COLUMNS[i]] = bool(values[i])
+            yield row
 
 
 def write_jsonl(rows: Iterable[dict[str, Any]], out: IO[str]) -> int:
@@ -108,48 +94,101 @@ def write_csv(rows: Iterable[dict[str, Any]], out: IO[str], *, bom: bool = False
     return n
 
 
-def write_parquet(rows: Iterable[dict[str, Any]], path: Path) -> int:
-    """Row groups of BATCH rows; times as UTC timestamps so tools read them as times."""
+_SCHEMA: list[tuple[str, Any]] = [
+    ("id", "int64"),
+    ("source_id", "string"),
+    ("external_id", "string"),
+    ("brands", "string"),
+    ("url", "string"),
+    ("author", "string"),
+    ("title", "string"),
+    ("text", "string"),
+    ("language", "string"),
+    ("published_at", "timestamp"),
+    ("fetched_at", "timestamp"),
+    ("rating", "float64"),
+    ("reach", "int64"),
+    ("label", "string"),
+    ("text_label", "string"),
+    ("score", "float64"),
+    ("p_negative", "float64"),
+    ("p_neutral", "float64"),
+    ("p_positive", "float64"),
+    ("needs_review", "bool"),
+    ("corrected", "bool"),
+    ("brand_labels", "string"),
+    ("model", "string"),
+    ("revision", "string"),
+]
+
+
+def write_parquet(batches: Iterable[Batch], path: Path) -> int:
+    """Mention batches (COLUMNS order) as one row group each, built a column at a time;
+    times become UTC timestamps so tools read them as times."""
     import pyarrow as pa
+
+    timestamp = pa.timestamp("s", tz="UTC")
+    types = {
+        "int64": pa.int64(),
+        "string": pa.string(),
+        "float64": pa.float64(),
+        "timestamp": timestamp,
+        "bool": pa.bool_(),
+    }
+    assert [name for name, _ in _SCHEMA] == COLUMNS
+    schema = pa.schema([(name, types[kind]) for name, kind in _SCHEMA])
+
+    def column(values: tuple[Any, ...], kind: str) -> Any:
+        if kind == "timestamp":  # ISO 8601 text with its offset: Arrow parses it in C
+            try:
+                return pa.array(values, pa.string()).cast(timestamp)
+            except (pa.ArrowInvalid, pa.ArrowTypeError):  # a form Arrow does not read
+                return pa.array([parse_iso(v) for v in values], timestamp)
+        if kind == "bool":  # 0/1 from storage; True/False from dict rows
+            return pa.array([None if v is None else bool(v) for v in values], pa.bool_())
+        return pa.array(values, types[kind])
+
+    return _write_tables(
+        (
+            pa.Table.from_arrays(
+                [
+                    column(v, kind)
+                    for v, (_, kind) in zip(zip(*batch, strict=True), _SCHEMA, strict=True)
+                ],
+                schema=schema,
+            )
+            for batch in batches
+        ),
+        path,
+        schema,
+    )
+
+
+def _write_tables(tables: Iterable[Any], path: Path, schema: Any) -> int:
     import pyarrow.parquet as pq
 
-    schema = pa.schema(
-        [
-            ("id", pa.int64()),
-            ("source_id", pa.string()),
-            ("external_id", pa.string()),
-            ("brands", pa.string()),
-            ("url", pa.string()),
-            ("author", pa.string()),
-            ("title", pa.string()),
-            ("text", pa.string()),
-            ("language", pa.string()),
-            ("published_at", pa.timestamp("s", tz="UTC")),
-            ("fetched_at", pa.timestamp("s", tz="UTC")),
-            ("rating", pa.float64()),
-            ("reach", pa.int64()),
-            ("label", pa.string()),
-            ("text_label", pa.string()),
-            ("score", pa.float64()),
-            ("p_negative", pa.float64()),
-            ("p_neutral", pa.float64()),
-            ("p_positive", pa.float64()),
-            ("needs_review", pa.bool_()),
-            ("corrected", pa.bool_()),
-            ("brand_labels", pa.string()),
-            ("model", pa.string()),
-            ("revision", pa.string()),
-        ]
-    )
     n = 0
-    it = iter(rows)
     with pq.ParquetWriter(path, schema) as writer:
-        while batch := [
-            {**row, **{k: parse_iso(row[k]) for k in TIMES}} for row in islice(it, BATCH)
-        ]:
-            writer.write_table(pa.Table.from_pylist(batch, schema=schema))
-            n += len(batch)
+        for table in tables:
+            writer.write_table(table)
+            n += table.num_rows
     return n
+
+
+def write_parquet_rows(rows: Iterable[dict[str, Any]], path: Path) -> int:
+    """Any rows as Parquet: mention rows with the export's types, others (corrections)
+    with the types Arrow infers from the first batch."""
+    import pyarrow as pa
+
+    it = iter(rows)
+    batches = iter(lambda: list(islice(it, BATCH)), [])
+    first = next(batches, [])
+    if not first or list(first[0]) == COLUMNS:
+        as_tuples = ([tuple(row[c] for c in COLUMNS) for row in b] for b in chain([first], batches))
+        return write_parquet((b for b in as_tuples if b), path)
+    schema = pa.Table.from_pylist(first).schema
+    tables = (pa.Table.from_pylist(b, schema=schema) for b in chain([first], batches))
+    return _write_tables(tables, path, schema)
 
 
 def write_rows(rows: Iterable[dict[str, Any]], fmt: str, output: str, *, bom: bool = False) -> int:
@@ -157,7 +196,7 @@ def write_rows(rows: Iterable[dict[str, Any]], fmt: str, output: str, *, bom: bo
     if fmt == "parquet":
         if output == "-":
             raise ValueError("Parquet is binary: give a file with -o")
-        return write_parquet(rows, Path(output))
+        return write_parquet_rows(rows, Path(output))
     writer: Callable[[Iterable[dict[str, Any]], IO[str]], int] = write_jsonl
     if fmt == "csv":
 

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import ctypes
-import dataclasses
 import gc
 import logging
 import random
@@ -15,7 +14,6 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import lru_cache
 from typing import Any
 
 import httpx
@@ -27,6 +25,7 @@ from alerts.inbox import sync_inbox
 from alerts.notifiers import Notifier
 from alerts.rules import Alert
 from listener.config import Config
+from listener.entries import prepare
 from listener.matching import brands_for
 from listener.query import Query
 from listener.scoring import save_chunk, score_chunk
@@ -40,16 +39,15 @@ from sentiment import (
     configured_key,
     load_classifier,
 )
-from sentiment.language import LanguageDetector
-from sources.base import Entry, FetchError, FetchResult, SourceState, check_all
+from sources.base import Entry, FetchError, FetchResult, SourceState
 from sources.http import make_client
+from sources.offload import cores, offload, processes
 
 log = logging.getLogger("listener")
 
 MAX_BACKOFF = timedelta(hours=6)
 MODEL_RETRY = timedelta(minutes=10)
 MAX_SOURCES_PER_PASS = 100_000
-DETECT_CHARS = 2000  # enough to tell a language; keeps detection cheap on long posts
 
 
 @dataclass
@@ -140,12 +138,7 @@ def store_result(
         )
         log.warning("%s: %s", name, result)
         return SourceOutcome(name, error=str(result), seconds=seconds)
-    # Whatever a collector hands over is made storable here (text, links, times); an entry
-    # that cannot be is dropped with its reason, and the rest of the fetch is kept.
-    entries, unusable = check_all(result.entries)
-    result = dataclasses.replace(result, entries=entries, rejected=result.rejected + unusable)
     clamp_future(result.entries, finished)
-    fill_languages(result.entries, config)
     matched = [
         MatchedEntry(e, b)
         for e in result.entries
@@ -193,44 +186,14 @@ def clamp_future(entries: list[Entry], fetched: datetime) -> None:
             e.published_at = fetched
 
 
-@lru_cache(maxsize=4)
-def _detector(codes: tuple[str, ...], accuracy: str, min_distance: float) -> LanguageDetector:
-    return LanguageDetector(codes, accuracy=accuracy, min_distance=min_distance)
-
-
-# Detection overrides a source's language hint only for texts at least this long: on a few
-# words a confident-looking guess can still be wrong, and the hint is the better bet.
-OVERRIDE_MIN_CHARS = 40
-
-
-def fill_languages(entries: list[Entry], config: Config) -> None:
-    """Detect languages offline (None when unclear). A source's hint is kept as
-    `language_hint`; it stands unless detection is sure of another language on a text long
-    enough to tell (a feed marked `en` carrying Finnish reviews), or the source's hint is
-    trusted (X's per-post `lang`)."""
-    todo = [e for e in entries if not (e.language and e.hint_trusted)]
-    for e in entries:
-        e.language_hint = e.language
-        if e.language:
-            e.language_source = "hint"
-    if not todo:
-        return
-    settings = config.language
-    detector = _detector(tuple(settings.detect), settings.accuracy, settings.min_distance)
-    texts = [f"{e.title}\n{e.text}"[:DETECT_CHARS] for e in todo]
-    for e, text, code in zip(todo, texts, detector.detect(texts), strict=True):
-        if not e.language:
-            e.language, e.language_source = code, ("detected" if code else None)
-        elif code and code != e.language and len(text.strip()) >= OVERRIDE_MIN_CHARS:
-            e.language, e.language_source = code, "detected"
-
-
 def _timed_fetch(
     config: Config, name: str, state: SourceState, client: httpx.Client
 ) -> tuple[FetchResult | FetchError, datetime, float]:
     started, start = utcnow(), time.monotonic()
     try:
-        result: FetchResult | FetchError = fetch_source(config, name, state, client)
+        fetched = fetch_source(config, name, state, client)
+        # Checked and language-tagged here, in a worker process during a large pass.
+        result: FetchResult | FetchError = offload(prepare, fetched, config.language)
     except FetchError as exc:
         result = exc
     except Exception as exc:  # a collector bug must not stop the other sources
@@ -285,6 +248,19 @@ def collect_source(
     return _store_safely(config, store, name, result, started, seconds, worker)
 
 
+# Below this many due sources a pass parses in its own threads: starting worker processes
+# (a fork server importing feedparser and lingua, ~1 s) would cost more than it saves.
+PROCESSES_FROM = 50
+
+
+def parse_processes(config: Config, due: int) -> int:
+    """How many worker processes parse and detect languages in a pass of `due` sources."""
+    setting = config.workers.processes
+    if setting is not None:
+        return setting
+    return cores() if due >= PROCESSES_FROM else 0
+
+
 def collect_due(
     config: Config,
     store: Storage,
@@ -310,7 +286,10 @@ def collect_due(
     waiting = iter(due)
     in_flight: dict[Future[Any], str] = {}
     try:
-        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(due)))) as pool:
+        with (
+            processes(parse_processes(config, len(due))),
+            ThreadPoolExecutor(max_workers=max(1, min(workers, len(due)))) as pool,
+        ):
 
             def submit_next() -> None:
                 name = next(waiting, None)

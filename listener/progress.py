@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TypeVar
 
 from tqdm import tqdm
@@ -22,6 +22,16 @@ def _bar(items: Iterable[T] | None, desc: str, total: int | None, unit: str) -> 
 def each(items: Iterable[T], desc: str, total: int | None = None, unit: str = "it") -> Iterator[T]:
     """Iterate with a bar."""
     yield from _bar(items, desc, total, unit)
+
+
+def each_batch(
+    batches: Iterable[Sequence[T]], desc: str, unit: str = "it"
+) -> Iterator[Sequence[T]]:
+    """Iterate over batches with a bar that counts their items."""
+    with _bar(None, desc, None, unit) as bar:
+        for batch in batches:
+            yield batch
+            bar.update(len(batch))
 
 
 class Counter:

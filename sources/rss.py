@@ -31,6 +31,7 @@ from sources.base import (
 )
 from sources.http import conditional_get
 from sources.jsonfeed import looks_like_json, parse_json_feed
+from sources.offload import offload
 
 
 class RssSource(SourceConfig):
@@ -286,8 +287,8 @@ class RssCollector:
         content_type = response.headers.get("Content-Type")
         if looks_like_json(response.body, content_type):
             entries, rejected = parse_json_feed(response.body, url)
-        else:
-            entries, rejected = parse_feed_entries(response.body, url, content_type)
+        else:  # in a worker process during a large pass: feedparser holds the GIL
+            entries, rejected = offload(parse_feed_entries, response.body, url, content_type)
         if googlenews.is_google_news(url):
             entries = [t for e in entries if (t := googlenews.tidy(e)) is not None]
         return FetchResult(

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from listener.cli import cli
-from listener.export import mention_rows, write_jsonl, write_rows
+from listener.export import mention_batches, mention_rows, write_jsonl, write_parquet, write_rows
 from listener.metrics import (
     DEFAULT_ASPECTS,
     aspect_matchers,
@@ -20,7 +20,10 @@ from listener.metrics import (
     sentiment_table,
     share_of_voice,
 )
+from listener.storage import ExportFilter
 from listener.timeutil import parse_iso
+from sentiment.base import Prediction
+from sentiment.fusion import Verdict
 from tests.history import MODEL, NOW, History, Post
 
 D, H = timedelta(days=1), timedelta(hours=1)
@@ -86,7 +89,7 @@ def test_key_drivers(data):
 
 
 def test_csv_jsonl_and_parquet_exports_read_back_equal(data, tmp_path):
-    rows = list(mention_rows(data, MODEL, brand="Acme"))
+    rows = list(mention_rows(data, MODEL, ExportFilter(brand="Acme")))
     assert [r["label"] for r in rows][:3] == ["negative", "positive", "negative"]
     assert rows[0]["published_at"] == (NOW - 2 * D).isoformat()
     jsonl = io.StringIO()
@@ -107,11 +110,55 @@ def test_csv_jsonl_and_parquet_exports_read_back_equal(data, tmp_path):
         }
 
 
+def test_parquet_from_storage_batches_holds_what_the_rows_hold(data, tmp_path):
+    """The Parquet export is built a column at a time from storage batches, not from the
+    dict rows CSV and JSON Lines use: both must say the same, corrections, flags,
+    probabilities and brand labels included."""
+    data.add_correction(2, "negative", by="ana")
+    neutral = Prediction("neutral", {"neutral": 0.5, "negative": 0.3, "positive": 0.2}, 0.0)
+    data.save_scores(
+        *MODEL,
+        [(3, neutral, Verdict("neutral", "neutral", needs_review=True))],
+        brand_rows=[(3, "Acme", "negative", neutral, "price too high")],
+    )
+    late = History(data, sources=("backfill",))  # stored last, published before the rest
+    late.add(Post("negative", 9 * D, source="backfill", url="https://example.com/backfill"))
+    rows = list(mention_rows(data, MODEL))
+    assert [r["id"] for r in rows] == [9, 1, 2, 3, 4, 5, 6, 7, 8]  # CSV, JSON Lines: oldest first
+    row = {r["id"]: r for r in rows}
+    assert row[2]["corrected"] is True and row[2]["label"] == "negative"
+    assert row[3]["needs_review"] is True and row[3]["p_neutral"] == 0.5
+    assert row[3]["brand_labels"] == "Acme:negative"
+    stored_order = mention_batches(data, MODEL, time_order=False)  # as `listener export` does
+    assert write_parquet(stored_order, tmp_path / "m.parquet") == 9
+    table = pq.read_table(tmp_path / "m.parquet")
+    assert table.schema.field("published_at").type.tz == "UTC"  # a time, not text
+    got = table.to_pylist()
+    assert [r["id"] for r in got] == list(range(1, 10))  # Parquet: the order they were stored
+    for back in got:
+        want = row[back["id"]] | {
+            k: parse_iso(row[back["id"]][k]) for k in ("published_at", "fetched_at")
+        }
+        assert back == want
+
+
+def test_corrections_export_to_parquet_keeps_their_own_columns(data, tmp_path):
+    data.add_correction(1, "positive", by="ana", note="sarcasm")
+    write_rows(data.corrections(), "parquet", str(tmp_path / "c.parquet"))
+    [row] = pq.read_table(tmp_path / "c.parquet").to_pylist()
+    assert (row["mention_id"], row["label"], row["by"], row["note"]) == (
+        1,
+        "positive",
+        "ana",
+        "sarcasm",
+    )
+
+
 def test_export_filters_and_streams(data, tmp_path):
-    assert [r["id"] for r in mention_rows(data, MODEL, label="positive")] == [2, 4]
-    assert [r["id"] for r in mention_rows(data, MODEL, language="fi")] == [4]
-    assert len(list(mention_rows(data, MODEL, since=NOW - 1.5 * D))) == 5
-    assert len(list(mention_rows(data, MODEL, source="acme-app"))) == 2
+    assert [r["id"] for r in mention_rows(data, MODEL, ExportFilter(label="positive"))] == [2, 4]
+    assert [r["id"] for r in mention_rows(data, MODEL, ExportFilter(language="fi"))] == [4]
+    assert len(list(mention_rows(data, MODEL, ExportFilter(since=NOW - 1.5 * D)))) == 5
+    assert len(list(mention_rows(data, MODEL, ExportFilter(source="acme-app")))) == 2
     assert not isinstance(mention_rows(data, MODEL), list)  # a generator: streamed
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from datetime import timedelta
 
@@ -208,13 +209,21 @@ def test_410_disables_the_source_with_a_clear_message(setup, store, httpserver):
 
 
 def test_timeout_is_an_error_on_that_source(setup, store, httpserver):
+    released = threading.Event()
+
     def slow(request: Request) -> Response:
-        time.sleep(1.0)
+        released.wait(5.0)
         return Response(rss([]), content_type="application/rss+xml")
 
     httpserver.expect_request("/feed.xml").respond_with_handler(slow)
     [outcome] = collect(setup(), store, timeout_s=0.2)
     assert "timed out" in outcome.error
+    # Let the server finish this request now: left sleeping, it would still be busy when the
+    # next test starts, and a request queued behind it would be answered by that test's handler.
+    released.set()
+    deadline = time.monotonic() + 5.0
+    while not httpserver.log and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def test_unreachable_host_is_an_error_naming_the_url(make_config, store):

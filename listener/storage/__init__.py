@@ -34,6 +34,7 @@ from listener.storage.registry import (
     scheduler_lock,
 )
 from listener.storage.types import (
+    EXPORT_COLUMNS,
     Delivery,
     ExportFilter,
     FetchCounts,
@@ -48,6 +49,7 @@ from listener.storage.types import (
 
 __all__ = [
     "BACKENDS",
+    "EXPORT_COLUMNS",
     "Delivery",
     "ExportFilter",
     "FetchCounts",

@@ -100,6 +100,35 @@ class MentionFilter:
     limit: int = 100
 
 
+# The columns of an export, in the order MetricsRepository.export_batches gives them.
+EXPORT_COLUMNS = (
+    "id",
+    "source_id",
+    "external_id",
+    "brands",
+    "url",
+    "author",
+    "title",
+    "text",
+    "language",
+    "published_at",
+    "fetched_at",
+    "rating",
+    "reach",
+    "label",
+    "text_label",
+    "score",
+    "p_negative",
+    "p_neutral",
+    "p_positive",
+    "needs_review",  # 0/1, None where unscored
+    "corrected",  # 0/1
+    "brand_labels",
+    "model",
+    "revision",
+)
+
+
 @dataclass(frozen=True)
 class ExportFilter:
     """Which mentions an export holds; None filters nothing."""
@@ -383,7 +412,9 @@ class MetricsRepository(Protocol):
     def labelled_texts(
         self, model: Model, brand: str, *, since: datetime | None, until: datetime | None
     ) -> list[Row]: ...
-    def export_rows(self, model: Model, where: ExportFilter) -> Iterator[Row]: ...
+    def export_batches(
+        self, model: Model, where: ExportFilter, size: int, *, time_order: bool = True
+    ) -> Iterator[list[tuple[Any, ...]]]: ...
 
 
 class SearchRepository(Protocol):
@@ -410,4 +441,5 @@ class Storage(
     """Everything listener stores. Open one per job or request; never share one between
     threads that run at the same time."""
 
+    def reusable(self) -> bool: ...  # connected, no transaction or result left open
     def close(self) -> None: ...

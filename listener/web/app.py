@@ -28,7 +28,7 @@ from starlette.background import BackgroundTask
 from alerts.inbox import MarkRefused, draft, mark, response_metrics
 from listener import secrets as secret_values
 from listener.config import Config
-from listener.export import csv_lines, mention_rows, write_parquet
+from listener.export import csv_lines, mention_batches, mention_rows, write_parquet
 from listener.metrics import (
     aspect_matchers,
     key_drivers,
@@ -37,11 +37,13 @@ from listener.metrics import (
     share_of_voice,
 )
 from listener.query import QuerySyntaxError
-from listener.storage import Storage, open_store
+from listener.storage import ExportFilter, Storage, open_store
+from listener.storage.pool import StorePool
 from listener.timeutil import parse_iso, utcnow
 from listener.urls import http_url
 from listener.web.cache import TTLCache
 from listener.web.charts import line_chart
+from listener.web.response_cache import ResponseCache
 from listener.web.security import CSP, add_security, script_hashes
 from sentiment import configured_key
 
@@ -90,6 +92,9 @@ def create_app(
     app = FastAPI(title="listener", version="1", description=__doc__, docs_url=None, redoc_url=None)
     # Host check against DNS rebinding ("*" answers any name, for a public address) and
     # security headers on every response.
+    # Innermost: what it keeps has passed the host check, and gets security headers on the way
+    # out like any response.
+    app.add_middleware(ResponseCache, ttl=CACHE_S)
     add_security(app, allowed_hosts)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     docs_static = _docs_static()
@@ -100,14 +105,13 @@ def create_app(
     preferred = configured_key(config.sentiment)
     aspects = aspect_matchers(config.aspects)
 
-    open_store(path).close()  # create and migrate once; requests then just connect
+    open_store(path).close()  # create and migrate once; requests then reuse connections
+    stores = StorePool(str(path))
 
     def store() -> Iterator[Storage]:
-        s = open_store(path, migrate=False)
-        try:
+        # Given back after the response is sent (FastAPI >= 0.118), streamed exports included.
+        with stores.take() as s:
             yield s
-        finally:
-            s.close()
 
     Db = Annotated[Storage, Depends(store)]
     # Aggregates change only when a pass runs: recompute them at most every CACHE_S.
@@ -352,23 +356,21 @@ def create_app(
         until: datetime | None = None,
         bom: bool = False,
     ) -> Any:
-        rows = mention_rows(
-            db,
-            model(db),
-            brand=brand or None,
-            label=label or None,
-            since=_utc(since),
-            until=_utc(until),
+        where = ExportFilter(
+            brand=brand or None, label=label or None, since=_utc(since), until=_utc(until)
         )
         if format == "parquet":
             with tempfile.NamedTemporaryFile(suffix=".parquet", delete=False) as tmp:
-                write_parquet(rows, Path(tmp.name))
+                write_parquet(
+                    mention_batches(db, model(db), where, time_order=False), Path(tmp.name)
+                )
             return FileResponse(
                 tmp.name,
                 filename="mentions.parquet",
                 media_type="application/vnd.apache.parquet",
                 background=BackgroundTask(os.unlink, tmp.name),
             )
+        rows = mention_rows(db, model(db), where)
         if format == "jsonl":
             lines = (json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
             return StreamingResponse(

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from werkzeug import Request, Response
@@ -65,7 +66,9 @@ sources:
 sentiment: {{backend: transformers, model: /nonexistent}}
 """)
     env = {"FEED_TOKEN": FEED_TOKEN}
-    runs = [listener(tmp_path, "-vv", "collect", "--once", env=env) for _ in range(2)]
+    runs = [listener(tmp_path, "-vv", "collect", "--once", env=env)]
+    time.sleep(1.1)  # past the 1 s interval: the second run fetches again
+    runs.append(listener(tmp_path, "-vv", "collect", "--once", env=env))
     shown = [
         listener(tmp_path, "sources", env=env),
         listener(tmp_path, "sources", "--json", env=env),

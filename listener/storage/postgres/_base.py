@@ -67,6 +67,20 @@ class PostgresBase(SQLBase):
     def _concat(expression: str, separator: str) -> str:
         return f"string_agg({expression}, '{separator}')"
 
+    def reusable(self) -> bool:
+        raw = self.db.raw
+        # IDLE: no transaction, and no result still streaming (that would be ACTIVE).
+        return not raw.closed and not raw.broken and not self.db.in_transaction
+
+    @staticmethod
+    def _json_number(column: str, key: str) -> str:
+        return f"({column}::json ->> '{key}')::double precision"
+
+    def _batches(
+        self, sql: str, params: dict[str, Any], size: int, *, jumping: bool = False
+    ) -> Iterator[list[tuple[Any, ...]]]:
+        return self.db.stream(sql, params, size)
+
     @staticmethod
     def _indexed(text: str) -> str:
         # Folded and without Latin accents, as queries are: substrings then match both ways.

@@ -7,10 +7,11 @@ bound on the client (psycopg's ClientCursor), so `:x IS NULL` needs no type cast
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import islice
 from typing import Any, cast
 
 import psycopg
@@ -182,6 +183,23 @@ class PgDatabase:
                 )
             }
         return self._types[table]
+
+    def stream(
+        self, sql: str, params: dict[str, Any], size: int
+    ) -> Iterator[list[tuple[Any, ...]]]:
+        """Rows in lists of up to `size`, streamed from the server as they are consumed: a
+        plain cursor would hold every row of the result in this process first. Until the
+        last row is read, the connection serves nothing else."""
+        chunk = size if psycopg.pq.version() >= 170000 else 1  # chunked reads need libpq 17
+        rows = cast(
+            Generator[Any, None, None],
+            self.raw.cursor().stream(translate(sql), params, size=chunk),
+        )
+        try:
+            while batch := list(islice(rows, size)):
+                yield batch
+        finally:  # stopped early (a download cut off): psycopg ends the query on close
+            rows.close()
 
     def query(
         self, sql: str, params: Sequence[Any] | dict[str, Any] = ()

@@ -81,6 +81,11 @@ class SQLBase:
     def close(self) -> None:
         self.db.close()
 
+    def reusable(self) -> bool:
+        """Safe to hand to the next job: connected, outside any transaction, no result left
+        half-read."""
+        raise NotImplementedError
+
     def _write(self) -> AbstractContextManager[None]:
         """A write transaction (a savepoint inside one)."""
         raise NotImplementedError
@@ -106,6 +111,18 @@ class SQLBase:
     @staticmethod
     def _concat(expression: str, separator: str) -> str:
         """An aggregate joining a group's values into one text (SQL, for a SELECT)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def _json_number(column: str, key: str) -> str:
+        """A number at `key` of a JSON object stored as text, NULL where absent (SQL)."""
+        raise NotImplementedError
+
+    def _batches(
+        self, sql: str, params: dict[str, Any], size: int, *, jumping: bool = False
+    ) -> Iterator[list[tuple[Any, ...]]]:
+        """A query's rows as lists of up to `size` tuples, read as they are consumed;
+        `jumping`: in an order other than the table's (through an index)."""
         raise NotImplementedError
 
     @staticmethod
