@@ -14,6 +14,7 @@ import logging
 import multiprocessing
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -51,7 +52,12 @@ def processes(workers: int) -> Iterator[None]:
         else:
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(PRELOAD)
-            opened = _pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+            opened = _pool = ProcessPoolExecutor(
+                max_workers=workers,
+                mp_context=context,
+                initializer=_watch_parent,
+                initargs=(os.getpid(),),
+            )
     try:
         yield
     finally:
@@ -59,6 +65,24 @@ def processes(workers: int) -> Iterator[None]:
             with _lock:
                 _pool = None
             opened.shutdown(wait=True, cancel_futures=True)
+
+
+def _watch_parent(pid: int) -> None:
+    """In each worker: exit when the process that opened the pool is gone. Killed (SIGKILL,
+    the OOM killer) it never shuts the pool down, and a worker waiting for work would wait
+    forever."""
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                os._exit(0)
+            except PermissionError:  # alive, under another user (cannot happen here)
+                pass
+
+    threading.Thread(target=watch, daemon=True, name="watch-parent").start()
 
 
 def offload(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:

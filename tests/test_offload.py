@@ -4,6 +4,11 @@ dead worker handled, nothing when no pool is open."""
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 from werkzeug import Response
@@ -81,3 +86,31 @@ def test_a_pass_in_processes_stores_what_a_pass_in_threads_stores(make_config, s
         )
     assert len(stored[0]) == 30 and stored[0] == stored[2]
     assert {r[2] for r in stored[2]} == {"fi"}  # detected in the worker
+
+
+def gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/status").read_text().split("State:")[1].split()[0] in "ZX"
+    except (FileNotFoundError, IndexError):
+        return True
+
+
+def test_workers_do_not_outlive_a_killed_pass():
+    script = (
+        "import os, sys, time\n"
+        "from sources.offload import offload, processes\n"
+        "with processes(2):\n"
+        "    print(offload(os.getpid), flush=True)\n"
+        "    time.sleep(60)\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=root, stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    worker = int(proc.stdout.readline())
+    assert not gone(worker)
+    proc.send_signal(signal.SIGKILL)  # no shutdown of the pool: the workers must notice
+    proc.wait()
+    deadline = time.monotonic() + 15
+    while not gone(worker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert gone(worker)

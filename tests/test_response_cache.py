@@ -21,7 +21,7 @@ class Clock:
         return self.now
 
 
-def make(clock: Clock) -> tuple[TestClient, dict[str, int]]:
+def make(clock: Clock, max_bytes: int = 1 << 20) -> tuple[TestClient, dict[str, int]]:
     state = {"version": 1, "computed": 0}
 
     def page(request: Request) -> PlainTextResponse:
@@ -34,7 +34,7 @@ def make(clock: Clock) -> tuple[TestClient, dict[str, int]]:
         return PlainTextResponse("ok")
 
     app = Starlette(routes=[Route("/p/{name}", page), Route("/write", write, methods=["POST"])])
-    app.add_middleware(ResponseCache, ttl=30.0, clock=clock)
+    app.add_middleware(ResponseCache, ttl=30.0, clock=clock, max_bytes=max_bytes)
     return TestClient(app), state
 
 
@@ -78,3 +78,15 @@ def test_error_pages_are_not_kept():
         assert client.get("/p/missing").status_code == 404
         assert client.get("/p/missing").status_code == 404
         assert state["computed"] == 2
+
+
+def test_the_oldest_pages_go_when_the_kept_bytes_would_pass_the_cap():
+    client, state = make(Clock(), max_bytes=4)  # two 2-byte bodies ("v1")
+    with client:
+        for name in ("a", "b", "c"):
+            client.get(f"/p/{name}")
+        client.get("/p/c")
+        client.get("/p/b")
+        assert state["computed"] == 3  # b and c kept
+        client.get("/p/a")
+        assert state["computed"] == 4  # a had gone

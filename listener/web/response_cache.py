@@ -41,15 +41,16 @@ class ResponseCache:
         app: App,
         ttl: float,
         skip: tuple[str, ...] = ("/export", "/static"),
-        max_entries: int = 512,
+        max_bytes: int = 64 << 20,
         max_body: int = 4 << 20,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.app, self.ttl, self.skip, self.clock = app, ttl, skip, clock
-        self.max_entries, self.max_body = max_entries, max_body
+        self.max_bytes, self.max_body = max_bytes, max_body
         self._kept: OrderedDict[tuple[Any, ...], Kept] = OrderedDict()
         self._computing: dict[tuple[Any, ...], asyncio.Future[Kept]] = {}
         self._refreshing: set[asyncio.Task[None]] = set()
+        self._bytes = 0  # of the bodies kept
         self._writes = 0  # bumped by every write: what was computed across one is not kept
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -83,6 +84,7 @@ class ResponseCache:
     def _written(self) -> None:
         self._writes += 1
         self._kept.clear()
+        self._bytes = 0
 
     @staticmethod
     def _key(scope: Scope) -> tuple[Any, ...]:
@@ -153,8 +155,12 @@ class ResponseCache:
         ):
             return Kept(-1.0, start, body)
         kept = Kept(self.clock(), start, body)
+        old = self._kept.pop(key, None)
+        self._bytes += len(body) - (len(old.body) if old else 0)
         self._kept[key] = kept
-        self._kept.move_to_end(key)
-        while len(self._kept) > self.max_entries:
-            self._kept.popitem(last=False)
+        # Bounded in bytes however many distinct addresses (search queries) come: the oldest
+        # kept go first.
+        while self._bytes > self.max_bytes:
+            _, dropped = self._kept.popitem(last=False)
+            self._bytes -= len(dropped.body)
         return kept
