@@ -15,7 +15,6 @@ from listener.storage import EXPORT_COLUMNS, ExportFilter, Storage
 from listener.timeutil import parse_iso
 
 COLUMNS = list(EXPORT_COLUMNS)
-TIMES = ("published_at", "fetched_at")
 FLAGS = ("needs_review", "corrected")  # stored as 0/1, exported as booleans
 BATCH = 5000
 
@@ -94,32 +93,20 @@ def write_csv(rows: Iterable[dict[str, Any]], out: IO[str], *, bom: bool = False
     return n
 
 
-_SCHEMA: list[tuple[str, Any]] = [
-    ("id", "int64"),
-    ("source_id", "string"),
-    ("external_id", "string"),
-    ("brands", "string"),
-    ("url", "string"),
-    ("author", "string"),
-    ("title", "string"),
-    ("text", "string"),
-    ("language", "string"),
-    ("published_at", "timestamp"),
-    ("fetched_at", "timestamp"),
-    ("rating", "float64"),
-    ("reach", "int64"),
-    ("label", "string"),
-    ("text_label", "string"),
-    ("score", "float64"),
-    ("p_negative", "float64"),
-    ("p_neutral", "float64"),
-    ("p_positive", "float64"),
-    ("needs_review", "bool"),
-    ("corrected", "bool"),
-    ("brand_labels", "string"),
-    ("model", "string"),
-    ("revision", "string"),
-]
+# Parquet types of the columns that are not text (COLUMNS names every column).
+_KINDS = {
+    "id": "int64",
+    "published_at": "timestamp",
+    "fetched_at": "timestamp",
+    "rating": "float64",
+    "reach": "int64",
+    "score": "float64",
+    "p_negative": "float64",
+    "p_neutral": "float64",
+    "p_positive": "float64",
+    "needs_review": "bool",
+    "corrected": "bool",
+}
 
 
 def write_parquet(batches: Iterable[Batch], path: Path) -> int:
@@ -135,8 +122,8 @@ def write_parquet(batches: Iterable[Batch], path: Path) -> int:
         "timestamp": timestamp,
         "bool": pa.bool_(),
     }
-    assert [name for name, _ in _SCHEMA] == COLUMNS
-    schema = pa.schema([(name, types[kind]) for name, kind in _SCHEMA])
+    kinds = [_KINDS.get(name, "string") for name in COLUMNS]
+    schema = pa.schema([(name, types[kind]) for name, kind in zip(COLUMNS, kinds, strict=True)])
 
     def column(values: tuple[Any, ...], kind: str) -> Any:
         if kind == "timestamp":  # ISO 8601 text with its offset: Arrow parses it in C
@@ -152,8 +139,8 @@ def write_parquet(batches: Iterable[Batch], path: Path) -> int:
         (
             pa.Table.from_arrays(
                 [
-                    column(v, kind)
-                    for v, (_, kind) in zip(zip(*batch, strict=True), _SCHEMA, strict=True)
+                    column(values, kind)
+                    for values, kind in zip(zip(*batch, strict=True), kinds, strict=True)
                 ],
                 schema=schema,
             )
