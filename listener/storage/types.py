@@ -141,6 +141,24 @@ class ExportFilter:
     until: datetime | None = None
 
 
+@dataclass(frozen=True)
+class FeedFilter:
+    """Which mentions a feed shows; None filters nothing. With a brand, `label` is that
+    brand's effective label (a correction, else the brand's own, else the text's)."""
+
+    brand: str | None = None
+    source: str | None = None
+    kind: str | None = None  # news | social | reviews
+    language: str | None = None
+    label: str | None = None
+    needs_review: bool | None = None
+    min_rating: float | None = None
+    max_rating: float | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    search: str | None = None  # brand query language
+
+
 class SourceRepository(Protocol):
     """Configured sources and their fetch state (cursor, validators, due time, failures)."""
 
@@ -418,11 +436,15 @@ class MetricsRepository(Protocol):
 
 
 class SearchRepository(Protocol):
-    """The newest mentions, narrowed by brand and a brand-query-language search."""
+    """The newest mentions, narrowed by brand and a brand-query-language search, or by every
+    filter of a mentions feed."""
 
     def latest_mentions(
         self, *, brand: str | None = None, search: str | None = None, limit: int = 20
     ) -> list[Row]: ...  # InvalidSearchQuery
+    def mention_feed(
+        self, model: Model, where: FeedFilter, *, limit: int = 50, offset: int = 0
+    ) -> list[Row]: ...  # newest first; InvalidSearchQuery
 
 
 class Storage(

@@ -11,10 +11,11 @@ import json
 import os
 import secrets
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
 
 from fastapi import Depends, FastAPI, Form, HTTPException, Query, Request, Response
 from fastapi import Path as PathParam
@@ -25,7 +26,10 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.background import BackgroundTask
 
+from alerts.explain import explain, facts
 from alerts.inbox import MarkRefused, draft, mark, response_metrics
+from alerts.render import human
+from listener import dashboard
 from listener import secrets as secret_values
 from listener.config import Config
 from listener.export import csv_lines, mention_batches, mention_rows, write_parquet
@@ -37,12 +41,12 @@ from listener.metrics import (
     share_of_voice,
 )
 from listener.query import QuerySyntaxError
-from listener.storage import ExportFilter, Storage, open_store
+from listener.storage import ExportFilter, FeedFilter, Storage, open_store
 from listener.storage.pool import StorePool
 from listener.timeutil import parse_iso, utcnow
 from listener.urls import http_url
 from listener.web.cache import TTLCache
-from listener.web.charts import line_chart
+from listener.web.charts import bar_list, stacked_bars
 from listener.web.response_cache import ResponseCache
 from listener.web.security import CSP, add_security, script_hashes
 from sentiment import configured_key
@@ -57,6 +61,8 @@ STATUSES = ("open", "replied", "thanked", "ignored")
 CACHE_S = 30.0
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 PAGE_SIZE = 100
+FEED_SIZE = 50
+LABELS = ("negative", "neutral", "positive")
 MAX_DAYS = 3660  # ten years of history in one query
 MAX_ID = 2**63 - 1  # SQLite's integer range: larger ids are a 422, not an overflow
 
@@ -71,6 +77,34 @@ Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 def _since(days: int) -> datetime:
     return (utcnow() - timedelta(days=days)).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _day(value: str | None) -> datetime | None:
+    """A filter's date (YYYY-MM-DD, or a full ISO time) as a UTC time; ValueError names it."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"not a date (YYYY-MM-DD): {value[:30]!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _due_in(due: datetime | None, now: datetime) -> str:
+    """ "in 3 h", "2 h late": how a support team reads a due time at a glance."""
+    if due is None:
+        return "no due time"
+    left = due - now
+    span = human(abs(left)) if abs(left) >= timedelta(minutes=1) else "under a minute"
+    return f"in {span}" if left > timedelta(0) else f"{span} late"
+
+
+def _next_day(day: str) -> str:
+    return (datetime.fromisoformat(day) + timedelta(days=1)).strftime("%Y-%m-%d")
+
+
+def _short_day(day: str) -> str:
+    return datetime.fromisoformat(day).strftime("%d %b").lstrip("0")
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -216,25 +250,194 @@ def create_app(
         return HTMLResponse(html, headers={"Content-Security-Policy": csp})
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def overview(request: Request, db: Db, days: int = Query(30, ge=1, le=366)) -> HTMLResponse:
-        data = overview_data(db, days)
-        charts = [
-            line_chart(
-                f"Mentions per day, last {days} days",
-                [x[5:] for x in data["xs"]],
-                data["volume"],
-                y_min=0,
-            ),
-            line_chart(
-                "Net sentiment per day ((pos − neg) / scored)",
-                [x[5:] for x in data["xs"]],
-                data["net"],
-                y_min=-1,
-                y_max=1,
-                fmt="{:+.1f}",
-            ),
+    def overview(
+        request: Request,
+        db: Db,
+        days: int = Query(30, ge=1, le=366),
+        brand: BrandParam = None,
+    ) -> HTMLResponse:
+        names = [b.name for b in config.brands]
+        if brand and brand not in names:
+            raise HTTPException(404, f"no brand {brand!r}; brands: {', '.join(names)}")
+        shown = [brand] if brand else names
+        window = dashboard.Window(_since(days - 1), days)
+        key = ("dashboard", tuple(shown), days, window.since)
+
+        def compute() -> dict[str, Any]:
+            m = model(db)
+            return {
+                "panels": dashboard.brand_panels(db, m, shown, window, aspects),
+                "sources": dashboard.top_by(db, m, "source", shown, window.since),
+                "languages": dashboard.top_by(db, m, "language", shown, window.since),
+                "sov": dashboard.voice_shares(
+                    db,
+                    [(b.name, b.competitors) for b in config.brands if b.name in shown],
+                    window.since,
+                ),
+            }
+
+        data = cached(key, compute)
+        keys = window.day_keys()
+        since_q = window.since.strftime("%Y-%m-%d")
+
+        def feed(**filters: Any) -> str:
+            return "/mentions?" + urlencode({k: v for k, v in filters.items() if v is not None})
+
+        def day_link(name: str) -> Callable[[int, str], str]:
+            return lambda i, label: feed(
+                brand=name, label=label, since=keys[i], until=_next_day(keys[i])
+            )
+
+        charts = {
+            p["brand"]: stacked_bars(
+                f"{p['brand']}: mentions per day by sentiment",
+                keys,
+                p["daily"],
+                day_link(p["brand"]),
+                x_labels=[_short_day(k) for k in keys],
+            )
+            for p in data["panels"]
+        }
+
+        def breakdown(title: str, by: Literal["source", "language"]) -> str | None:
+            rows = [r for r in data[f"{by}s"] if r["value"]]
+            if not rows:
+                return None
+            return bar_list(
+                f"{title} (mentions, share negative)",
+                [
+                    (
+                        r["name"],
+                        r["volume"],
+                        feed(brand=brand or None, since=since_q, **{by: r["value"]}),
+                        f"{r['volume']:,}, {r['negative_share']:.0%} neg.",
+                    )
+                    for r in rows
+                ],
+            )
+
+        sov_charts = [
+            bar_list(
+                f"Share of voice: {owner} against its competitors",
+                [
+                    (
+                        r["brand"],
+                        r["share_of_voice"],
+                        feed(brand=r["brand"], since=since_q),
+                        f"{r['share_of_voice']:.0%} ({r['volume']:,} mentions)",
+                    )
+                    for r in rows
+                ],
+            )
+            for owner, rows in data["sov"].items()
         ]
-        return page(request, "overview.html", charts=charts, **data)
+        return page(
+            request,
+            "overview.html",
+            days=days,
+            brand=brand,
+            since=since_q,
+            needs=dashboard.needs_you(db, shown, utcnow()),
+            panels=data["panels"],
+            charts=charts,
+            source_chart=breakdown("Top sources", "source"),
+            language_chart=breakdown("Languages", "language"),
+            sov_charts=sov_charts,
+        )
+
+    @app.get("/mentions", response_class=HTMLResponse, include_in_schema=False)
+    def mentions_page(
+        request: Request,
+        db: Db,
+        brand: BrandParam = None,
+        source: Annotated[str | None, Query(max_length=200)] = None,
+        kind: Literal["news", "social", "reviews", ""] | None = None,
+        language: Annotated[str | None, Query(max_length=35)] = None,
+        label: Label | Literal[""] | None = None,
+        review: Literal["yes", "no", ""] | None = None,
+        stars: Annotated[str | None, Query(pattern=r"^([1-5](-[1-5])?)?$")] = None,
+        since: Annotated[str | None, Query(max_length=30)] = None,
+        until: Annotated[str | None, Query(max_length=30)] = None,
+        q: str = Query("", max_length=500),
+        page_no: int = Query(1, ge=1, le=10_000, alias="page"),
+        corrected: int | None = Query(None, ge=1, le=MAX_ID),
+    ) -> HTMLResponse:
+        low, _, high = (stars or "").partition("-")
+        try:
+            start, end = _day(since), _day(until)
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
+        where = FeedFilter(
+            brand=brand or None,
+            source=source or None,
+            kind=kind or None,
+            language=language or None,
+            label=label or None,
+            needs_review={"yes": True, "no": False}.get(review or ""),
+            min_rating=float(low) if low else None,
+            max_rating=float(high or low) if low else None,
+            since=start,
+            until=end,
+            search=q or None,
+        )
+        error = None
+        try:
+            rows = db.mention_feed(
+                model(db), where, limit=FEED_SIZE + 1, offset=(page_no - 1) * FEED_SIZE
+            )
+        except QuerySyntaxError as exc:
+            rows, error = [], f"Not a valid search: {exc}"
+        filters = {
+            "brand": brand or "",
+            "source": source or "",
+            "kind": kind or "",
+            "language": language or "",
+            "label": label or "",
+            "review": review or "",
+            "stars": stars or "",
+            "since": since or "",
+            "until": until or "",
+            "q": q,
+        }
+        query = urlencode({k: v for k, v in filters.items() if v})
+        return page(
+            request,
+            "mentions.html",
+            rows=rows[:FEED_SIZE],
+            filters=filters,
+            error=error,
+            page_no=page_no,
+            more=len(rows) > FEED_SIZE,
+            query=query,
+            here="/mentions" + (f"?{query}" if query else ""),
+            corrected=corrected,
+            sources=cached(("source-names",), lambda: [r["id"] for r in db.sources()]),
+            labels=LABELS,
+        )
+
+    @app.post("/mentions/{mention_id}/label", include_in_schema=False, response_model=None)
+    def label_form(
+        request: Request,
+        db: Db,
+        mention_id: IdParam,
+        label: Annotated[Label, Form()],
+        token: Annotated[str, Form(max_length=1000)] = "",
+        back: Annotated[str, Form(max_length=2000)] = "/mentions",
+    ) -> Response:
+        if not form_allowed(request, token):
+            raise HTTPException(403, _refusal(token))
+        try:
+            db.add_correction(mention_id, label, by="web")
+        except KeyError:
+            raise HTTPException(404, f"no mention {mention_id}") from None
+        # Back to the feed the correction was made from: only ever a path of this site.
+        target = back if back.startswith("/mentions") and "//" not in back else "/mentions"
+        sep = "&" if "?" in target else "?"
+        redirect = RedirectResponse(
+            f"{target}{sep}corrected={mention_id}#m{mention_id}", status_code=303
+        )
+        remember(redirect, request, token)
+        return redirect
 
     @app.get("/alerts", response_class=HTMLResponse, include_in_schema=False)
     def alerts_page(request: Request, db: Db) -> HTMLResponse:
@@ -427,6 +630,7 @@ def create_app(
         if row is None:
             raise HTTPException(404, f"no alert {alert_id}")
         alert = _alert_json(row)
+        alert["facts"] = facts(alert["evidence"])
         alert["delivery_states"] = db.deliveries(alert_id)
         alert["mentions"] = [m for m in map(db.mention, alert["mention_ids"]) if m]
         for m in alert["mentions"]:
@@ -458,6 +662,7 @@ def create_app(
         for i in items:
             due = parse_iso(i["due_at"])
             i["late"] = due is not None and due <= now and i["status"] == "open"
+            i["due_in"] = _due_in(due, now) if i["status"] == "open" else i["status"]
         total = db.inbox_count(brand=brand, status=status, kind=kind, overdue_at=overdue_at)
         return items, total
 
@@ -553,4 +758,5 @@ def _alert_json(row: dict[str, Any]) -> dict[str, Any]:
     out = dict(row)
     out["evidence"] = json.loads(row.get("evidence") or "{}")
     out["mention_ids"] = json.loads(row.get("mention_ids") or "[]")
+    out["explanation"] = explain(out["rule"], out["evidence"], out.get("brand"))
     return out

@@ -1,82 +1,115 @@
-"""Server-drawn SVG line charts: no JavaScript, no CDN, readable offline and in tests."""
+"""Server-drawn SVG charts: no JavaScript, no CDN, readable offline and in tests. Every bar is a
+link to the mentions it counts and names its exact figures on hover."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from html import escape
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
 
 
-def line_chart(
+# Label colours that keep their meaning on every chart (and pass contrast on white).
+LABEL_COLOURS = {"negative": "#c62828", "neutral": "#8a8f98", "positive": "#2e7d32"}
+
+
+def stacked_bars(
     title: str,
     xs: Sequence[str],
-    series: dict[str, Sequence[float | None]],
+    stacks: dict[str, Sequence[int]],
+    href: Callable[[int, str], str],
     *,
+    x_labels: Sequence[str] | None = None,
     width: int = 640,
     height: int = 220,
-    y_min: float | None = None,
-    y_max: float | None = None,
-    fmt: str = "{:.0f}",
 ) -> str:
-    """One polyline per series over shared x labels; gaps (None) break the line."""
-    pad_l, pad_r, pad_t, pad_b = 48, 28, 28, 36
-    values = [v for vals in series.values() for v in vals if v is not None]
-    lo = y_min if y_min is not None else min(values, default=0.0)
-    hi = y_max if y_max is not None else max(values, default=1.0)
-    if hi == lo:
-        hi = lo + 1
+    """One bar per x, one segment per stack (bottom first); each segment links to `href(i,
+    stack)` and names its exact figures on hover."""
+    pad_l, pad_r, pad_t, pad_b = 40, 12, 40, 34
+    totals = [sum(stacks[k][i] for k in stacks) for i in range(len(xs))]
+    top = max(totals, default=0) or 1
     plot_w, plot_h = width - pad_l - pad_r, height - pad_t - pad_b
-    step = plot_w / max(len(xs) - 1, 1)
-
-    def point(i: int, v: float) -> str:
-        return f"{pad_l + i * step:.1f},{pad_t + plot_h * (1 - (v - lo) / (hi - lo)):.1f}"
-
+    slot = plot_w / max(len(xs), 1)
+    bar = max(slot * 0.75, 1.0)
+    labels = list(x_labels or xs)
     parts = [
-        f'<svg class="chart" role="img" aria-label="{escape(title)}" width="{width}" '
-        f'height="{height}" viewBox="0 0 {width} {height}">',
+        f'<svg class="chart bars" role="img" aria-label="{escape(title)}" '
+        f'viewBox="0 0 {width} {height}" preserveAspectRatio="xMinYMin meet">',
+        f"<title>{escape(title)}</title>",
         f'<text x="{pad_l}" y="16" class="chart-title">{escape(title)}</text>',
-        f'<line x1="{pad_l}" y1="{pad_t + plot_h}" x2="{width - pad_r}" '
-        f'y2="{pad_t + plot_h}" stroke="#999"/>',
     ]
+    for n, name in enumerate(stacks):
+        colour = LABEL_COLOURS.get(name, PALETTE[n % len(PALETTE)])
+        parts.append(
+            f'<rect x="{pad_l + 90 * n}" y="24" width="10" height="10" fill="{colour}"/>'
+            f'<text x="{pad_l + 90 * n + 14}" y="33" class="legend">{escape(name)}</text>'
+        )
     for frac in (0, 0.5, 1):
         y = pad_t + plot_h * (1 - frac)
         parts.append(
-            f'<text x="{pad_l - 6}" y="{y + 4:.1f}" text-anchor="end" '
-            f'class="tick">{escape(fmt.format(lo + frac * (hi - lo)))}</text>'
+            f'<text x="{pad_l - 6}" y="{y + 4:.1f}" text-anchor="end" class="tick">'
+            f"{top * frac:.0f}</text>"
+            f'<line x1="{pad_l}" y1="{y:.1f}" x2="{width - pad_r}" y2="{y:.1f}" class="grid"/>'
         )
     for i, x in enumerate(xs):
-        if len(xs) <= 8 or i % max(len(xs) // 6, 1) == 0 or i == len(xs) - 1:
+        left = pad_l + i * slot + (slot - bar) / 2
+        y = pad_t + plot_h
+        for n, name in enumerate(stacks):
+            count = stacks[name][i]
+            if not count:
+                continue
+            h = plot_h * count / top
+            y -= h
+            colour = LABEL_COLOURS.get(name, PALETTE[n % len(PALETTE)])
+            share = f" ({count / totals[i]:.0%})" if totals[i] else ""
             parts.append(
-                f'<text x="{pad_l + i * step:.1f}" y="{height - 12}" '
-                f'text-anchor="middle" class="tick">{escape(x)}</text>'
+                f'<a href="{escape(href(i, name))}" class="segment" data-x="{escape(x)}" '
+                f'data-stack="{escape(name)}" data-count="{count}">'
+                f'<rect x="{left:.1f}" y="{y:.1f}" width="{bar:.1f}" height="{h:.1f}" '
+                f'fill="{colour}"><title>{escape(labels[i])}: {count} {escape(name)} of '
+                f"{totals[i]}{share}</title></rect></a>"
             )
-    for n, (name, vals) in enumerate(series.items()):
-        colour = PALETTE[n % len(PALETTE)]
-        run: list[str] = []
-        runs = []
-        for i, v in enumerate(vals):
-            if v is None:
-                if run:
-                    runs.append(run)
-                run = []
-            else:
-                run.append(point(i, v))
-        if run:
-            runs.append(run)
-        for r in runs:
-            if len(r) == 1:
-                cx, cy = r[0].split(",")
-                parts.append(f'<circle cx="{cx}" cy="{cy}" r="3" fill="{colour}"/>')
-            else:
-                parts.append(
-                    f'<polyline class="series" data-series="{escape(name)}" '
-                    f'fill="none" stroke="{colour}" stroke-width="2" '
-                    f'points="{" ".join(r)}"/>'
-                )
+        every = max(len(xs) // 7, 1)
+        last = len(xs) - 1
+        if len(xs) <= 10 or (i % every == 0 and last - i >= every / 2) or i == last:
+            parts.append(
+                f'<text x="{left + bar / 2:.1f}" y="{height - 12}" text-anchor="middle" '
+                f'class="tick">{escape(labels[i])}</text>'
+            )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def bar_list(
+    title: str,
+    rows: Sequence[tuple[str, float, str, str]],
+    *,
+    width: int = 420,
+    row_height: int = 24,
+) -> str:
+    """Horizontal bars, one per (name, value, link, caption): the value sets the bar's length
+    against the largest; the caption is what the row says in words ("12 mentions, 31 %")."""
+    pad_t, name_w = 26, 130
+    height = pad_t + row_height * len(rows) + 6
+    top = max((v for _, v, _, _ in rows), default=0) or 1
+    bar_w = width - name_w - 150
+    parts = [
+        f'<svg class="chart list" role="img" aria-label="{escape(title)}" '
+        f'viewBox="0 0 {width} {height}" preserveAspectRatio="xMinYMin meet">',
+        f"<title>{escape(title)}</title>",
+        f'<text x="4" y="16" class="chart-title">{escape(title)}</text>',
+    ]
+    for i, (name, value, link, caption) in enumerate(rows):
+        y = pad_t + i * row_height
+        short = name if len(name) <= 18 else name[:17] + "…"
         parts.append(
-            f'<text x="{width - pad_r - 4}" y="{pad_t + 14 * n + 4}" '
-            f'text-anchor="end" fill="{colour}" class="legend">{escape(name)}</text>'
+            f'<a href="{escape(link)}" class="bar-row" data-name="{escape(name)}" '
+            f'data-value="{value:g}"><title>{escape(name)}: {escape(caption)}</title>'
+            f'<text x="4" y="{y + 15}" class="tick">{escape(short)}</text>'
+            f'<rect x="{name_w}" y="{y + 4}" width="{max(bar_w * value / top, 1):.1f}" '
+            f'height="{row_height - 8}" fill="{PALETTE[0]}"/>'
+            f'<text x="{name_w + bar_w + 6}" y="{y + 15}" class="tick">{escape(caption)}</text>'
+            "</a>"
         )
     parts.append("</svg>")
     return "".join(parts)

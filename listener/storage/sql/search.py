@@ -9,24 +9,93 @@ from typing import Any
 from listener.query import And, Not, Or, Phrase, QuerySyntaxError, parse_query
 from listener.query import Node as QueryNode
 from listener.storage.errors import InvalidSearchQuery
-from listener.storage.sql._base import SQLBase
+from listener.storage.sql._base import AT, SQLBase
+from listener.storage.types import FeedFilter, Model
 from listener.textnorm import without_accents, words
+from listener.timeutil import iso
 
 
 class SearchMixin(SQLBase):
     def latest_mentions(
         self, *, brand: str | None = None, search: str | None = None, limit: int = 20
     ) -> list[dict[str, Any]]:
-        """Newest mentions with their brands and latest label, optionally filtered.
-
-        `search` is in the brand query language (listener.query); a malformed one raises
-        InvalidSearchQuery. The full-text index narrows the candidates, and the query itself
-        decides, so a search matches exactly what the same brand query would."""
+        """Newest mentions with their brands and latest label (any model), optionally
+        narrowed by brand and a search (see _newest)."""
         where: list[str] = []
         params: list[Any] = []
         if brand:
             where.append("m.id IN (SELECT mention_id FROM mention_brands WHERE brand = ?)")
             params.append(brand)
+        sql = (
+            "SELECT m.id, m.source_id, m.url, m.author, m.title, m.text, m.language, "
+            "m.published_at, m.fetched_at, m.rating, "
+            f"(SELECT {self._concat('brand', ',')} FROM mention_brands WHERE mention_id = m.id) "
+            "AS brands, coalesce((SELECT label FROM corrections WHERE mention_id = m.id), "
+            "(SELECT label FROM scores WHERE mention_id = m.id ORDER BY scored_at DESC LIMIT 1)"
+            ") AS label, (SELECT needs_review FROM scores WHERE mention_id = m.id "
+            "ORDER BY scored_at DESC LIMIT 1) AS needs_review FROM mentions m "
+        )
+        return self._newest(sql, where, params, search, limit, 0)
+
+    def mention_feed(
+        self, model: Model, where: FeedFilter, *, limit: int = 50, offset: int = 0
+    ) -> list[dict[str, Any]]:
+        """A page of the newest mentions that pass every filter, each with its source's kind,
+        its brands, the model's label, confidence and review flag, and whether a human
+        corrected it. With a brand, the label is that brand's own (as metrics count it)."""
+        label = (
+            "coalesce(c.label, bs.label, s.label)" if where.brand else "coalesce(c.label, s.label)"
+        )
+        params: list[Any] = [model[0], model[1] or "", where.brand]
+        conditions: list[str] = []
+        for clause, value in (
+            ("m.id IN (SELECT mention_id FROM mention_brands WHERE brand = ?)", where.brand),
+            ("m.source_id = ?", where.source),
+            ("coalesce(k.kind, 'social') = ?", where.kind),
+            ("m.language = ?", where.language),
+            (f"{label} = ?", where.label),
+            ("s.needs_review = ?", None if where.needs_review is None else int(where.needs_review)),
+            ("m.rating >= ?", where.min_rating),
+            ("m.rating <= ?", where.max_rating),
+            (f"{AT} >= ?", iso(where.since) if where.since else None),
+            (f"{AT} < ?", iso(where.until) if where.until else None),
+        ):
+            if value is not None:
+                conditions.append(clause)
+                params.append(value)
+        probabilities = ", ".join(
+            f"{self._json_number('s.scores', k)} AS p_{k}"
+            for k in ("negative", "neutral", "positive")
+        )
+        sql = (
+            "SELECT m.id, m.source_id, coalesce(k.kind, 'social') AS kind, m.url, m.author, "
+            f"m.title, m.text, m.language, {AT} AS at, m.rating, m.reach, "
+            f"(SELECT {self._concat('brand', ',')} FROM mention_brands WHERE mention_id = m.id) "
+            f"AS brands, {label} AS label, s.score, {probabilities}, s.needs_review, "
+            "CASE WHEN c.label IS NULL THEN 0 ELSE 1 END AS corrected "
+            "FROM mentions m LEFT JOIN sources k ON k.id = m.source_id "
+            "LEFT JOIN scores s ON s.mention_id = m.id AND s.model = ? AND s.revision = ? "
+            "LEFT JOIN brand_scores bs ON bs.mention_id = m.id AND bs.brand = ? "
+            "AND bs.model = s.model AND bs.revision = s.revision "
+            "LEFT JOIN corrections c ON c.mention_id = m.id "
+        )
+        return self._newest(sql, conditions, params, where.search, limit, offset)
+
+    def _newest(
+        self,
+        select: str,
+        where: list[str],
+        params: list[Any],
+        search: str | None,
+        limit: int,
+        offset: int,
+    ) -> list[dict[str, Any]]:
+        """`select`'s rows passing `where` and the search, newest first, from `offset` on.
+        `search` is in the brand query language (listener.query); a malformed one raises
+        InvalidSearchQuery. The full-text index narrows the candidates, and the query itself
+        decides, so a search matches exactly what the same brand query would."""
+        where = list(where)
+        params = list(params)
         # Accents on Latin letters are ignored both ways, as the full-text index does.
         try:
             query = parse_query(without_accents(search)) if search else None
@@ -38,22 +107,16 @@ class SearchMixin(SQLBase):
                 where.append(narrowed[0])
                 params.extend(narrowed[1])
         sql = (
-            "SELECT m.id, m.source_id, m.url, m.author, m.title, m.text, m.language, "
-            "m.published_at, m.fetched_at, m.rating, "
-            f"(SELECT {self._concat('brand', ',')} FROM mention_brands WHERE mention_id = m.id) "
-            "AS brands, coalesce((SELECT label FROM corrections WHERE mention_id = m.id), "
-            "(SELECT label FROM scores WHERE mention_id = m.id ORDER BY scored_at DESC LIMIT 1)"
-            ") AS label, (SELECT needs_review FROM scores WHERE mention_id = m.id "
-            "ORDER BY scored_at DESC LIMIT 1) AS needs_review FROM mentions m "
+            select
             + (f"WHERE {' AND '.join(where)} " if where else "")
-            + "ORDER BY coalesce(m.published_at, m.fetched_at) DESC, m.id DESC LIMIT ? OFFSET ?"
+            + f"ORDER BY {AT} DESC, m.id DESC LIMIT ? OFFSET ?"
         )
         if query is None:
-            return list(self.db.query(sql, [*params, limit, 0]))
+            return list(self.db.query(sql, [*params, limit, offset]))
         found: list[dict[str, Any]] = []
-        offset, page = 0, max(limit, 200)
-        while len(found) < limit:
-            rows = list(self.db.query(sql, [*params, page, offset]))
+        at, page = 0, max(limit + offset, 200)
+        while len(found) < offset + limit:
+            rows = list(self.db.query(sql, [*params, page, at]))
             found += [
                 r
                 for r in rows
@@ -64,8 +127,8 @@ class SearchMixin(SQLBase):
             ]
             if len(rows) < page:
                 break
-            offset += page
-        return found[:limit]
+            at += page
+        return found[offset : offset + limit]
 
 
 Condition = tuple[str, list[str]]  # SQL over `m`, and its parameters

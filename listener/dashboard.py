@@ -1,0 +1,155 @@
+"""What the dashboard's overview shows, as plain data: the web page (and anything else that
+wants the same morning view) calls these functions; they only read through the metrics and
+storage functions the CLI uses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from listener.metrics import Aspect, key_drivers, news_volume, sentiment_table, share_of_voice
+from listener.storage import Storage
+from listener.timeutil import parse_iso
+
+LABELS = ("negative", "neutral", "positive")
+TOP = 8  # sources and languages listed
+
+
+@dataclass(frozen=True)
+class Window:
+    """The days shown and the same number of days just before, for "change against the
+    previous period"."""
+
+    since: datetime
+    days: int
+
+    @property
+    def previous(self) -> datetime:
+        return self.since - timedelta(days=self.days)
+
+    def day_keys(self) -> list[str]:
+        return [(self.since + timedelta(days=i)).strftime("%Y-%m-%d") for i in range(self.days)]
+
+
+def needs_you(store: Storage, brands: list[str], now: datetime) -> dict[str, Any]:
+    """Open and overdue inbox items, and the alerts of the last 24 hours, for `brands`."""
+    names: list[str | None] = list(brands) if len(brands) == 1 else [None]
+    recent = now - timedelta(hours=24)
+    alerts = [
+        a
+        for a in store.alerts(200)
+        if (at := parse_iso(a["created_at"])) is not None
+        and at >= recent
+        and (len(brands) != 1 or a.get("brand") in (brands[0], None))
+    ]
+    return {
+        "open": sum(store.inbox_count(brand=b, status="open") for b in names),
+        "overdue": sum(store.inbox_count(brand=b, status="open", overdue_at=now) for b in names),
+        "alerts": alerts,
+    }
+
+
+def _kpi(row: dict[str, Any] | None) -> dict[str, Any]:
+    row = row or {}
+    return {
+        "volume": row.get("volume", 0),
+        "net_sentiment": row.get("net_sentiment"),
+        "csat": row.get("csat"),
+        "avg_rating": row.get("avg_rating"),
+        **{label: row.get(label, 0) for label in LABELS},
+    }
+
+
+def change(now: float | None, before: float | None) -> float | None:
+    """now - before, or None when either side has no figure."""
+    return None if now is None or before is None else round(now - before, 4)
+
+
+def brand_panels(
+    store: Storage,
+    model: tuple[str, str | None],
+    brands: list[str],
+    window: Window,
+    aspects: list[Aspect],
+) -> list[dict[str, Any]]:
+    """Per brand: the window's figures against the previous window, labels per day, news
+    coverage kept apart, and the aspects found most in its negative mentions."""
+    current = {
+        r["brand"]: r
+        for r in sentiment_table(store, model, period="all", brands=brands, since=window.since)
+    }
+    before = {
+        r["brand"]: r
+        for r in sentiment_table(
+            store, model, period="all", brands=brands, since=window.previous, until=window.since
+        )
+    }
+    daily = {
+        (r["period"], r["brand"]): r
+        for r in sentiment_table(store, model, period="day", brands=brands, since=window.since)
+    }
+    news = news_volume(store, since=window.since)
+    panels = []
+    for name in brands:
+        now, prev = _kpi(current.get(name)), _kpi(before.get(name))
+        drivers = (
+            [
+                d
+                for d in key_drivers(store, model, aspects, brand=name, since=window.since)
+                if d["negative_share"] > 0
+            ][:5]
+            if aspects
+            else []
+        )
+        panels.append(
+            {
+                "brand": name,
+                "now": now,
+                "before": prev,
+                "change": {
+                    k: change(now[k], prev[k])
+                    for k in ("volume", "net_sentiment", "csat", "avg_rating")
+                },
+                "daily": {
+                    label: [daily.get((d, name), {}).get(label, 0) for d in window.day_keys()]
+                    for label in LABELS
+                },
+                "news": news.get(name, 0),
+                "drivers": drivers,
+            }
+        )
+    return panels
+
+
+def top_by(
+    store: Storage,
+    model: tuple[str, str | None],
+    by: Literal["source", "language"],
+    brands: list[str],
+    since: datetime,
+) -> list[dict[str, Any]]:
+    """The sources or languages with the most mentions of `brands` in the window, each with
+    its negative share."""
+    rows = sentiment_table(store, model, period="all", by=by, brands=brands, since=since)
+    merged: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        key = r[by] or "unknown"
+        m = merged.setdefault(key, {"name": key, "value": r[by], "volume": 0, "negative": 0})
+        m["volume"] += r["volume"]
+        m["negative"] += r["negative"]
+    for m in merged.values():
+        m["negative_share"] = m["negative"] / m["volume"] if m["volume"] else 0.0
+    return sorted(merged.values(), key=lambda m: (-m["volume"], m["name"]))[:TOP]
+
+
+def voice_shares(
+    store: Storage, brands: list[tuple[str, list[str]]], since: datetime
+) -> dict[str, list[dict[str, Any]]]:
+    """Per brand with competitors: each name's mentions and share among the brand and its
+    competitors, in general sources only."""
+    return {
+        name: share_of_voice(store, name, competitors, period="all", since=since)
+        for name, competitors in brands
+        if competitors
+    }
