@@ -11,8 +11,8 @@ from typing import Any, Literal
 from listener.metrics import Aspect, key_drivers, news_volume, sentiment_table, share_of_voice
 from listener.storage import Storage
 from listener.timeutil import parse_iso
+from sentiment.base import LABELS
 
-LABELS = ("negative", "neutral", "positive")
 TOP = 8  # sources and languages listed
 
 
@@ -34,18 +34,18 @@ class Window:
 
 def needs_you(store: Storage, brands: list[str], now: datetime) -> dict[str, Any]:
     """Open and overdue inbox items, and the alerts of the last 24 hours, for `brands`."""
-    names: list[str | None] = list(brands) if len(brands) == 1 else [None]
+    only = brands[0] if len(brands) == 1 else None  # None: every brand
     recent = now - timedelta(hours=24)
     alerts = [
         a
         for a in store.alerts(200)
         if (at := parse_iso(a["created_at"])) is not None
         and at >= recent
-        and (len(brands) != 1 or a.get("brand") in (brands[0], None))
+        and (only is None or a.get("brand") in (only, None))
     ]
     return {
-        "open": sum(store.inbox_count(brand=b, status="open") for b in names),
-        "overdue": sum(store.inbox_count(brand=b, status="open", overdue_at=now) for b in names),
+        "open": store.inbox_count(brand=only, status="open"),
+        "overdue": store.inbox_count(brand=only, status="open", overdue_at=now),
         "alerts": alerts,
     }
 
@@ -131,16 +131,17 @@ def top_by(
 ) -> list[dict[str, Any]]:
     """The sources or languages with the most mentions of `brands` in the window, each with
     its negative share."""
-    rows = sentiment_table(store, model, period="all", by=by, brands=brands, since=since)
-    merged: dict[str, dict[str, Any]] = {}
-    for r in rows:
-        key = r[by] or "unknown"
-        m = merged.setdefault(key, {"name": key, "value": r[by], "volume": 0, "negative": 0})
-        m["volume"] += r["volume"]
-        m["negative"] += r["negative"]
-    for m in merged.values():
-        m["negative_share"] = m["negative"] / m["volume"] if m["volume"] else 0.0
-    return sorted(merged.values(), key=lambda m: (-m["volume"], m["name"]))[:TOP]
+    # Over the whole window ("all") the table has one row per source or language.
+    rows = [
+        {
+            "name": r[by] or "unknown",
+            "value": r[by],
+            "volume": r["volume"],
+            "negative_share": r["negative"] / r["volume"] if r["volume"] else 0.0,
+        }
+        for r in sentiment_table(store, model, period="all", by=by, brands=brands, since=since)
+    ]
+    return sorted(rows, key=lambda m: (-m["volume"], m["name"]))[:TOP]
 
 
 def voice_shares(

@@ -50,6 +50,7 @@ from listener.web.charts import bar_list, stacked_bars
 from listener.web.response_cache import ResponseCache
 from listener.web.security import CSP, add_security, script_hashes
 from sentiment import configured_key
+from sentiment.base import LABELS
 
 HERE = Path(__file__).parent
 TEMPLATES = Jinja2Templates(directory=str(HERE / "templates"))
@@ -62,7 +63,6 @@ CACHE_S = 30.0
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 PAGE_SIZE = 100
 FEED_SIZE = 50
-LABELS = ("negative", "neutral", "positive")
 MAX_DAYS = 3660  # ten years of history in one query
 MAX_ID = 2**63 - 1  # SQLite's integer range: larger ids are a 422, not an overflow
 
@@ -84,10 +84,9 @@ def _day(value: str | None) -> datetime | None:
     if not value:
         return None
     try:
-        parsed = datetime.fromisoformat(value)
+        return _utc(datetime.fromisoformat(value))
     except ValueError:
         raise ValueError(f"not a date (YYYY-MM-DD): {value[:30]!r}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _due_in(due: datetime | None, now: datetime) -> str:

@@ -118,6 +118,14 @@ class SQLBase:
         """A number at `key` of a JSON object stored as text, NULL where absent (SQL)."""
         raise NotImplementedError
 
+    def _probabilities(self) -> str:
+        """SQL selecting the class probabilities of scores `s` as p_negative, p_neutral and
+        p_positive (read out of the scores JSON, so no row is decoded in Python)."""
+        return ", ".join(
+            f"{self._json_number('s.scores', k)} AS p_{k}"
+            for k in ("negative", "neutral", "positive")
+        )
+
     def _batches(
         self, sql: str, params: dict[str, Any], size: int, *, jumping: bool = False
     ) -> Iterator[list[tuple[Any, ...]]]:

@@ -156,15 +156,12 @@ class MetricsMixin(SQLBase):
                 conditions.append(clause)
                 params[key] = value
         brand_labels = self._concat("bs.brand || ':' || bs.label", ",")
-        probabilities = ", ".join(
-            f"{self._json_number('s.scores', k)} AS p_{k}"
-            for k in ("negative", "neutral", "positive")
-        )
         sql = (
             f"SELECT m.id, m.source_id, m.external_id, (SELECT {self._concat('brand', ',')} FROM "
             "mention_brands WHERE mention_id = m.id) AS brands, m.url, m.author, m.title, "
             "m.text, m.language, m.published_at, m.fetched_at, m.rating, m.reach, "
-            f"{effective} AS label, s.text_label, s.score, {probabilities}, s.needs_review, "
+            f"{effective} AS label, s.text_label, s.score, {self._probabilities()}, "
+            "s.needs_review, "
             "CASE WHEN c.label IS NULL THEN 0 ELSE 1 END AS corrected, "
             f"(SELECT {brand_labels} FROM brand_scores bs WHERE bs.mention_id = m.id AND "
             "bs.model = :model AND bs.revision = :rev) AS brand_labels, s.model, s.revision "

@@ -63,15 +63,11 @@ class SearchMixin(SQLBase):
             if value is not None:
                 conditions.append(clause)
                 params.append(value)
-        probabilities = ", ".join(
-            f"{self._json_number('s.scores', k)} AS p_{k}"
-            for k in ("negative", "neutral", "positive")
-        )
         sql = (
             "SELECT m.id, m.source_id, coalesce(k.kind, 'social') AS kind, m.url, m.author, "
             f"m.title, m.text, m.language, {AT} AS at, m.rating, m.reach, "
             f"(SELECT {self._concat('brand', ',')} FROM mention_brands WHERE mention_id = m.id) "
-            f"AS brands, {label} AS label, s.score, {probabilities}, s.needs_review, "
+            f"AS brands, {label} AS label, s.score, {self._probabilities()}, s.needs_review, "
             "CASE WHEN c.label IS NULL THEN 0 ELSE 1 END AS corrected "
             "FROM mentions m LEFT JOIN sources k ON k.id = m.source_id "
             "LEFT JOIN scores s ON s.mention_id = m.id AND s.model = ? AND s.revision = ? "
