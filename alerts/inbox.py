@@ -75,20 +75,6 @@ def mark_change(item: dict[str, Any], status: str) -> str:
     return f"#{item['mention_id']}: {status}"
 
 
-def mark(store: Any, mention_id: int, status: str, by: str | None) -> tuple[dict[str, Any], str]:
-    """Mark an inbox item (CLI, web form and API alike): the item as it was, and what changed
-    in words. Raises KeyError for no such item, MarkRefused for a status that does not fit;
-    marking an item with the status it has writes nothing."""
-    item = store.inbox_item(mention_id)
-    if item is None:
-        raise KeyError(f"no inbox item for mention {mention_id}")
-    message = mark_change(item, status)
-    if item["status"] != status:
-        store.mark_inbox(mention_id, status, by)
-        message += f" by {by}" if by else ""
-    return item, message
-
-
 def inbox_kind(
     label: str | None,
     score: float | None,

@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from alerts.render import human
-from listener import __version__
+from listener import __version__, changes
 from listener.config import Config, ConfigError, load_config
 from listener.progress import Counter, each, each_batch
 from listener.query import QuerySyntaxError
@@ -116,6 +116,11 @@ def _collection_hint(ctx: Context, store: Storage, empty: str | None) -> None:
         click.echo(empty + (f"; {hint}" if hint else ""), err=True)
     elif hint:
         click.echo(hint, err=True)
+
+
+def _echo_json_lines(rows: Sequence[dict[str, Any]]) -> None:
+    for r in rows:
+        click.echo(json.dumps(r, ensure_ascii=False))
 
 
 def _print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
@@ -366,7 +371,7 @@ def sources_enable(ctx: Context, name: str) -> None:
     store = ctx.store()
     try:
         store.sync_sources(ctx.config.sources)
-        store.enable_source(name)
+        changes.enable_source(store, name, changes.cli_actor())
     except KeyError as exc:
         raise click.ClickException(str(exc.args[0])) from None
     finally:
@@ -395,8 +400,7 @@ def mentions(ctx: Context, brand: str | None, query: str | None, limit: int, as_
     finally:
         store.close()
     if as_json:
-        for r in rows:
-            click.echo(json.dumps(r, ensure_ascii=False))
+        _echo_json_lines(rows)
         return
     for r in rows:
         snippet = " ".join(f"{r['title'] or ''} {r['text'] or ''}".split())[:100]
@@ -457,7 +461,7 @@ def alerts_retry(ctx: Context, alert_id: int | None) -> None:
         if alert_id is not None and not store.has_alert(alert_id):
             raise click.ClickException(f"no alert {alert_id} (`listener alerts` lists them)")
         waiting = store.waiting_deliveries(alert_id)  # retried on their own schedule
-        n = store.requeue_deliveries(alert_id)
+        n = changes.requeue(store, alert_id, changes.cli_actor())
     finally:
         store.close()
     click.echo(f"{n} deliver{'y' if n == 1 else 'ies'} queued again")
@@ -572,11 +576,11 @@ def inbox_mark(ctx: Context, mention_id: int, status: str, by: str | None) -> No
 
     A complaint is closed by `replied` or `ignored`, a happy reviewer by `thanked` or
     `ignored`; changing an item already closed says what it had been."""
-    from alerts.inbox import MarkRefused, mark
+    from alerts.inbox import MarkRefused
 
     store = ctx.store()
     try:
-        _, message = mark(store, mention_id, status, by)
+        _, message = changes.mark_item(store, mention_id, status, changes.cli_actor(), by)
     except KeyError as exc:
         raise click.ClickException(str(exc.args[0])) from None
     except MarkRefused as exc:
@@ -594,12 +598,12 @@ def inbox_assign(ctx: Context, mention_id: int, name: str) -> None:
     """Give an item to someone."""
     store = ctx.store()
     try:
-        store.assign_inbox(mention_id, name)
+        message = changes.assign_item(store, mention_id, name, changes.cli_actor())
     except KeyError as exc:
         raise click.ClickException(str(exc.args[0])) from None
     finally:
         store.close()
-    click.echo(f"{mention_id}: assigned to {name}")
+    click.echo(message)
 
 
 @inbox.command("stats")
@@ -620,6 +624,26 @@ def inbox_stats(ctx: Context, brand: str | None, days: int) -> None:
         click.echo(f"{key:<22} {'-' if value is None else value}")
 
 
+@cli.command()
+@click.option("--actor", help="Only changes by this actor (web:NAME, api, cli:USER).")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100_000))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@pass_ctx
+def audit(ctx: Context, actor: str | None, limit: int, as_json: bool) -> None:
+    """Who changed what and when (labels, inbox items, retries, sign-ins), newest first."""
+    store = ctx.store()
+    try:
+        rows = store.audit_log(actor=actor, limit=limit)
+    finally:
+        store.close()
+    if as_json:
+        _echo_json_lines(rows)
+        return
+    for r in rows:
+        r["details"] = ", ".join(f"{k}: {v}" for k, v in r["detail"].items() if v is not None)
+    _print_table(rows, ["at", "actor", "action", "target", "details"])
+
+
 LABEL_CHOICES = click.Choice(["negative", "neutral", "positive"])
 
 
@@ -633,7 +657,7 @@ def label(ctx: Context, mention_id: int, label: str, by: str | None, note: str |
     """Correct a mention's sentiment: overrides the model, kept as training data."""
     store = ctx.store()
     try:
-        store.add_correction(mention_id, label, by, note)
+        changes.correct_label(store, mention_id, label, changes.cli_actor(), note, by)
         row = store.mention(mention_id)
     except KeyError as exc:
         raise click.ClickException(str(exc.args[0])) from None

@@ -10,6 +10,7 @@ import re
 
 import httpx
 import pytest
+from axe_playwright_python.sync_playwright import Axe
 
 from alerts.explain import explain, facts
 from listener.storage import FeedFilter, open_store
@@ -18,7 +19,7 @@ from listener.web.app import create_app
 from tests import dashboard_history
 from tests.conftest import ARTIFACTS, BACKENDS, BROWSER_TIMEOUT_MS, storage_for
 from tests.history import MODEL
-from tests.webserver import http, serve
+from tests.webserver import http, serve, sign_in
 
 TOKEN = "dashboard-token"
 PAGES = ("/", "/?brand=Zentra", "/mentions", "/alerts", "/alerts/1", "/inbox")
@@ -141,9 +142,15 @@ def test_filters_narrow_the_feed(dash, page):
 def test_a_label_correction_sticks(dash, page):
     base, database, _ = dash
     page.goto(base + "/mentions?brand=Orvia&label=negative&kind=social")
+    assert page.locator("#feed form.correct").count() == 0  # not signed in: no forms
+    page.click(".sign-in-hint a")
+    page.fill("#signin input[name=name]", "Mari")
+    page.fill("#signin input[name=token]", TOKEN)
+    page.click("#signin button")
+    page.wait_for_selector("#who")
+    assert "label=negative" in page.url and "brand=Orvia" in page.url  # back where it was
     first = page.locator("#feed li.mention").first
     mention_id = int(first.get_attribute("data-id") or 0)
-    first.locator("input[name=token]").fill(TOKEN)
     first.locator("button[value=positive]").click()
     page.wait_for_selector("#corrected")
     # Back on the same filtered feed, which no longer holds it (it is positive now).
@@ -153,20 +160,35 @@ def test_a_label_correction_sticks(dash, page):
     fixed = page.locator(f"#m{mention_id}")
     assert fixed.get_attribute("data-label") == "positive"
     assert "(corrected)" in fixed.inner_text()
-    # The next one needs no token: the session remembers it.
-    assert page.locator("#feed input[name=token]").count() == 0
     store = open_store(database)
     try:
         [row] = [c for c in store.corrections() if c["mention_id"] == mention_id]
+        audit = store.audit_log(actor="web:Mari")
     finally:
         store.close()
-    assert row["label"] == "positive" and row["by"] == "web"
-    with httpx.Client(timeout=120.0) as fresh:  # no session cookie
-        refused = fresh.post(f"{base}/mentions/{mention_id}/label", data={"label": "negative"})
-        assert refused.status_code == 403
-        outside = fresh.post(
+    assert row["label"] == "positive" and row["by"] == "web:Mari"
+    # Who did what is on record, the sign-in included.
+    assert [(a["action"], a["target"], a["detail"].get("label")) for a in audit[:2]] == [
+        ("label", f"mention {mention_id}", "positive"),
+        ("sign in", None, None),
+    ]
+    csrf = page.locator("#feed input[name=csrf]").first.input_value()
+    cookies = {c["name"]: c["value"] for c in page.context.cookies()}
+    with httpx.Client(timeout=120.0) as fresh:  # no session cookie: to the sign-in page
+        refused = fresh.post(
             f"{base}/mentions/{mention_id}/label",
-            data={"label": "positive", "token": TOKEN, "back": "https://evil.example/"},
+            data={"label": "negative", "back": "/mentions"},
+            follow_redirects=False,
+        )
+        assert refused.status_code == 303
+        assert refused.headers["location"] == "/signin?next=%2Fmentions"
+    with httpx.Client(timeout=120.0, cookies=cookies) as signed_in:
+        # The session alone is not enough: a form from another site lacks its CSRF value.
+        forged = signed_in.post(f"{base}/mentions/{mention_id}/label", data={"label": "neutral"})
+        assert forged.status_code == 403
+        outside = signed_in.post(
+            f"{base}/mentions/{mention_id}/label",
+            data={"label": "positive", "csrf": csrf, "back": "https://evil.example/"},
             follow_redirects=False,
         )
     assert outside.status_code == 303 and outside.headers["location"].startswith("/mentions")
@@ -200,6 +222,58 @@ def test_inbox_due_times_read_at_a_glance(dash, page):
     _shot(page, "inbox", backend)
 
 
+def test_assign_and_answer_many_items_at_once(dash, page):
+    base, database, backend = dash
+    sign_in(page, base, "Mari", TOKEN)
+    page.goto(base + "/inbox?kind=reply&brand=Zentra")
+    rows = page.locator("#inbox tr[data-id]")
+    picked = [int(rows.nth(i).get_attribute("data-id") or 0) for i in range(3)]
+    for mention_id in picked:
+        page.check(f"#inbox input[value='{mention_id}']")
+    page.select_option("#bulk select[name=action]", "assign_me")
+    page.click("#bulk button")
+    assert page.locator("#bulk-done").inner_text() == "3 items changed."
+    assert "brand=Zentra" in page.url and "kind=reply" in page.url  # the same filtered list
+    page.select_option("#inbox-filters select[name=assignee]", "Mari")
+    page.click("#inbox-filters button")
+    mine = [int(r.get_attribute("data-id") or 0) for r in page.locator("#inbox tr[data-id]").all()]
+    assert sorted(mine) == sorted(picked)
+    assert page.locator("#inbox td.assignee").all_inner_texts() == ["Mari"] * 3
+    _shot(page, "inbox-bulk", backend)
+    # A complaint is answered, not thanked: refused, named, and nothing else is stopped.
+    page.check(f"#inbox input[value='{picked[0]}']")
+    page.select_option("#bulk select[name=action]", "thanked")
+    page.click("#bulk button")
+    assert (
+        page.locator("#bulk-done")
+        .inner_text()
+        .startswith(f"0 items changed. Not changed: #{picked[0]}")
+    )
+    page.check(f"#inbox input[value='{picked[0]}']")
+    page.check(f"#inbox input[value='{picked[1]}']")
+    page.select_option("#bulk select[name=action]", "replied")
+    page.click("#bulk button")
+    assert page.locator("#bulk-done").inner_text() == "2 items changed."
+    assert [
+        int(r.get_attribute("data-id") or 0) for r in page.locator("#inbox tr[data-id]").all()
+    ] == [picked[2]]
+    # One item: give it to someone else, and take it back.
+    page.goto(f"{base}/inbox/{picked[2]}")
+    page.fill("#assign input[name=assignee]", "Bo")
+    page.click("#assign button")
+    assert page.locator("#assigned").inner_text() == "Assigned to Bo."
+    page.click("#take button")
+    assert page.locator("#assignee").inner_text() == "assigned to Mari"
+    store = open_store(database)
+    try:
+        closed = [store.inbox_item(i) for i in picked[:2]]
+        log = store.audit_log(actor="web:Mari", limit=20)
+    finally:
+        store.close()
+    assert all(c and c["status"] == "replied" and c["closed_by"] == "Mari" for c in closed)
+    assert [a["action"] for a in log[:4]] == ["assign", "assign", "mark", "mark"]
+
+
 @pytest.mark.parametrize("width", [360, 390])
 def test_every_page_fits_a_phone(dash, browser, width):
     base, _, backend = dash
@@ -217,6 +291,35 @@ def test_every_page_fits_a_phone(dash, browser, width):
             _shot(page, "overview-phone", backend)
     finally:
         context.close()
+
+
+def test_no_serious_accessibility_violations(dash, page):
+    """axe-core's rules on every page, signed out and in: nothing serious or critical (the
+    kinds that stop someone using a screen reader or a keyboard)."""
+    base, database, _ = dash
+    store = open_store(database)
+    try:
+        item = store.inbox(limit=1)[0]["mention_id"]
+    finally:
+        store.close()
+    axe = Axe()
+    found = {}
+    for signed_in in (False, True):
+        if signed_in:
+            sign_in(page, base, "Mari", TOKEN)
+        for path in (*PAGES, f"/inbox/{item}", "/signin", "/search?q=late", "/audit"):
+            if path == "/audit" and not signed_in:
+                continue
+            page.goto(base + path)
+            violations = axe.run(page).response["violations"]
+            serious = [
+                f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
+                for v in violations
+                if v["impact"] in ("serious", "critical")
+            ]
+            if serious:
+                found[(path, signed_in)] = serious
+    assert not found
 
 
 def test_feed_filters_on_the_storage_seam(dash):

@@ -17,7 +17,7 @@ from sources.base import FetchResult, SourceState
 from sources.rss import parse_feed
 from tests.conftest import ARTIFACTS, BACKENDS, feed_bytes, storage_for
 from tests.history import MODEL, History, Post
-from tests.webserver import http, serve
+from tests.webserver import http, serve, sign_in
 
 HOSTILE = (
     '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">Acme broke my order'
@@ -130,24 +130,24 @@ def test_mark_an_inbox_item_in_the_browser(site, page):
     assert "Hi <b>mallory</b>," in page.locator("#draft").inner_text()  # shown, not rendered
     assert page.locator("#draft b").count() == 0
     assert page.evaluate("window.__pwned") is None
+    assert page.locator("#mark").count() == 0  # signed out: read-only
+    # A wrong token signs nobody in.
+    page.click(".sign-in-hint a")
+    page.fill("#signin input[name=name]", "maria")
+    page.fill("#signin input[name=token]", "not-the-token")
+    page.click("#signin button")
+    assert page.locator("#error").inner_text() == "that token is wrong"
+    page.fill("#signin input[name=token]", TOKEN)
+    page.click("#signin button")
+    page.wait_for_url(f"**/inbox/{hostile_id}")
     options = page.locator("#mark select[name=status] option").all_inner_texts()
     assert "thanked" not in options  # a complaint is answered, not thanked
     page.select_option("#mark select[name=status]", "replied")
-    page.fill("#mark input[name=by]", "maria")
-    page.fill("#mark input[name=token]", "not-the-token")
-    page.click("#mark button")
-    page.wait_for_selector("#error")
-    assert page.locator("#error").inner_text() == "that token is wrong: nothing was changed"
-    assert page.locator("#status").inner_text() == "(open)"
-    page.select_option("#mark select[name=status]", "replied")
-    page.fill("#mark input[name=token]", TOKEN)
     page.click("#mark button")
     page.wait_for_selector("#done")
     assert page.locator("#status").inner_text() == "(replied)"
     page.screenshot(path=str(ARTIFACTS / "web-inbox-item.png"), full_page=True)
-    # The token is remembered for the session: the next change does not ask again, and says
-    # what it replaced.
-    assert page.locator("#mark input[name=token]").count() == 0
+    # The next change says what it replaced.
     page.select_option("#mark select[name=status]", "ignored")
     page.click("#mark button")
     page.wait_for_url("**was=replied")
@@ -155,6 +155,8 @@ def test_mark_an_inbox_item_in_the_browser(site, page):
     assert page.locator("#status").inner_text() == "(ignored)"
     cookie = next(c for c in page.context.cookies() if c["name"] == "listener_session")
     assert TOKEN not in cookie["value"] and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    item = http.get(f"{base}/api/inbox/{hostile_id}").json()
+    assert item["closed_by"] == "maria"  # who answered: the signed-in person
 
 
 def test_send_a_failed_alert_again_from_its_page(site, page):
@@ -162,7 +164,8 @@ def test_send_a_failed_alert_again_from_its_page(site, page):
     page.goto(base + "/alerts/1")
     row = page.locator("#deliveries tr", has_text="console")
     assert "failed" in row.inner_text() and "HTTP 503" in row.inner_text()
-    page.fill("#retry input[name=token]", TOKEN)
+    sign_in(page, base, "ops", TOKEN)
+    page.goto(base + "/alerts/1")
     page.click("#retry button")
     page.wait_for_selector("#queued")
     assert page.locator("#queued").inner_text().startswith("1 queued again")
@@ -177,6 +180,9 @@ def test_send_a_failed_alert_again_from_its_page(site, page):
         ).status_code
         == 404
     )
+    audit = http.get(base + "/api/audit", headers={"Authorization": f"Bearer {TOKEN}"}).json()
+    retries = [(a["actor"], a["target"], a["detail"]) for a in audit if a["action"] == "retry"]
+    assert retries[:2] == [("api", "alert 1", {"queued": 0}), ("web:ops", "alert 1", {"queued": 1})]
 
 
 def test_hostile_feed_renders_inert_in_search(site, page):

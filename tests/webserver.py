@@ -40,3 +40,12 @@ def serve(app: Any, host: str = "127.0.0.1") -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def sign_in(page: Any, base: str, name: str, token: str) -> None:
+    """Sign a Playwright page in through the sign-in form, as a person does."""
+    page.goto(base + "/signin")
+    page.fill("#signin input[name=name]", name)
+    page.fill("#signin input[name=token]", token)
+    page.click("#signin button")
+    page.wait_for_selector("#who")

@@ -14,6 +14,7 @@ naming several brands is scored per brand), else the model's label for the menti
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
@@ -310,6 +311,7 @@ class InboxRepository(Protocol):
         status: str | None = None,
         kind: str | None = None,
         overdue_at: datetime | None = None,
+        assignee: str | None = None,  # a name; "" for items assigned to no one
         limit: int = 100,
         offset: int = 0,
     ) -> list[Row]: ...
@@ -320,6 +322,7 @@ class InboxRepository(Protocol):
         status: str | None = None,
         kind: str | None = None,
         overdue_at: datetime | None = None,
+        assignee: str | None = None,
     ) -> int: ...
     def overdue_inbox(self, now: datetime, brand: str | None = None) -> list[Row]: ...
     def inbox_item(self, mention_id: int) -> Row | None: ...
@@ -447,6 +450,22 @@ class SearchRepository(Protocol):
     ) -> list[Row]: ...  # newest first; InvalidSearchQuery
 
 
+class AuditRepository(Protocol):
+    """Who changed what: each change recorded in the transaction that makes it."""
+
+    def audited(
+        self,
+        actor: str,
+        action: str,
+        target: str | None = None,
+        detail: dict[str, Any] | None = None,
+        now: datetime | None = None,
+    ) -> AbstractContextManager[None]: ...
+    def audit_log(
+        self, *, actor: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[Row]: ...
+
+
 class Storage(
     SourceRepository,
     MentionRepository,
@@ -458,6 +477,7 @@ class Storage(
     CopyRepository,
     MetricsRepository,
     SearchRepository,
+    AuditRepository,
     Protocol,
 ):
     """Everything listener stores. Open one per job or request; never share one between

@@ -5,17 +5,16 @@ charts; a JSON API under /api/ serves the same data and documents itself at /ope
 Marking inbox items needs the token in LISTENER_WEB_TOKEN; without one the app is read-only.
 """
 
-import hashlib
-import hmac
 import json
+import logging
 import os
-import secrets
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from fastapi import Depends, FastAPI, Form, HTTPException, Query, Request, Response
 from fastapi import Path as PathParam
@@ -27,9 +26,9 @@ from fastapi.templating import Jinja2Templates
 from starlette.background import BackgroundTask
 
 from alerts.explain import explain, facts
-from alerts.inbox import MarkRefused, draft, mark, response_metrics
+from alerts.inbox import MarkRefused, draft, response_metrics
 from alerts.render import human
-from listener import dashboard
+from listener import changes, dashboard
 from listener import secrets as secret_values
 from listener.config import Config
 from listener.export import csv_lines, mention_batches, mention_rows, write_parquet
@@ -49,6 +48,15 @@ from listener.web.cache import TTLCache
 from listener.web.charts import bar_list, stacked_bars
 from listener.web.response_cache import ResponseCache
 from listener.web.security import CSP, add_security, script_hashes
+from listener.web.sessions import (
+    MAX_AGE_S,
+    SESSION_COOKIE,
+    Session,
+    Sessions,
+    Throttle,
+    clean_name,
+    local_path,
+)
 from sentiment import configured_key
 from sentiment.base import LABELS
 
@@ -57,7 +65,6 @@ TEMPLATES = Jinja2Templates(directory=str(HERE / "templates"))
 # Rendered as a link only if it is an http(s) URL, however it was stored.
 TEMPLATES.env.filters["http_url"] = http_url
 TOKEN_ENV = "LISTENER_WEB_TOKEN"
-SESSION_COOKIE = "listener_session"
 STATUSES = ("open", "replied", "thanked", "ignored")
 CACHE_S = 30.0
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
@@ -65,14 +72,43 @@ PAGE_SIZE = 100
 FEED_SIZE = 50
 MAX_DAYS = 3660  # ten years of history in one query
 MAX_ID = 2**63 - 1  # SQLite's integer range: larger ids are a 422, not an overflow
+BULK_MAX = 500  # items one bulk action may change (a page shows 100)
+BULK_REFUSED_SHOWN = 20
+NO_ONE = "-"  # the inbox filter value for items assigned to no one
+API_ACTOR = "api"  # the audit log's name for a change made with the token over the API
 
 Status = Literal["open", "replied", "thanked", "ignored"]
 Kind = Literal["reply", "thank"]
 Label = Literal["negative", "neutral", "positive"]
+BulkAction = Literal["replied", "thanked", "ignored", "open", "assign_me", "assign", "unassign"]
 BrandParam = Annotated[str | None, Query(max_length=200)]
 IdParam = Annotated[int, PathParam(ge=1, le=MAX_ID)]
 bearer = HTTPBearer(auto_error=False, description="the token in LISTENER_WEB_TOKEN")
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+log = logging.getLogger("listener")
+
+
+@dataclass(frozen=True)
+class Write:
+    """A change asked for from a form: by whom, and the page to go back to ("" if none)."""
+
+    session: Session
+    back: str
+
+
+class SignInNeeded(Exception):
+    def __init__(self, back: str) -> None:
+        self.back = back
+
+
+def _with_query(path: str, **params: str) -> str:
+    """`path` with `params` set in its query (replacing earlier values)."""
+    parts = urlsplit(path)
+    query = dict(parse_qsl(parts.query))
+    query.update(params)
+    return f"{parts.path}?{urlencode(query)}"
 
 
 def _since(days: int) -> datetime:
@@ -153,46 +189,48 @@ def create_app(
     def model(db: Storage) -> tuple[str, str | None]:
         return cached(("model",), lambda: db.scored_model(preferred))
 
-    def token_ok(given: str | None) -> bool:
-        wanted = os.environ.get(TOKEN_ENV)
-        return bool(wanted and given and secrets.compare_digest(given.encode(), wanted.encode()))
+    sessions = Sessions(TOKEN_ENV)
+    throttle = Throttle()
 
-    def session_value() -> str:
-        """What the session cookie holds: derived from the token, never the token itself, so
-        changing LISTENER_WEB_TOKEN ends every session."""
-        wanted = os.environ.get(TOKEN_ENV, "")
-        return hmac.new(wanted.encode(), b"listener web session", hashlib.sha256).hexdigest()
+    def session_of(request: Request) -> Session | None:
+        return sessions.read(request.cookies.get(SESSION_COOKIE))
 
-    def in_session(request: Request) -> bool:
-        given = request.cookies.get(SESSION_COOKIE)
-        return bool(
-            os.environ.get(TOKEN_ENV)
-            and given
-            and secrets.compare_digest(given.encode(), session_value().encode())
-        )
-
-    def form_allowed(request: Request, token: str) -> bool:
-        return in_session(request) or token_ok(token)
-
-    def remember(response: Response, request: Request, token: str) -> None:
-        if token and not in_session(request):
-            # A session cookie (gone when the browser closes), never sent cross-site.
-            response.set_cookie(
-                SESSION_COOKIE,
-                session_value(),
-                httponly=True,
-                samesite="strict",
-                secure=request.url.scheme == "https",
+    def writer(
+        request: Request,
+        csrf: Annotated[str, Form(max_length=200)] = "",
+        back: Annotated[str, Form(max_length=2000)] = "",
+    ) -> Write:
+        """Who makes a change from a form: a signed-in person whose form carries the session's
+        CSRF value. Not signed in (or the session ended): to the sign-in page and back."""
+        if not sessions.enabled():
+            raise HTTPException(403, _refusal())
+        session = session_of(request)
+        if session is None:
+            raise SignInNeeded(local_path(back, "/"))
+        if not sessions.csrf_ok(session, csrf):
+            raise HTTPException(
+                403, "this form is out of date or came from another site: reload the page"
             )
+        return Write(session, local_path(back, ""))
+
+    Writer = Annotated[Write, Depends(writer)]
+
+    @app.exception_handler(SignInNeeded)
+    def to_sign_in(request: Request, exc: SignInNeeded) -> Response:
+        return RedirectResponse("/signin?" + urlencode({"next": exc.back}), status_code=303)
 
     def page(request: Request, name: str, **context: Any) -> HTMLResponse:
+        session = session_of(request)
+        here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return TEMPLATES.TemplateResponse(
             request,
             name,
             {
                 "brands": [b.name for b in config.brands],
-                "writable": bool(os.environ.get(TOKEN_ENV)),
-                "in_session": in_session(request),
+                "writable": sessions.enabled(),
+                "user": session.name if session else None,
+                "csrf": session.csrf if session else "",
+                "here": here,
                 **context,
             },
         )
@@ -416,27 +454,96 @@ def create_app(
 
     @app.post("/mentions/{mention_id}/label", include_in_schema=False, response_model=None)
     def label_form(
-        request: Request,
-        db: Db,
-        mention_id: IdParam,
-        label: Annotated[Label, Form()],
-        token: Annotated[str, Form(max_length=1000)] = "",
-        back: Annotated[str, Form(max_length=2000)] = "/mentions",
+        db: Db, mention_id: IdParam, label: Annotated[Label, Form()], write: Writer
     ) -> Response:
-        if not form_allowed(request, token):
-            raise HTTPException(403, _refusal(token))
         try:
-            db.add_correction(mention_id, label, by="web")
+            changes.correct_label(db, mention_id, label, write.session.actor)
         except KeyError:
             raise HTTPException(404, f"no mention {mention_id}") from None
-        # Back to the feed the correction was made from: only ever a path of this site.
-        target = back if back.startswith("/mentions") and "//" not in back else "/mentions"
-        sep = "&" if "?" in target else "?"
-        redirect = RedirectResponse(
-            f"{target}{sep}corrected={mention_id}#m{mention_id}", status_code=303
+        # Back to the feed the correction was made from.
+        target = write.back if write.back.startswith("/mentions") else "/mentions"
+        target = _with_query(target, corrected=str(mention_id))
+        return RedirectResponse(f"{target}#m{mention_id}", status_code=303)
+
+    @app.get("/signin", response_class=HTMLResponse, include_in_schema=False)
+    def signin_page(
+        request: Request, next_path: Annotated[str, Query(alias="next", max_length=2000)] = "/"
+    ) -> HTMLResponse:
+        return page(request, "signin.html", next=local_path(next_path), error=None)
+
+    @app.post("/signin", include_in_schema=False, response_model=None)
+    def signin(
+        request: Request,
+        db: Db,
+        name: Annotated[str, Form(max_length=200)] = "",
+        token: Annotated[str, Form(max_length=1000)] = "",
+        next_path: Annotated[str, Form(alias="next", max_length=2000)] = "/",
+    ) -> Response:
+        client = request.client.host if request.client else "?"
+        target = local_path(next_path)
+
+        def refused(status: int, error: str, **headers: str) -> Response:
+            response = page(request, "signin.html", next=target, error=error, given=name)
+            response.status_code = status
+            response.headers.update(headers)
+            return response
+
+        wait = throttle.retry_after(client)
+        if wait:
+            return refused(
+                429,
+                "too many wrong tokens from this address: try again in "
+                + human(timedelta(seconds=wait)),
+                **{"Retry-After": str(wait)},
+            )
+        if not sessions.enabled():
+            return refused(403, _refusal())
+        who = clean_name(name)
+        if who is None:
+            return refused(422, "give your name (up to 60 characters, without < > \" ' &)")
+        if not sessions.token_ok(token):
+            throttle.failed(client)
+            log.warning("web sign-in refused for %r from %s: wrong token", who, client)
+            return refused(403, "that token is wrong")
+        with db.audited(f"web:{who}", "sign in"):
+            pass
+        redirect = RedirectResponse(target, status_code=303)
+        redirect.set_cookie(
+            SESSION_COOKIE,
+            sessions.issue(who),
+            max_age=MAX_AGE_S,
+            httponly=True,
+            samesite="strict",  # never sent with a request another site starts
+            secure=request.url.scheme == "https",
         )
-        remember(redirect, request, token)
         return redirect
+
+    @app.post("/signout", include_in_schema=False, response_model=None)
+    def signout(write: Writer) -> Response:
+        redirect = RedirectResponse("/", status_code=303)
+        redirect.delete_cookie(SESSION_COOKIE, httponly=True, samesite="strict")
+        return redirect
+
+    @app.get("/audit", response_class=HTMLResponse, include_in_schema=False)
+    def audit_page(
+        request: Request,
+        db: Db,
+        actor: Annotated[str | None, Query(max_length=200)] = None,
+        page_no: int = Query(1, ge=1, le=100_000, alias="page"),
+    ) -> HTMLResponse:
+        if session_of(request) is None:
+            raise SignInNeeded("/audit")
+        rows = db.audit_log(
+            actor=actor or None, limit=PAGE_SIZE + 1, offset=(page_no - 1) * PAGE_SIZE
+        )
+        return page(
+            request,
+            "audit.html",
+            rows=rows[:PAGE_SIZE],
+            actor=actor or "",
+            page_no=page_no,
+            more=len(rows) > PAGE_SIZE,
+        )
 
     @app.get("/alerts", response_class=HTMLResponse, include_in_schema=False)
     def alerts_page(request: Request, db: Db) -> HTMLResponse:
@@ -453,21 +560,9 @@ def create_app(
         return page(request, "alert.html", alert=alert, queued=queued)
 
     @app.post("/alerts/{alert_id}/retry", include_in_schema=False, response_model=None)
-    def retry_form(
-        request: Request,
-        db: Db,
-        alert_id: IdParam,
-        token: Annotated[str, Form(max_length=1000)] = "",
-    ) -> Response:
-        if not form_allowed(request, token):
-            alert = api_alert(db, alert_id)
-            response = page(request, "alert.html", alert=alert, queued=None, error=_refusal(token))
-            response.status_code = 403
-            return response
-        n = _requeue(db, alert_id)
-        redirect = RedirectResponse(f"/alerts/{alert_id}?queued={n}", status_code=303)
-        remember(redirect, request, token)
-        return redirect
+    def retry_form(db: Db, alert_id: IdParam, write: Writer) -> Response:
+        n = _requeue(db, alert_id, write.session.actor)
+        return RedirectResponse(f"/alerts/{alert_id}?queued={n}", status_code=303)
 
     @app.get("/inbox", response_class=HTMLResponse, include_in_schema=False)
     def inbox_page(
@@ -477,12 +572,23 @@ def create_app(
         status: Status = "open",
         kind: Kind | Literal[""] | None = None,
         overdue: bool = False,
+        assignee: Annotated[str | None, Query(max_length=200)] = None,
         page_no: int = Query(1, ge=1, le=100_000, alias="page"),
+        changed: int | None = Query(None, ge=0, le=BULK_MAX * 2),
+        refused: Annotated[str | None, Query(max_length=400, pattern=r"^[0-9,]*$")] = None,
     ) -> HTMLResponse:
         offset = (page_no - 1) * PAGE_SIZE
+        who = None if assignee is None else ("" if assignee == NO_ONE else assignee)
         items, total = inbox_items(
-            db, brand or None, status, kind or None, overdue, PAGE_SIZE, offset
+            db, brand or None, status, kind or None, overdue, PAGE_SIZE, offset, who
         )
+        filters = {
+            "brand": brand or "",
+            "status": status,
+            "kind": kind or "",
+            "overdue": "true" if overdue else "",
+            "assignee": assignee or "",
+        }
         return page(
             request,
             "inbox.html",
@@ -491,15 +597,49 @@ def create_app(
             status=status,
             kind=kind,
             overdue=overdue,
+            assignee=assignee or "",
+            no_one=NO_ONE,
             statuses=STATUSES,
             total=total,
             first=offset + 1,
             page_no=page_no,
             pages=max(1, -(-total // PAGE_SIZE)),
+            query=urlencode({k: v for k, v in filters.items() if v}),
+            changed=changed,
+            refused=[int(i) for i in (refused or "").split(",") if i][:BULK_REFUSED_SHOWN],
             metrics=cached(
                 ("inbox-metrics", brand, _since(30)),
                 lambda: response_metrics(db.inbox_all(brand or None, _since(30)), utcnow()),
             ),
+        )
+
+    @app.post("/inbox/bulk", include_in_schema=False, response_model=None)
+    def bulk_form(
+        db: Db,
+        write: Writer,
+        action: Annotated[BulkAction, Form()],
+        ids: Annotated[list[int], Form(alias="id")] = [],  # noqa: B006 (FastAPI copies it)
+        assignee: Annotated[str, Form(max_length=200)] = "",
+    ) -> Response:
+        if len(ids) > BULK_MAX:
+            raise HTTPException(422, f"at most {BULK_MAX} items at a time")
+        if action == "assign" and not clean_name(assignee):
+            raise HTTPException(422, "assign to whom? give a name (up to 60 characters)")
+        status = None if action.startswith(("assign", "unassign")) else action
+        to = {"assign": clean_name(assignee), "assign_me": write.session.name}.get(action)
+        result = changes.bulk(
+            db,
+            ids,
+            write.session.actor,
+            status=status,
+            assignee=to,
+            unassign=action == "unassign",
+            by=write.session.name,
+        )
+        back = write.back if write.back.startswith("/inbox") else "/inbox"
+        refused_ids = ",".join(str(i) for i in result.refused_ids[:BULK_REFUSED_SHOWN])
+        return RedirectResponse(
+            _with_query(back, changed=str(result.changed), refused=refused_ids), status_code=303
         )
 
     @app.get("/inbox/{mention_id}", response_class=HTMLResponse, include_in_schema=False)
@@ -509,8 +649,16 @@ def create_app(
         mention_id: IdParam,
         done: Status | None = None,
         was: Status | None = None,
+        assigned: Annotated[str | None, Query(max_length=200)] = None,
     ) -> HTMLResponse:
-        return page(request, "item.html", item=api_item(db, mention_id), done=done, was=was)
+        return page(
+            request,
+            "item.html",
+            item=api_item(db, mention_id),
+            done=done,
+            was=was,
+            assigned=assigned,
+        )
 
     @app.post("/inbox/{mention_id}/mark", include_in_schema=False, response_model=None)
     def mark_form(
@@ -518,27 +666,40 @@ def create_app(
         db: Db,
         mention_id: IdParam,
         status: Annotated[Status, Form()],
-        token: Annotated[str, Form(max_length=1000)] = "",
+        write: Writer,
         by: Annotated[str, Form(max_length=200)] = "",
     ) -> Response:
         item = api_item(db, mention_id)  # 404 for no such item
-        refused: tuple[int, str] | None = None
-        if not form_allowed(request, token):
-            refused = 403, _refusal(token)
-        else:
-            try:
-                before, _ = mark(db, mention_id, status, by or None)
-            except MarkRefused as exc:
-                refused = 409, str(exc)
-        if refused is not None:
-            response = page(request, "item.html", item=item, done=None, was=None, error=refused[1])
-            response.status_code = refused[0]
+        try:
+            before, _ = changes.mark_item(
+                db, mention_id, status, write.session.actor, clean_name(by) or write.session.name
+            )
+        except MarkRefused as exc:
+            response = page(
+                request, "item.html", item=item, done=None, was=None, assigned=None, error=str(exc)
+            )
+            response.status_code = 409
             return response
-        redirect = RedirectResponse(
+        return RedirectResponse(
             f"/inbox/{mention_id}?done={status}&was={before['status']}", status_code=303
         )
-        remember(redirect, request, token)
-        return redirect
+
+    @app.post("/inbox/{mention_id}/assign", include_in_schema=False, response_model=None)
+    def assign_form(
+        db: Db,
+        mention_id: IdParam,
+        write: Writer,
+        assignee: Annotated[str, Form(max_length=200)] = "",
+    ) -> Response:
+        """An empty name: assigned to no one."""
+        api_item(db, mention_id)  # 404 for no such item
+        if assignee.strip() and clean_name(assignee) is None:
+            raise HTTPException(422, "a name of up to 60 characters, without < > \" ' &")
+        to = clean_name(assignee)
+        changes.assign_item(db, mention_id, to, write.session.actor)
+        return RedirectResponse(
+            f"/inbox/{mention_id}?" + urlencode({"assigned": to or NO_ONE}), status_code=303
+        )
 
     @app.get("/search", response_class=HTMLResponse, include_in_schema=False)
     def search_page(request: Request, db: Db, q: str = Query("", max_length=500)) -> HTMLResponse:
@@ -642,7 +803,7 @@ def create_app(
         """Queue again this alert's failed or interrupted deliveries (the next pass sends
         them). Needs `Authorization: Bearer <token>`."""
         require_token(_token(credentials))
-        return {"queued": _requeue(db, alert_id)}
+        return {"queued": _requeue(db, alert_id, API_ACTOR)}
 
     def inbox_items(
         db: Storage,
@@ -652,17 +813,26 @@ def create_app(
         overdue: bool,
         limit: int,
         offset: int,
+        assignee: str | None = None,
     ) -> tuple[list[dict[str, Any]], int]:
         now = utcnow()
         overdue_at = now if overdue else None
         items = db.inbox(
-            brand=brand, status=status, kind=kind, overdue_at=overdue_at, limit=limit, offset=offset
+            brand=brand,
+            status=status,
+            kind=kind,
+            overdue_at=overdue_at,
+            assignee=assignee,
+            limit=limit,
+            offset=offset,
         )
         for i in items:
             due = parse_iso(i["due_at"])
             i["late"] = due is not None and due <= now and i["status"] == "open"
             i["due_in"] = _due_in(due, now) if i["status"] == "open" else i["status"]
-        total = db.inbox_count(brand=brand, status=status, kind=kind, overdue_at=overdue_at)
+        total = db.inbox_count(
+            brand=brand, status=status, kind=kind, overdue_at=overdue_at, assignee=assignee
+        )
         return items, total
 
     @app.get("/api/inbox")
@@ -673,12 +843,14 @@ def create_app(
         status: Status = "open",
         kind: Kind | None = None,
         overdue: bool = False,
+        assignee: Annotated[str | None, Query(max_length=200)] = None,
         limit: int = Query(PAGE_SIZE, ge=1, le=1000),
         offset: int = Query(0, ge=0, le=10_000_000),
     ) -> list[dict[str, Any]]:
         """Inbox items, oldest due first, a page at a time: the X-Total-Count header says
-        how many match."""
-        items, total = inbox_items(db, brand, status, kind, overdue, limit, offset)
+        how many match. `assignee`: a name, or `-` for items assigned to no one."""
+        who = None if assignee is None else ("" if assignee == NO_ONE else assignee)
+        items, total = inbox_items(db, brand, status, kind, overdue, limit, offset, who)
         response.headers["X-Total-Count"] = str(total)
         return items
 
@@ -708,12 +880,54 @@ def create_app(
         """Record a reply/thanks (or ignore). Needs `Authorization: Bearer <token>`."""
         require_token(_token(credentials))
         try:
-            mark(db, mention_id, status, by)
+            changes.mark_item(db, mention_id, status, API_ACTOR, by)
         except KeyError as exc:
             raise HTTPException(404, str(exc.args[0])) from None
         except MarkRefused as exc:
             raise HTTPException(409, str(exc)) from None
         return api_item(db, mention_id)
+
+    @app.post("/api/inbox/{mention_id}/assign")
+    def api_assign(
+        db: Db,
+        mention_id: IdParam,
+        credentials: Credentials,
+        assignee: Annotated[str, Query(max_length=200)] = "",
+    ) -> dict[str, Any]:
+        """Give an item to someone (an empty `assignee`: to no one). Needs the token."""
+        require_token(_token(credentials))
+        to = clean_name(assignee)
+        if assignee.strip() and to is None:
+            raise HTTPException(422, "a name of up to 60 characters, without < > \" ' &")
+        try:
+            changes.assign_item(db, mention_id, to, API_ACTOR)
+        except KeyError as exc:
+            raise HTTPException(404, str(exc.args[0])) from None
+        return api_item(db, mention_id)
+
+    @app.post("/api/mentions/{mention_id}/label")
+    def api_label(
+        db: Db, mention_id: IdParam, label: Label, credentials: Credentials
+    ) -> dict[str, Any]:
+        """Correct a mention's label (as `listener label` does). Needs the token."""
+        require_token(_token(credentials))
+        try:
+            changes.correct_label(db, mention_id, label, API_ACTOR)
+        except KeyError:
+            raise HTTPException(404, f"no mention {mention_id}") from None
+        return {"mention_id": mention_id, "label": label}
+
+    @app.get("/api/audit")
+    def api_audit(
+        db: Db,
+        credentials: Credentials,
+        actor: Annotated[str | None, Query(max_length=200)] = None,
+        limit: int = Query(100, ge=1, le=1000),
+        offset: int = Query(0, ge=0, le=10_000_000),
+    ) -> list[dict[str, Any]]:
+        """Who changed what and when, newest first. Needs the token."""
+        require_token(_token(credentials))
+        return db.audit_log(actor=actor, limit=limit, offset=offset)
 
     @app.get("/api/mentions")
     def api_mentions(
@@ -729,22 +943,22 @@ def create_app(
             raise HTTPException(400, f"bad search: {exc}") from None
 
     def require_token(token: str | None) -> None:
-        if not token_ok(token):
+        if not sessions.token_ok(token):
             raise HTTPException(403, _refusal(token))
 
-    def _requeue(db: Storage, alert_id: int) -> int:
+    def _requeue(db: Storage, alert_id: int, actor: str) -> int:
         if not db.has_alert(alert_id):
             raise HTTPException(404, f"no alert {alert_id}")
-        return db.requeue_deliveries(alert_id)
+        return changes.requeue(db, alert_id, actor)
 
     return app
 
 
-def _refusal(token: str | None) -> str:
+def _refusal(token: str | None = None) -> str:
     if not os.environ.get(TOKEN_ENV):
         return f"read-only: changes need {TOKEN_ENV} set where `listener serve` runs"
     if not token:
-        return f"give the token (the value of {TOKEN_ENV}) to make changes"
+        return f"give the token (the value of {TOKEN_ENV}) as `Authorization: Bearer <token>`"
     return "that token is wrong: nothing was changed"
 
 

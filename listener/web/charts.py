@@ -1,5 +1,6 @@
 """Server-drawn SVG charts: no JavaScript, no CDN, readable offline and in tests. Every bar is a
-link to the mentions it counts and names its exact figures on hover."""
+link to the mentions it counts and names its exact figures on hover. A chart is a labelled
+group, not an image: a screen reader reaches each bar's link and hears its figures."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ def stacked_bars(
     bar = max(slot * 0.75, 1.0)
     labels = list(x_labels or xs)
     parts = [
-        f'<svg class="chart bars" role="img" aria-label="{escape(title)}" '
+        f'<svg class="chart bars" role="group" aria-label="{escape(title)}" '
         f'viewBox="0 0 {width} {height}" preserveAspectRatio="xMinYMin meet">',
         f"<title>{escape(title)}</title>",
         f'<text x="{pad_l}" y="16" class="chart-title">{escape(title)}</text>',
@@ -94,7 +95,7 @@ def bar_list(
     top = max((v for _, v, _, _ in rows), default=0) or 1
     bar_w = width - name_w - 150
     parts = [
-        f'<svg class="chart list" role="img" aria-label="{escape(title)}" '
+        f'<svg class="chart list" role="group" aria-label="{escape(title)}" '
         f'viewBox="0 0 {width} {height}" preserveAspectRatio="xMinYMin meet">',
         f"<title>{escape(title)}</title>",
         f'<text x="4" y="16" class="chart-title">{escape(title)}</text>',

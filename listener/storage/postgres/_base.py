@@ -57,7 +57,7 @@ class PostgresBase(SQLBase):
 
     def finish_copy(self) -> None:
         # Rows were copied with their ids: new ones must come after them.
-        for table in ("mentions", "fetch_runs", "alerts"):
+        for table in ("mentions", "fetch_runs", "alerts", "audit_log"):
             self.db.execute(
                 f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                 f"coalesce((SELECT max(id) FROM {table}), 0) + 1, false)"

@@ -29,6 +29,7 @@ PKS: dict[str, tuple[str, ...]] = {
     "deliveries": ("alert_id", "channel"),
     "corrections": ("mention_id",),
     "inbox": ("mention_id",),
+    "audit_log": ("id",),
 }
 
 

@@ -105,7 +105,19 @@ CREATE TABLE workers (
 );
 """
 
-MIGRATIONS: list[tuple[str, str]] = [("m001_initial", M001), ("m003_workers_and_leases", M003)]
+M004 = f"""
+CREATE TABLE audit_log (
+    id {_ID}, at {_T} NOT NULL, actor {_T} NOT NULL, action {_T} NOT NULL, target {_T},
+    detail {_T}
+);
+CREATE INDEX audit_log_at ON audit_log (at);
+"""
+
+MIGRATIONS: list[tuple[str, str]] = [
+    ("m001_initial", M001),
+    ("m003_workers_and_leases", M003),
+    ("m004_audit_log", M004),
+]
 _LOCK = 7_310_017  # pg_advisory_xact_lock key: listener's migrations
 
 

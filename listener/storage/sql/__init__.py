@@ -5,6 +5,7 @@ backend puts its dialect's base class first: it supplies the parts that differ."
 from __future__ import annotations
 
 from listener.storage.sql.alerts import AlertsMixin
+from listener.storage.sql.audit import AuditMixin
 from listener.storage.sql.copying import CopyMixin
 from listener.storage.sql.facts import AlertFactsMixin
 from listener.storage.sql.inbox import InboxMixin
@@ -27,6 +28,7 @@ class SQLStorage(
     CopyMixin,
     MetricsMixin,
     SearchMixin,
+    AuditMixin,
 ):
     """Every storage concern; a dialect's base class completes it."""
 

@@ -25,6 +25,7 @@ COPIED: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("alerts", ("id",)),
     ("deliveries", ("alert_id", "channel")),
     ("inbox", ("mention_id",)),
+    ("audit_log", ("id",)),
 )
 KEYS = dict(COPIED)
 NOT_COPIED = {"lease_owner", "lease_expires"}

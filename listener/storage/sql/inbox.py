@@ -53,9 +53,18 @@ class InboxMixin(SQLBase):
 
     @staticmethod
     def _inbox_filter(
-        brand: str | None, status: str | None, kind: str | None, overdue_at: datetime | None
+        brand: str | None,
+        status: str | None,
+        kind: str | None,
+        overdue_at: datetime | None,
+        assignee: str | None = None,
     ) -> tuple[str, dict[str, Any]]:
         where, params = ["TRUE"], {}
+        if assignee == "":
+            where.append("i.assignee IS NULL")
+        elif assignee is not None:
+            where.append("i.assignee = :assignee")
+            params["assignee"] = assignee
         for column, value in (("i.brand", brand), ("i.status", status), ("i.kind", kind)):
             if value:
                 where.append(f"{column} = :{column[2:]}")
@@ -72,11 +81,12 @@ class InboxMixin(SQLBase):
         status: str | None = None,
         kind: str | None = None,
         overdue_at: datetime | None = None,
+        assignee: str | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[dict[str, Any]]:
         """Inbox items with their mention, oldest due first, a page at a time."""
-        where, params = self._inbox_filter(brand, status, kind, overdue_at)
+        where, params = self._inbox_filter(brand, status, kind, overdue_at, assignee)
         return list(
             self.db.query(
                 "SELECT i.*, m.title, m.text, m.url, m.author, m.language, m.rating, m.source_id "
@@ -93,8 +103,9 @@ class InboxMixin(SQLBase):
         status: str | None = None,
         kind: str | None = None,
         overdue_at: datetime | None = None,
+        assignee: str | None = None,
     ) -> int:
-        where, params = self._inbox_filter(brand, status, kind, overdue_at)
+        where, params = self._inbox_filter(brand, status, kind, overdue_at, assignee)
         row = self._one(f"SELECT count(*) AS n FROM inbox i WHERE {where}", params)
         return int(row["n"]) if row else 0
 

@@ -327,3 +327,14 @@ def m015_workers_and_leases(db: Database) -> None:
         {"id": str, "host": str, "pid": int, "roles": str, "started_at": str, "seen_at": str},
         pk="id",
     )
+
+
+@migrations()
+def m016_audit_log(db: Database) -> None:
+    # Who changed what from the web, CLI or API: written in the transaction of the change.
+    _t(db, "audit_log").create(
+        {"id": int, "at": str, "actor": str, "action": str, "target": str, "detail": str},
+        pk="id",
+        not_null={"at", "actor", "action"},
+    )
+    _t(db, "audit_log").create_index(["at"])
