@@ -13,6 +13,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from alerts import rules
+from alerts.causes import causes
+from alerts.explain import explain
 from alerts.rules import Alert
 from listener.metrics import Aspect, aspect_matchers
 from listener.storage import LabelCounts, LabelledMention, MentionFilter, Storage
@@ -27,6 +29,15 @@ LOOKBACK = timedelta(days=2)
 LATELY_SCAN_LIMIT = 1000  # per brand and pass
 # Mentions an aspect rule reads per brand and pass (window + baseline), newest first.
 ASPECT_SCAN_LIMIT = 50_000
+# Mentions read to say why a spike fired (newest first), in its window and in its baseline.
+WHY_WINDOW_LIMIT = 2_000
+WHY_BASELINE_LIMIT = 5_000
+# Which mentions of the window and baseline a spike's causes are looked for in.
+WHY_AMONG = {
+    "negative_share_spike": MentionFilter(label="negative"),  # what the complaints say now
+    "volume_spike": MentionFilter(),
+    "rating_drop": MentionFilter(rated=True),
+}
 
 
 def _brands(rule: Any, config: Any) -> list[str]:
@@ -194,6 +205,60 @@ def _aspect_share_spike(
     )
 
 
+def explained(
+    rule: Any,
+    alert: Alert,
+    config: Any,
+    store: Storage,
+    model: tuple[str, str | None],
+    now: datetime,
+) -> Alert:
+    """The alert with its causes in the evidence (for a spike) and, at the top of the message
+    every channel receives, the same plain-words explanation its web page shows."""
+    evidence = dict(alert.evidence)
+    among = WHY_AMONG.get(rule.rule)
+    if among is not None and alert.brand:
+        found = _why(rule, among, alert.brand, config, store, model, now)
+        if found:
+            evidence["causes"] = found
+    said = explain(alert.rule, evidence, alert.brand)
+    message = "\n\n".join(p for p in (said, alert.message) if p)
+    return replace(alert, evidence=evidence, message=message)
+
+
+def _why(
+    rule: Any,
+    among: MentionFilter,
+    brand: str,
+    config: Any,
+    store: Storage,
+    model: tuple[str, str | None],
+    now: datetime,
+) -> dict[str, list[dict[str, Any]]]:
+    start = now - rule.window
+    where = replace(among, include_news=getattr(rule, "include_news", True))
+    window = store.mentions_between(
+        brand, *model, start, now, replace(where, limit=WHY_WINDOW_LIMIT)
+    )
+    baseline = store.mentions_between(
+        brand, *model, start - rule.baseline, start, replace(where, limit=WHY_BASELINE_LIMIT)
+    )
+    aspects = aspect_matchers(config.aspects)
+    about = next((a for a in aspects if a.name == getattr(rule, "aspect", None)), None)
+    if about is not None:  # an aspect's spike: its causes among the mentions naming it
+        window, baseline = (
+            [m for m in ms if about.matches(words(f"{m.title} {m.text}"))]
+            for ms in (window, baseline)
+        )
+    return causes(
+        window,
+        baseline,
+        brand_words=words(brand),
+        aspects=aspects,
+        skip_aspect=about.name if about else None,
+    )
+
+
 def _counts(mentions: list[LabelledMention]) -> LabelCounts:
     labels = [m.label for m in mentions]
     return LabelCounts(labels.count("negative"), labels.count("neutral"), labels.count("positive"))
@@ -215,6 +280,7 @@ def evaluate(
                 continue
             if quiet and rules.in_cooldown(store.last_alert_at(rule.id, alert.scope), quiet, now):
                 continue
+            alert = explained(rule, alert, config, store, model, now)
             if store.add_alert(alert, rule.notify, now):
                 log.warning("alert: %s", alert.title)
                 fired.append(alert)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from alerts.causes import describe
 from alerts.render import human
 from listener.timeutil import parse_iso
 
@@ -106,13 +107,16 @@ _SENTENCES: dict[str, Callable[[dict[str, Any], str], str]] = {
 
 
 def explain(rule: str, evidence: dict[str, Any], brand: str | None) -> str:
-    """One or two sentences a marketing user reads without knowing the rule's settings; ""
+    """A few sentences a marketing user reads without knowing the rule's settings: what was
+    counted against what, then what was over-represented (alerts.causes), if anything; ""
     for a rule this version does not know (an alert stored by a newer one)."""
     sentence = _SENTENCES.get(rule)
     try:
-        return sentence(evidence, brand or "the brand") if sentence else ""
+        said = sentence(evidence, brand or "the brand") if sentence else ""
     except (TypeError, ValueError):  # evidence of an older shape: the title still says it
         return ""
+    why = describe(evidence.get("causes") or {}, str(evidence.get("baseline", "baseline")))
+    return f"{said} {why}" if said and why else said
 
 
 # Evidence keys shown as facts, in words; the rest (ids, raw seconds) stay in the API.

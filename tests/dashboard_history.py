@@ -62,6 +62,15 @@ TEXTS = [
     ("positive", "et", "Aitäh {b}, klienditeenindus oli super"),
     ("positive", "ar", "شكرا {b} الخدمة ممتازة"),
 ]
+# The spike's own complaints: a new courier losing parcels, said in five languages. Words no
+# earlier mention used, so an alert can name them as its cause.
+SPIKE_TEXTS = [
+    ("negative", "en", "{b} delivery with the new courier PostNova: parcel lost, no tracking"),
+    ("negative", "fi", "{b} toimitus PostNovan kautta, paketti kadonnut eikä seurantaa"),
+    ("negative", "ru", "{b}, доставка через PostNova, посылка потерялась"),
+    ("negative", "et", "{b} tarne PostNova kaudu, pakk kadunud"),
+    ("negative", "bg", "Доставката на {b} с PostNova се изгуби"),
+]
 AUTHORS = ["maria_k", "juhani", "olga.p", "ivan_b", "kadri", "sam", "layla", "tom"]
 
 
@@ -98,7 +107,10 @@ def build(store: Any, conf: Config, now: datetime) -> dict[str, int]:
     # The last day: Zentra's delivery complaints spike, with 1-star reviews in the store.
     for i in range(24):
         label = "negative" if i < 21 else "positive"
-        posts.append(_post(rng, "Zentra", label, rng.randint(600, 80000), aspect="delivery"))
+        spike = SPIKE_TEXTS if i % 3 else None  # two in three are about the new courier
+        posts.append(
+            _post(rng, "Zentra", label, rng.randint(600, 80000), aspect="delivery", texts=spike)
+        )
     for _ in range(4):
         posts.append(_post(rng, "Orvia", "positive", rng.randint(600, 80000)))
     ids = hist.add(*sorted(posts, key=lambda p: -p.ago), now=now)
@@ -119,9 +131,15 @@ def _about(text: str, aspect: str) -> bool:
 
 
 def _post(
-    rng: random.Random, brand: str, label: str, seconds_ago: int, aspect: str | None = None
+    rng: random.Random,
+    brand: str,
+    label: str,
+    seconds_ago: int,
+    aspect: str | None = None,
+    texts: list[tuple[str, str, str]] | None = None,
 ) -> Post:
-    choices = [t for t in TEXTS if t[0] == label and (aspect is None or _about(t[2], aspect))]
+    pool = texts if texts and label == "negative" else TEXTS
+    choices = [t for t in pool if t[0] == label and (aspect is None or _about(t[2], aspect))]
     _, language, text = rng.choice(choices or [t for t in TEXTS if t[0] == label])
     store_source = f"{brand.lower()}-appstore"
     kind = rng.random()

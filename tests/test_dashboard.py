@@ -208,7 +208,19 @@ def test_an_alert_page_explains_itself(dash, page):
     assert "None" not in evidence and "_id" not in evidence and "_s" not in evidence
     assert "negative share\t88%" in evidence
     assert page.locator(".feed li.mention").count() >= 1
+    # Why: the spike's new word, with the share of complaints that use it, against none before.
+    assert "More often than in the 14 d before: words “postnova” (11 of 21, 0% before)" in (
+        explanation
+    )
+    cause = page.locator("#causes tr", has_text="postnova")
+    assert cause.locator("td").nth(1).inner_text() == "11 of 21 (52%)"
+    assert cause.locator("td").nth(2).inner_text() == "0 of 61 (0%)"
+    # The notification every channel gets starts with the same explanation.
+    assert page.locator("#message").inner_text().startswith(explanation)
     _shot(page, "alert", backend)
+    cause.locator("a").click()
+    texts = page.locator("#feed .text").all_inner_texts()
+    assert len(texts) >= 11 and all("postnova" in t.lower() for t in texts)
 
 
 def test_inbox_due_times_read_at_a_glance(dash, page):

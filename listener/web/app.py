@@ -557,7 +557,7 @@ def create_app(
         queued: int | None = Query(None, ge=0, le=10_000),
     ) -> HTMLResponse:
         alert = api_alert(db, alert_id)
-        return page(request, "alert.html", alert=alert, queued=queued)
+        return page(request, "alert.html", alert=alert, queued=queued, causes=_causes(alert))
 
     @app.post("/alerts/{alert_id}/retry", include_in_schema=False, response_model=None)
     def retry_form(db: Db, alert_id: IdParam, write: Writer) -> Response:
@@ -965,6 +965,45 @@ def _refusal(token: str | None = None) -> str:
 def _token(credentials: HTTPAuthorizationCredentials | None) -> str | None:
     # HTTPBearer reads the scheme case-insensitively (RFC 9110): "bearer x" works too.
     return credentials.credentials if credentials else None
+
+
+_CAUSE_KINDS = {"terms": "word", "aspects": "aspect", "sources": "source", "authors": "author"}
+
+
+def _causes(alert: dict[str, Any]) -> list[dict[str, Any]]:
+    """The alert's causes as table rows, each word and source linked to its mentions of the
+    alert's day and the day before."""
+    found = alert["evidence"].get("causes")
+    if not isinstance(found, dict) or not alert.get("brand"):
+        return []
+    day = (alert.get("created_at") or "")[:10]
+    try:
+        since = (datetime.fromisoformat(day) - timedelta(days=1)).strftime("%Y-%m-%d")
+        until = _next_day(day)
+    except ValueError:
+        since = until = ""
+    out = []
+    for kind, what in _CAUSE_KINDS.items():
+        for r in found.get(kind) or []:
+            if not isinstance(r, dict) or not r.get("baseline_total") or not r.get("window_total"):
+                continue
+            where = {"terms": "q", "sources": "source"}.get(kind)
+            href = None
+            if where:
+                query = {"brand": alert["brand"], where: str(r["value"]), "since": since}
+                href = "/mentions?" + urlencode({**query, "until": until} if until else query)
+            out.append(
+                {
+                    "what": what,
+                    "value": str(r.get("value", "")),
+                    "href": href,
+                    "window": f"{r.get('window', 0)} of {r['window_total']} "
+                    f"({r.get('window', 0) / r['window_total']:.0%})",
+                    "before": f"{r.get('baseline', 0)} of {r['baseline_total']} "
+                    f"({r.get('baseline', 0) / r['baseline_total']:.0%})",
+                }
+            )
+    return out
 
 
 def _alert_json(row: dict[str, Any]) -> dict[str, Any]:
