@@ -16,6 +16,7 @@ from alerts import rules
 from alerts.causes import causes
 from alerts.explain import explain
 from alerts.rules import Alert
+from listener import report as reports
 from listener.metrics import Aspect, aspect_matchers
 from listener.storage import LabelCounts, LabelledMention, MentionFilter, Storage
 from listener.textnorm import words
@@ -66,6 +67,15 @@ def candidates(
         return
     if kind == "overdue":
         yield from rules.overdue_items(rule, store.overdue_inbox(now, rule.brand), now)
+        return
+    if kind == "report":
+        span = reports.last_closed(rule.period, now)
+        if not store.known_alerts([rules.report_key(rule.id, span.name)]):  # built once
+            brands = [
+                (b.name, b.competitors) for b in config.brands if rule.brand in (None, b.name)
+            ]
+            data = reports.build(store, model, brands, aspect_matchers(config.aspects), span)
+            yield rules.report(rule, span.name, span.title, reports.summary(data, rule.link_base))
         return
     aspect = (
         aspect_matchers({rule.aspect: config.aspects[rule.aspect]})[0]

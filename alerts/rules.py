@@ -297,3 +297,22 @@ def overdue_items(rule: Any, items: Sequence[dict[str, Any]], now: datetime) -> 
             )
         )
     return out
+
+
+def report_key(rule_id: str, period_name: str) -> str:
+    return f"{rule_id}:report:{period_name}"
+
+
+def report(rule: Any, period_name: str, title: str, summary: str) -> Alert:
+    """The period's report summary, once per period (`period_name`: 2026-W47, 2026-11)."""
+    return Alert(
+        rule="report",
+        brand=rule.brand,
+        rule_id=rule.id,
+        scope=rule.brand or "",
+        dedupe_key=report_key(rule.id, period_name),
+        title=f"listener report: {title}",
+        message=summary,
+        mention_ids=[],
+        evidence={"period": period_name},
+    )

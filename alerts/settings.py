@@ -110,6 +110,20 @@ class Overdue(RuleBase):
     default_cooldown: timedelta = Field(default=timedelta(0), exclude=True)
 
 
+class Report(RuleBase):
+    """Not an alarm: the weekly or monthly report's summary, sent once per period at the first
+    pass after it closes."""
+
+    rule: Literal["report"]
+    period: Literal["week", "month"] = Field(default="week", description="ISO week or month")
+    link_base: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        description="your dashboard's address: the message links to the full report there",
+    )
+    default_cooldown: timedelta = Field(default=timedelta(0), exclude=True)
+
+
 RULES = (
     NegativeStreak,
     NegativeShareSpike,
@@ -119,6 +133,7 @@ RULES = (
     RatingDrop,
     HighReachNegative,
     Overdue,
+    Report,
 )
 RULE_NAMES = tuple(r.model_fields["rule"].annotation.__args__[0] for r in RULES)  # type: ignore
 AlertRule = Annotated[Union[RULES], Field(discriminator="rule")]  # type: ignore[valid-type]  # noqa: UP007

@@ -1,6 +1,8 @@
-"""The web page and API under concurrent clients on loopback: requests/s, p50/p99 latency per
-endpoint, on SQLite and on PostgreSQL side by side, against the same FastAPI and uvicorn
-serving constant JSON to the same clients (the limit of the stack, measured in the same run).
+"""The web page and API under concurrent clients on loopback: requests/s, p50/p95/p99 latency
+per endpoint (the dashboard's overview, mentions feed, alert page and report among them), and
+each page's first view (nothing kept yet), on SQLite and on PostgreSQL side by side, against
+the same FastAPI and uvicorn serving constant JSON to the same clients (the limit of the
+stack, measured in the same run).
 
     python bench/web.py [--clients 50] [--seconds 30] [--mentions 1000000] [--backends ...]
 
@@ -29,6 +31,12 @@ from bench.backends import LABEL, Backends, add_arguments, ratio_line  # noqa: E
 
 PATHS = [
     "/",
+    "/?brand=Acme&days=90",
+    "/mentions",
+    "/mentions?brand=Acme&label=negative&stars=1-2",
+    "/mentions?q=delivery",
+    "/alerts/1",
+    "/report",
     "/api/overview",
     "/api/metrics?period=week",
     "/api/alerts",
@@ -138,7 +146,12 @@ def main() -> None:
         f"constant JSON, same FastAPI and uvicorn: {limit:.0f} req/s, "
         f"p50 {pct(constant, 50):.0f} ms, p99 {pct(constant, 99):.0f} ms"
     )
-    summary: dict[str, dict[str, float]] = {"req/s": {}, "p50 ms": {}, "p99 ms": {}}
+    summary: dict[str, dict[str, float]] = {
+        "req/s": {},
+        "p50 ms": {},
+        "p95 ms": {},
+        "p99 ms": {},
+    }
     with Backends(args.backends, args.postgres) as backends:
         for name in backends.names:
             with backends.database(name, "web") as database:
@@ -147,18 +160,20 @@ def main() -> None:
             total = [t for ts in timings.values() for t in ts]
             summary["req/s"][name] = len(total) / args.seconds
             summary["p50 ms"][name] = pct(total, 50)
+            summary["p95 ms"][name] = pct(total, 95)
             summary["p99 ms"][name] = pct(total, 99)
             print(
                 f"{LABEL[name]}: {args.clients} clients, {args.seconds:.0f} s, "
                 f"{args.mentions:,} mentions: {len(total):,} requests, "
                 f"{len(total) / args.seconds:.0f} req/s "
                 f"({len(total) / args.seconds / limit:.0%} of constant JSON), "
-                f"p50 {pct(total, 50):.0f} ms, p99 {pct(total, 99):.0f} ms"
+                f"p50 {pct(total, 50):.0f} ms, p95 {pct(total, 95):.0f} ms, "
+                f"p99 {pct(total, 99):.0f} ms"
             )
             for path, ts in timings.items():
                 print(
-                    f"  {path:<28} n={len(ts):<5} p50 {pct(ts, 50):6.0f} ms  "
-                    f"p99 {pct(ts, 99):6.0f} ms"
+                    f"  {path:<46} n={len(ts):<5} p50 {pct(ts, 50):6.0f} ms  "
+                    f"p95 {pct(ts, 95):6.0f} ms  p99 {pct(ts, 99):6.0f} ms"
                 )
     for what, values in summary.items():
         print(ratio_line(what, values, "", higher_is_better=what == "req/s"))

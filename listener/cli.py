@@ -738,6 +738,69 @@ def export(
         click.echo(f"wrote {n} rows to {output}", err=True)
 
 
+@cli.command()
+@click.option("--period", type=click.Choice(["week", "month"]), default="week", show_default=True)
+@click.option(
+    "--date",
+    "day",
+    help="A day in the period to report (YYYY-MM-DD). Default: the last whole period (the "
+    "last Monday-to-Sunday week, or the last calendar month), in UTC.",
+)
+@click.option("--brand", type=BRAND, help="Only this brand (default: every brand).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, writable=True),
+    help="File to write: .html, or .pdf (needs the pdf extra). Default: report-<period>.html here.",
+)
+@click.option(
+    "--link-base",
+    metavar="URL",
+    help="Your dashboard's address (https://listener.example.com): charts and mentions link "
+    "to it. Default: no links.",
+)
+@pass_ctx
+def report(
+    ctx: Context,
+    period: str,
+    day: str | None,
+    brand: str | None,
+    output: str | None,
+    link_base: str | None,
+) -> None:
+    """The weekly or monthly report: figures against the period before, charts, alerts in
+    plain words, answering times and the mentions worth reading, as one HTML file (or PDF)."""
+    from listener import report as reports
+    from listener.metrics import aspect_matchers
+
+    chosen = _when(day)
+    span = (
+        reports.containing(period, chosen)  # type: ignore[arg-type]
+        if chosen
+        else reports.last_closed(period, utcnow())  # type: ignore[arg-type]
+    )
+    if link_base is not None and not link_base.startswith(("https://", "http://")):
+        raise click.BadParameter("an http(s) address", param_hint="--link-base")
+    brands = [(b.name, b.competitors) for b in ctx.config.brands if brand in (None, b.name)]
+    store = ctx.store()
+    try:
+        data = reports.build(
+            store, ctx.model_key(store), brands, aspect_matchers(ctx.config.aspects), span
+        )
+    finally:
+        store.close()
+    html = reports.render_html(data, link_base)
+    target = Path(output or f"report-{span.name}.html")
+    if target.suffix.lower() == ".pdf":
+        try:
+            target.write_bytes(reports.render_pdf(html))
+        except reports.PdfUnavailable as exc:
+            raise click.ClickException(str(exc)) from None
+    else:
+        target.write_text(html, encoding="utf-8")
+    click.echo(f"{span.title}: wrote {target}")
+
+
 TABLE_FORMATS = click.Choice(["table", "csv", "jsonl"])
 
 

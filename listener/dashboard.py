@@ -28,6 +28,10 @@ class Window:
     def previous(self) -> datetime:
         return self.since - timedelta(days=self.days)
 
+    @property
+    def until(self) -> datetime:
+        return self.since + timedelta(days=self.days)
+
     def day_keys(self) -> list[str]:
         return [(self.since + timedelta(days=i)).strftime("%Y-%m-%d") for i in range(self.days)]
 
@@ -42,6 +46,7 @@ def needs_you(store: Storage, brands: list[str], now: datetime) -> dict[str, Any
         if (at := parse_iso(a["created_at"])) is not None
         and at >= recent
         and (only is None or a.get("brand") in (only, None))
+        and a["rule"] != "report"  # a report is news, not something to answer
     ]
     return {
         "open": store.inbox_count(brand=only, status="open"),
@@ -77,7 +82,9 @@ def brand_panels(
     coverage kept apart, and the aspects found most in its negative mentions."""
     current = {
         r["brand"]: r
-        for r in sentiment_table(store, model, period="all", brands=brands, since=window.since)
+        for r in sentiment_table(
+            store, model, period="all", brands=brands, since=window.since, until=window.until
+        )
     }
     before = {
         r["brand"]: r
@@ -87,16 +94,20 @@ def brand_panels(
     }
     daily = {
         (r["period"], r["brand"]): r
-        for r in sentiment_table(store, model, period="day", brands=brands, since=window.since)
+        for r in sentiment_table(
+            store, model, period="day", brands=brands, since=window.since, until=window.until
+        )
     }
-    news = news_volume(store, since=window.since)
+    news = news_volume(store, since=window.since, until=window.until)
     panels = []
     for name in brands:
         now, prev = _kpi(current.get(name)), _kpi(before.get(name))
         drivers = (
             [
                 d
-                for d in key_drivers(store, model, aspects, brand=name, since=window.since)
+                for d in key_drivers(
+                    store, model, aspects, brand=name, since=window.since, until=window.until
+                )
                 if d["negative_share"] > 0
             ][:5]
             if aspects
@@ -128,6 +139,7 @@ def top_by(
     by: Literal["source", "language"],
     brands: list[str],
     since: datetime,
+    until: datetime | None = None,
 ) -> list[dict[str, Any]]:
     """The sources or languages with the most mentions of `brands` in the window, each with
     its negative share."""
@@ -139,18 +151,23 @@ def top_by(
             "volume": r["volume"],
             "negative_share": r["negative"] / r["volume"] if r["volume"] else 0.0,
         }
-        for r in sentiment_table(store, model, period="all", by=by, brands=brands, since=since)
+        for r in sentiment_table(
+            store, model, period="all", by=by, brands=brands, since=since, until=until
+        )
     ]
     return sorted(rows, key=lambda m: (-m["volume"], m["name"]))[:TOP]
 
 
 def voice_shares(
-    store: Storage, brands: list[tuple[str, list[str]]], since: datetime
+    store: Storage,
+    brands: list[tuple[str, list[str]]],
+    since: datetime,
+    until: datetime | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
     """Per brand with competitors: each name's mentions and share among the brand and its
     competitors, in general sources only."""
     return {
-        name: share_of_voice(store, name, competitors, period="all", since=since)
+        name: share_of_voice(store, name, competitors, period="all", since=since, until=until)
         for name, competitors in brands
         if competitors
     }

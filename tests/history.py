@@ -85,7 +85,8 @@ class History:
                 next_due=at,
             )
             mid = self.store.db.execute(
-                "SELECT id FROM mentions WHERE external_id = ?", [e.external_id]
+                "SELECT id FROM mentions WHERE source_id = ? AND external_id = ?",
+                [p.source, e.external_id],
             ).fetchone()[0]
             score, probs = _P[p.label]
             self.store.save_scores(*MODEL, [(mid, Prediction(p.label, probs, score), None)], now=at)

@@ -23,6 +23,7 @@ from tests.webserver import http, serve, sign_in
 
 TOKEN = "dashboard-token"
 PAGES = ("/", "/?brand=Zentra", "/mentions", "/alerts", "/alerts/1", "/inbox")
+REPORT = f"/report?date={utcnow():%Y-%m-%d}"  # the week of the history's complaint spike
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -305,6 +306,23 @@ def test_every_page_fits_a_phone(dash, browser, width):
         context.close()
 
 
+def test_the_weekly_report_in_the_browser(dash, page):
+    base, _, backend = dash
+    page.goto(base + REPORT)
+    title = page.locator("#report-title").inner_text()
+    assert title.startswith("Week ")
+    assert page.locator("section.brand-panel").count() == 3
+    assert page.locator("#report-alerts li", has_text="postnova").count() == 1
+    # The week's bars, linked to the dashboard's mentions behind them.
+    zentra = page.locator("section.brand-panel[data-brand=Zentra]")
+    assert zentra.locator("svg.bars a.segment").count() >= 3
+    assert zentra.locator("blockquote.quote.negative").count() == 5
+    _shot(page, "report", backend)
+    page.click("#previous")
+    before = page.locator("#report-title").inner_text()
+    assert before.startswith("Week ") and before != title
+
+
 def test_no_serious_accessibility_violations(dash, page):
     """axe-core's rules on every page, signed out and in: nothing serious or critical (the
     kinds that stop someone using a screen reader or a keyboard)."""
@@ -319,7 +337,7 @@ def test_no_serious_accessibility_violations(dash, page):
     for signed_in in (False, True):
         if signed_in:
             sign_in(page, base, "Mari", TOKEN)
-        for path in (*PAGES, f"/inbox/{item}", "/signin", "/search?q=late", "/audit"):
+        for path in (*PAGES, f"/inbox/{item}", "/signin", "/search?q=late", "/audit", REPORT):
             if path == "/audit" and not signed_in:
                 continue
             page.goto(base + path)

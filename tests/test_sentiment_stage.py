@@ -9,6 +9,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
+from listener.changes import cli_actor
 from listener.cli import cli
 from listener.config import Sentiment
 from listener.storage import open_store
@@ -171,7 +172,7 @@ def test_corrections_override_the_model_and_export_as_training_data(project):
     exported = [json.loads(x) for x in out.splitlines()]
     assert [(e["mention_id"], e["label"], e["by"]) for e in exported] == [
         (ids["r3"], "negative", "maria"),
-        (ids["r4"], "negative", None),
+        (ids["r4"], "negative", cli_actor()),  # who ran the command, when no --by
     ]
     assert "kaatuu" in exported[0]["text"] and exported[0]["language"] == "fi"
     assert "=positive" in exported[0]["model_labels"]

@@ -9,7 +9,7 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,6 +29,7 @@ from alerts.explain import explain, facts
 from alerts.inbox import MarkRefused, draft, response_metrics
 from alerts.render import human
 from listener import changes, dashboard
+from listener import report as reports
 from listener import secrets as secret_values
 from listener.config import Config
 from listener.export import csv_lines, mention_batches, mention_rows, write_parquet
@@ -45,7 +46,7 @@ from listener.storage.pool import StorePool
 from listener.timeutil import parse_iso, utcnow
 from listener.urls import http_url
 from listener.web.cache import TTLCache
-from listener.web.charts import bar_list, stacked_bars
+from listener.web.figures import figures, next_day
 from listener.web.response_cache import ResponseCache
 from listener.web.security import CSP, add_security, script_hashes
 from listener.web.sessions import (
@@ -132,14 +133,6 @@ def _due_in(due: datetime | None, now: datetime) -> str:
     left = due - now
     span = human(abs(left)) if abs(left) >= timedelta(minutes=1) else "under a minute"
     return f"in {span}" if left > timedelta(0) else f"{span} late"
-
-
-def _next_day(day: str) -> str:
-    return (datetime.fromisoformat(day) + timedelta(days=1)).strftime("%Y-%m-%d")
-
-
-def _short_day(day: str) -> str:
-    return datetime.fromisoformat(day).strftime("%d %b").lstrip("0")
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -320,54 +313,7 @@ def create_app(
         def feed(**filters: Any) -> str:
             return "/mentions?" + urlencode({k: v for k, v in filters.items() if v is not None})
 
-        def day_link(name: str) -> Callable[[int, str], str]:
-            return lambda i, label: feed(
-                brand=name, label=label, since=keys[i], until=_next_day(keys[i])
-            )
-
-        charts = {
-            p["brand"]: stacked_bars(
-                f"{p['brand']}: mentions per day by sentiment",
-                keys,
-                p["daily"],
-                day_link(p["brand"]),
-                x_labels=[_short_day(k) for k in keys],
-            )
-            for p in data["panels"]
-        }
-
-        def breakdown(title: str, by: Literal["source", "language"]) -> str | None:
-            rows = [r for r in data[f"{by}s"] if r["value"]]
-            if not rows:
-                return None
-            return bar_list(
-                f"{title} (mentions, share negative)",
-                [
-                    (
-                        r["name"],
-                        r["volume"],
-                        feed(brand=brand or None, since=since_q, **{by: r["value"]}),
-                        f"{r['volume']:,}, {r['negative_share']:.0%} neg.",
-                    )
-                    for r in rows
-                ],
-            )
-
-        sov_charts = [
-            bar_list(
-                f"Share of voice: {owner} against its competitors",
-                [
-                    (
-                        r["brand"],
-                        r["share_of_voice"],
-                        feed(brand=r["brand"], since=since_q),
-                        f"{r['share_of_voice']:.0%} ({r['volume']:,} mentions)",
-                    )
-                    for r in rows
-                ],
-            )
-            for owner, rows in data["sov"].items()
-        ]
+        shown_figures = figures(data, keys, since_q, brand, feed)
         return page(
             request,
             "overview.html",
@@ -376,10 +322,33 @@ def create_app(
             since=since_q,
             needs=dashboard.needs_you(db, shown, utcnow()),
             panels=data["panels"],
-            charts=charts,
-            source_chart=breakdown("Top sources", "source"),
-            language_chart=breakdown("Languages", "language"),
-            sov_charts=sov_charts,
+            **shown_figures,
+        )
+
+    @app.get("/report", response_class=HTMLResponse, include_in_schema=False)
+    def report_page(
+        db: Db,
+        period: Literal["week", "month"] = "week",
+        date: Annotated[str | None, Query(max_length=30)] = None,
+        brand: BrandParam = None,
+    ) -> HTMLResponse:
+        """The weekly or monthly report (`listener report`), linked to this dashboard."""
+        try:
+            day = _day(date)
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
+        span = reports.containing(period, day) if day else reports.last_closed(period, utcnow())
+        shown = [(b.name, b.competitors) for b in config.brands if brand in (None, b.name)]
+        if not shown:
+            raise HTTPException(404, f"no brand {brand!r}")
+        data = cached(
+            ("report", period, span.start, brand),
+            lambda: reports.build(db, model(db), shown, aspects, span),
+        )
+        # A report is one self-contained document: its styles are inline (no script at all).
+        csp = CSP.replace("style-src 'self'", "style-src 'unsafe-inline'")
+        return HTMLResponse(
+            reports.render_html(data, link_base=""), headers={"Content-Security-Policy": csp}
         )
 
     @app.get("/mentions", response_class=HTMLResponse, include_in_schema=False)
@@ -979,7 +948,7 @@ def _causes(alert: dict[str, Any]) -> list[dict[str, Any]]:
     day = (alert.get("created_at") or "")[:10]
     try:
         since = (datetime.fromisoformat(day) - timedelta(days=1)).strftime("%Y-%m-%d")
-        until = _next_day(day)
+        until = next_day(day)
     except ValueError:
         since = until = ""
     out = []

@@ -14,6 +14,14 @@ PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
 LABEL_COLOURS = {"negative": "#c62828", "neutral": "#8a8f98", "positive": "#2e7d32"}
 
 
+def _linked(href: str, attributes: str, inner: str) -> str:
+    """An SVG element group, as a link where there is somewhere to go (a report saved as a
+    file has no dashboard to link to)."""
+    if href:
+        return f'<a href="{escape(href)}" {attributes}>{inner}</a>'
+    return f"<g {attributes}>{inner}</g>"
+
+
 def stacked_bars(
     title: str,
     xs: Sequence[str],
@@ -63,12 +71,16 @@ def stacked_bars(
             y -= h
             colour = LABEL_COLOURS.get(name, PALETTE[n % len(PALETTE)])
             share = f" ({count / totals[i]:.0%})" if totals[i] else ""
+            link = href(i, name)
             parts.append(
-                f'<a href="{escape(href(i, name))}" class="segment" data-x="{escape(x)}" '
-                f'data-stack="{escape(name)}" data-count="{count}">'
-                f'<rect x="{left:.1f}" y="{y:.1f}" width="{bar:.1f}" height="{h:.1f}" '
-                f'fill="{colour}"><title>{escape(labels[i])}: {count} {escape(name)} of '
-                f"{totals[i]}{share}</title></rect></a>"
+                _linked(
+                    link,
+                    f'class="segment" data-x="{escape(x)}" data-stack="{escape(name)}" '
+                    f'data-count="{count}"',
+                    f'<rect x="{left:.1f}" y="{y:.1f}" width="{bar:.1f}" height="{h:.1f}" '
+                    f'fill="{colour}"><title>{escape(labels[i])}: {count} {escape(name)} of '
+                    f"{totals[i]}{share}</title></rect>",
+                )
             )
         every = max(len(xs) // 7, 1)
         last = len(xs) - 1
@@ -104,13 +116,16 @@ def bar_list(
         y = pad_t + i * row_height
         short = name if len(name) <= 18 else name[:17] + "…"
         parts.append(
-            f'<a href="{escape(link)}" class="bar-row" data-name="{escape(name)}" '
-            f'data-value="{value:g}"><title>{escape(name)}: {escape(caption)}</title>'
-            f'<text x="4" y="{y + 15}" class="tick">{escape(short)}</text>'
-            f'<rect x="{name_w}" y="{y + 4}" width="{max(bar_w * value / top, 1):.1f}" '
-            f'height="{row_height - 8}" fill="{PALETTE[0]}"/>'
-            f'<text x="{name_w + bar_w + 6}" y="{y + 15}" class="tick">{escape(caption)}</text>'
-            "</a>"
+            _linked(
+                link,
+                f'class="bar-row" data-name="{escape(name)}" data-value="{value:g}"',
+                f"<title>{escape(name)}: {escape(caption)}</title>"
+                f'<text x="4" y="{y + 15}" class="tick">{escape(short)}</text>'
+                f'<rect x="{name_w}" y="{y + 4}" width="{max(bar_w * value / top, 1):.1f}" '
+                f'height="{row_height - 8}" fill="{PALETTE[0]}"/>'
+                f'<text x="{name_w + bar_w + 6}" y="{y + 15}" class="tick">'
+                f"{escape(caption)}</text>",
+            )
         )
     parts.append("</svg>")
     return "".join(parts)
