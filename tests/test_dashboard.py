@@ -411,3 +411,22 @@ def test_explanations_in_words():
         "first": "2026-11-20 10:02 UTC",
         "last": "2026-11-20 11:40 UTC",
     }
+
+
+def test_a_model_with_two_classes_shows_its_confidence(dash):
+    """A transformers model may give only negative/positive: the feed shows how sure it was
+    from what it gave, instead of failing (it did: a 500 on every page holding one)."""
+    base, database, _ = dash
+    store = open_store(database)
+    try:
+        [row] = store.mention_feed(MODEL, FeedFilter(brand="Nordel"), limit=1)
+        store.db.execute(
+            "UPDATE scores SET scores = ? WHERE mention_id = ?",
+            ['{"negative": 0.9, "positive": 0.1}', row["id"]],
+        )
+    finally:
+        store.close()
+    page = httpx.get(f"{base}/mentions?brand=Nordel&since=2000-01-01", timeout=120)
+    assert page.status_code == 200
+    mention = page.text.split(f'id="m{row["id"]}"', 1)[1].split("</li>", 1)[0]
+    assert "90% sure" in mention

@@ -393,6 +393,10 @@ def create_app(
             )
         except QuerySyntaxError as exc:
             rows, error = [], f"Not a valid search: {exc}"
+        for r in rows:
+            # How sure the model was: its top class probability (a model may give only some).
+            given = [r.get(f"p_{label}") for label in LABELS]
+            r["confidence"] = max((p for p in given if p is not None), default=None)
         filters = {
             "brand": brand or "",
             "source": source or "",
