@@ -165,10 +165,10 @@ def key_drivers(
     the rating: per aspect, mentions, share of negatives/positives that name it, lift
     (negative share / positive share) and average rating with and without it."""
     rows = store.labelled_texts(model, brand, since=since, until=until)
-    tagged = [
-        (r, {a.name for a in aspects if a.matches(words(f"{r['title']} {r['text']}"))})
-        for r in rows
-    ]
+    tagged = []
+    for r in rows:
+        said = words(f"{r['title']} {r['text']}")  # once per mention, not once per aspect
+        tagged.append((r, {a.name for a in aspects if a.matches(said)}))
     neg = [t for t in tagged if t[0]["label"] == "negative"]
     pos = [t for t in tagged if t[0]["label"] == "positive"]
     out = []
