@@ -192,21 +192,41 @@ def conditional_get(
     last_modified: str | None = None,
     max_bytes: int | None = None,
     total_timeout_s: float | None = None,
+    headers: dict[str, str] | None = None,
 ) -> HttpResponse:
     """GET with If-None-Match/If-Modified-Since. Raises FetchError for anything but 200/304.
 
     Connecting, TLS, headers and body share one deadline of total_timeout_s."""
-    max_bytes = max_bytes or MAX_BODY_BYTES
-    total_timeout_s = total_timeout_s or TOTAL_TIMEOUT_S
-    headers = {}
+    sent = dict(headers or {})
     if etag:
-        headers["If-None-Match"] = etag
+        sent["If-None-Match"] = etag
     if last_modified:
-        headers["If-Modified-Since"] = last_modified
+        sent["If-Modified-Since"] = last_modified
+    return request(client, "GET", url, headers=sent, max_bytes=max_bytes, timeout_s=total_timeout_s)
+
+
+def request(
+    client: httpx.Client,
+    method: str,
+    url: str,
+    *,
+    headers: dict[str, str] | None = None,
+    json_body: Any = None,
+    max_bytes: int | None = None,
+    timeout_s: float | None = None,
+) -> HttpResponse:
+    """One request under the limits of every fetch: a bounded body, one deadline for
+    connecting, TLS, headers and body, and FetchError naming the URL for anything but
+    200/304."""
+    max_bytes = max_bytes or MAX_BODY_BYTES
+    total_timeout_s = timeout_s or TOTAL_TIMEOUT_S
     backend = getattr(client, "backend", None)
     started = time.monotonic()
     try:
-        with deadline(total_timeout_s), client.stream("GET", url, headers=headers) as response:
+        with (
+            deadline(total_timeout_s),
+            client.stream(method, url, headers=headers, json=json_body) as response,
+        ):
             _raise_for_status(response, url)
             body = _read_body(response, url, max_bytes)
     except AddressRefused as exc:
@@ -258,9 +278,19 @@ def _raise_for_status(response: httpx.Response, url: str) -> None:
     raise FetchError(f"{url}: HTTP {status} {reason}", http_status=status)
 
 
-def get_json(client: httpx.Client, url: str) -> Any:
+def get_json(client: httpx.Client, url: str, headers: dict[str, str] | None = None) -> Any:
     """GET a JSON API with the same limits and errors as feeds."""
-    response = conditional_get(client, url)
+    return _json(conditional_get(client, url, headers=headers), url)
+
+
+def post_json(
+    client: httpx.Client, url: str, payload: Any, headers: dict[str, str] | None = None
+) -> Any:
+    """POST JSON to an API and read its JSON answer, under the same limits."""
+    return _json(request(client, "POST", url, headers=headers, json_body=payload), url)
+
+
+def _json(response: HttpResponse, url: str) -> Any:
     try:
         return json.loads(response.body)
     except (ValueError, RecursionError) as exc:

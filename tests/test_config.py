@@ -116,7 +116,9 @@ def test_database_path_is_relative_to_the_config_file(tmp_path):
 def test_the_committed_example_is_valid():
     config = load_config(ROOT / "sources.yaml")
     assert {b.name for b in config.brands} >= {"Spotify", "Deezer"}
-    assert {s.type for s in config.sources} <= {"rss", "appstore", "hackernews"}  # no keys
+    # Runs with no keys: keyless types only, and Bluesky only as keyless account feeds.
+    assert {s.type for s in config.sources} <= {"rss", "appstore", "hackernews", "bluesky"}
+    assert all(s.accounts for s in config.sources if s.type == "bluesky")
 
 
 def test_validate_command_prints_problems_and_exits_nonzero(tmp_path, monkeypatch):
