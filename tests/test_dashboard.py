@@ -293,12 +293,17 @@ def test_every_page_fits_a_phone(dash, browser, width):
     context = _context(browser, width, 780)
     try:
         page = context.new_page()
-        for path in PAGES:
+        for path in (*PAGES, "/signin", REPORT):
             page.goto(base + path)
             assert page.evaluate("document.documentElement.scrollWidth") <= width, path
             for link in page.locator("header nav a").all():
                 box = link.bounding_box()
                 assert box and box["x"] >= 0 and box["x"] + box["width"] <= width, path
+        # Signed in: the header holds a name, the audit link and sign-out; forms on every row.
+        sign_in(page, base, "Mari", TOKEN)
+        for path in ("/inbox", "/mentions", "/audit"):
+            page.goto(base + path)
+            assert page.evaluate("document.documentElement.scrollWidth") <= width, path
         if width == 390:
             page.goto(base + "/?brand=Zentra")
             _shot(page, "overview-phone", backend)
