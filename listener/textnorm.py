@@ -60,6 +60,13 @@ def words(text: str) -> list[str]:
 _LEFTOVER_MARKUP = regex.compile(r"<(?:!--|/?[A-Za-z][A-Za-z0-9]*(?:\s[^<>]*)?/?>)")
 
 
+_BLOCK_TAGS = [
+    "address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt", "figcaption",
+    "figure", "footer", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "img", "li", "main",
+    "nav", "ol", "p", "pre", "section", "table", "td", "th", "tr", "ul",
+]  # fmt: skip
+
+
 def html_to_text(html: str | None) -> str:
     """Plain text of an HTML fragment: markup and scripts dropped, entities decoded; an
     escaped second layer of markup is removed too."""
@@ -77,4 +84,9 @@ def _one_layer(html: str | None) -> str:
     soup = BeautifulSoup(html, "html.parser")
     for tag in soup.find_all(_DROP_TAGS):
         tag.decompose()
-    return _SPACE.sub(" ", soup.get_text(" ")).strip()
+    # Space where a browser breaks the line, none inside inline markup: "#<span>hoot</span>"
+    # reads "#hoot", "<p>a</p><p>b</p>" reads "a b".
+    for tag in soup.find_all(_BLOCK_TAGS):
+        tag.insert_before(" ")
+        tag.insert_after(" ")
+    return _SPACE.sub(" ", soup.get_text()).strip()

@@ -25,7 +25,7 @@ def get_collector(type_name: str) -> Collector:
     return COLLECTORS[type_name]()
 
 
-from sources import appstore, bluesky, hackernews, reddit, rss, x  # noqa: E402,F401  (each registers itself)
+from sources import appstore, bluesky, hackernews, mastodon, reddit, rss, x  # noqa: E402,F401  (each registers itself)
 
 __all__ = [
     "COLLECTORS",

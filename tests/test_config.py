@@ -117,8 +117,10 @@ def test_the_committed_example_is_valid():
     config = load_config(ROOT / "sources.yaml")
     assert {b.name for b in config.brands} >= {"Spotify", "Deezer"}
     # Runs with no keys: keyless types only, and Bluesky only as keyless account feeds.
-    assert {s.type for s in config.sources} <= {"rss", "appstore", "hackernews", "bluesky"}
+    keyless = {"rss", "appstore", "hackernews", "bluesky", "mastodon"}
+    assert {s.type for s in config.sources} <= keyless
     assert all(s.accounts for s in config.sources if s.type == "bluesky")
+    assert not any(s.mentions for s in config.sources if s.type == "mastodon")
 
 
 def test_validate_command_prints_problems_and_exits_nonzero(tmp_path, monkeypatch):

@@ -1,0 +1,216 @@
+"""Mastodon (and other servers speaking its API: Pleroma, Akkoma, GoToSocial...) on a chosen
+instance: hashtag timelines, public on most instances (no key), and the mentions of your
+account (an access token from the environment).
+
+Read with the same HTTP client as feeds (address checks, size and time limits), not with a
+client library: the two endpoints are plain JSON lists paged by `min_id`.
+"""
+
+from __future__ import annotations
+
+import builtins
+from typing import Any, ClassVar, Literal
+from urllib.parse import quote, urlencode
+
+import httpx
+from pydantic import Field, field_validator, model_validator
+
+from listener import secrets
+from listener.textnorm import html_to_text
+from listener.timeutil import time_or_none
+from sources import register
+from sources.base import Entry, FetchError, FetchResult, SourceConfig, SourceState, normalise_each
+from sources.http import get_json
+from sources.rss import content_hash
+
+PAGE = 40  # the most Mastodon returns per page
+
+
+class MastodonSource(SourceConfig):
+    type: Literal["mastodon"]
+    instance: str = Field(description="the server to read from, e.g. https://mastodon.social")
+    hashtags: list[str] = Field(
+        default_factory=list, max_length=20, description="tags without #; public, no key"
+    )
+    mentions: bool = Field(
+        default=False, description="the mentions of the account whose token is given"
+    )
+    access_token_env: str = Field(
+        default="MASTODON_ACCESS_TOKEN",
+        description="environment variable with an access token (scope read:notifications)",
+    )
+    max_pages: int = Field(default=5, ge=1, le=50, description="pages of 40 per fetch")
+
+    @field_validator("instance")
+    @classmethod
+    def _https(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("an http(s) address, e.g. https://mastodon.social")
+        return value.rstrip("/")
+
+    @field_validator("hashtags")
+    @classmethod
+    def _tags(cls, value: list[str]) -> list[str]:
+        return [t.lstrip("#") for t in value if t.strip("# ")]
+
+    @model_validator(mode="after")
+    def _something(self) -> MastodonSource:
+        if not self.hashtags and not self.mentions:
+            raise ValueError("give `hashtags`, or `mentions: true` with an access token")
+        return self
+
+    def endpoint(self) -> str:
+        what = [f"#{t}" for t in self.hashtags] + (["mentions"] if self.mentions else [])
+        return f"{self.instance}: {', '.join(what)}"
+
+
+def status_entry(status: dict[str, Any]) -> Entry:
+    """One status as a mention. Its federated `uri` is the id: the same post seen through two
+    instances is one mention."""
+    html = status.get("content")
+    if not isinstance(html, str):
+        raise ValueError("a status without content")
+    account = status.get("account") or {}
+    warning = status.get("spoiler_text") or ""
+    followers = account.get("followers_count")
+    language = status.get("language")
+    text = html_to_text(html)
+    return Entry(
+        external_id=str(status["uri"]),
+        url=status.get("url") or status.get("uri"),
+        author=account.get("acct"),
+        title=warning if isinstance(warning, str) else "",
+        text=text,
+        html=html,
+        # The language the writer's app declared (often its interface's): a hint.
+        language=language if isinstance(language, str) else None,
+        published_at=time_or_none(status.get("created_at")),
+        content_hash=content_hash(warning, html, status.get("edited_at")),
+        reach=followers if isinstance(followers, int) and followers >= 0 else None,
+        raw={
+            k: status.get(k)
+            for k in (
+                "id",
+                "uri",
+                "url",
+                "created_at",
+                "edited_at",
+                "language",
+                "in_reply_to_id",
+                "replies_count",
+                "reblogs_count",
+                "favourites_count",
+            )
+        }
+        | {"account": {k: account.get(k) for k in ("id", "acct", "url", "followers_count")}},
+    )
+
+
+def _newer(items: list[Any], key: str, after: str | None) -> list[dict[str, Any]]:
+    """Items whose snowflake id (compared as a number) is above `after`."""
+    out = []
+    for item in items:
+        if not isinstance(item, dict) or not str(item.get(key, "")).isdigit():
+            continue
+        if after is None or int(item[key]) > int(after):
+            out.append(item)
+    return out
+
+
+@register
+class MastodonCollector:
+    type: ClassVar[str] = "mastodon"
+    config_model: ClassVar[builtins.type[SourceConfig]] = MastodonSource
+
+    def fetch(
+        self, source: MastodonSource, state: SourceState, client: httpx.Client
+    ) -> FetchResult:
+        cursor = dict(state.cursor)
+        seen: dict[str, str] = dict(cursor.get("min_id") or {})
+        statuses: list[dict[str, Any]] = []
+        warnings: list[str] = []
+        for tag in source.hashtags:
+            path = f"/api/v1/timelines/tag/{quote(tag, safe='')}"
+            got, newest = self._read(client, source, path, {}, seen.get(f"#{tag}"), None, warnings)
+            statuses += got
+            if newest:
+                seen[f"#{tag}"] = newest
+        if source.mentions:
+            token = secrets.register_env(source.access_token_env)
+            if not token:
+                raise FetchError(
+                    f"{source.endpoint()}: set {source.access_token_env} to an access token "
+                    "of your account (Preferences > Development > New application, scope "
+                    "read:notifications)"
+                )
+            notes, newest = self._read(
+                client,
+                source,
+                "/api/v1/notifications",
+                {"types[]": "mention"},
+                seen.get("mentions"),
+                token,
+                warnings,
+            )
+            statuses += [n["status"] for n in notes if isinstance(n.get("status"), dict)]
+            if newest:
+                seen["mentions"] = newest
+        cursor["min_id"] = seen
+        # A boost is not a new opinion; the same status through two tags is one mention.
+        unique = {str(s.get("uri")): s for s in statuses if not s.get("reblog") and s.get("uri")}
+        entries, rejected = normalise_each(
+            list(unique.values()),
+            status_entry,
+            lambda i, s: (
+                f"status {str(s.get('uri'))[:100]!r}" if isinstance(s, dict) else f"status {i + 1}"
+            ),
+        )
+        return FetchResult(
+            entries,
+            SourceState(url=state.url, cursor=cursor),
+            http_status=200,
+            rejected=rejected,
+            warnings=warnings,
+        )
+
+    def _read(
+        self,
+        client: httpx.Client,
+        source: MastodonSource,
+        path: str,
+        params: dict[str, str],
+        after: str | None,
+        token: str | None,
+        warnings: list[str],
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Items newer than `after` (all of them, up to max_pages pages, paging up with
+        min_id); the first read takes the newest page only. The newest id read, or None."""
+        headers = {"Authorization": f"Bearer {token}"} if token else None
+        out: list[dict[str, Any]] = []
+        newest = after
+        for page in range(source.max_pages):
+            query = {**params, "limit": str(PAGE), **({"min_id": newest} if newest else {})}
+            url = f"{source.instance}{path}?{urlencode(query)}"
+            try:
+                doc = get_json(client, url, headers)
+            except FetchError as exc:
+                if exc.http_status in (401, 403) and token is None:
+                    raise FetchError(
+                        f"{url}: HTTP {exc.http_status}: this instance does not show hashtag "
+                        "timelines without signing in; read them on another instance",
+                        http_status=exc.http_status,
+                    ) from None
+                raise
+            items = _newer(doc if isinstance(doc, list) else [], "id", newest)
+            if not items:
+                break
+            out += items
+            newest = str(max(int(i["id"]) for i in items))
+            if after is None:  # a first read: the newest page is enough to start from
+                break
+            if page + 1 == source.max_pages:
+                warnings.append(
+                    f"{path}: more than {source.max_pages} pages of new posts; the rest are "
+                    "read at the next fetch"
+                )
+        return out, newest
