@@ -24,7 +24,8 @@ MIN_COUNT = 3
 Z_MIN = 1.96  # about 95 % one-sided that the word is not just as common as before
 TOP = 5
 PRIOR = 10.0  # how many pseudo-mentions at the pooled rate each side starts from
-KINDS = ("terms", "aspects", "sources", "authors")
+# Each kind of cause and what one of it is called, in the order they are shown.
+KINDS = {"terms": "word", "aspects": "aspect", "sources": "source", "authors": "author"}
 
 
 def over_represented(
@@ -125,9 +126,6 @@ def causes(
     return out
 
 
-_KIND_WORDS = {"terms": "words", "aspects": "aspects", "sources": "sources", "authors": "authors"}
-
-
 def describe(found: dict[str, Any], baseline: str) -> str:
     """The causes as one sentence per kind: "More often than in the 14 d before: words
     “refund” (12 of 31, 1% before), “twice” (9 of 31, 0% before)." "" when there are none."""
@@ -146,7 +144,7 @@ def describe(found: dict[str, Any], baseline: str) -> str:
             except (KeyError, TypeError, ZeroDivisionError):
                 continue
         if shown:
-            parts.append(f"{_KIND_WORDS[kind]} {', '.join(shown)}")
+            parts.append(f"{KINDS[kind]}s {', '.join(shown)}")
     if not parts:
         return ""
     return f"More often than in the {baseline} before: " + "; ".join(parts) + "."

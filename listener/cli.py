@@ -772,6 +772,7 @@ def report(
     plain words, answering times and the mentions worth reading, as one HTML file (or PDF)."""
     from listener import report as reports
     from listener.metrics import aspect_matchers
+    from listener.urls import http_url
 
     chosen = _when(day)
     span = (
@@ -779,7 +780,7 @@ def report(
         if chosen
         else reports.last_closed(period, utcnow())  # type: ignore[arg-type]
     )
-    if link_base is not None and not link_base.startswith(("https://", "http://")):
+    if link_base is not None and http_url(link_base) is None:
         raise click.BadParameter("an http(s) address", param_hint="--link-base")
     brands = [(b.name, b.competitors) for b in ctx.config.brands if brand in (None, b.name)]
     store = ctx.store()

@@ -24,6 +24,14 @@ SOURCE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 Kind = Literal["news", "social", "reviews"]
 
 
+def api_base(value: str) -> str:
+    """A service's address from sources.yaml (an instance, a PDS): an http(s) URL with a host,
+    without a trailing slash. ValueError otherwise, for the config's message."""
+    if http_url(value) is None:
+        raise ValueError(f"an http(s) address, e.g. https://mastodon.social; got {value[:80]!r}")
+    return value.strip().rstrip("/")
+
+
 class SourceConfig(BaseModel):
     """Keys every source has. A collector subclasses it with its own keys and a `type` literal."""
 

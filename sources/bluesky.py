@@ -21,7 +21,15 @@ from pydantic import Field, field_validator, model_validator
 from listener import secrets
 from listener.timeutil import iso, time_or_none
 from sources import register
-from sources.base import Entry, FetchError, FetchResult, SourceConfig, SourceState, normalise_each
+from sources.base import (
+    Entry,
+    FetchError,
+    FetchResult,
+    SourceConfig,
+    SourceState,
+    api_base,
+    normalise_each,
+)
 from sources.http import get_json, post_json
 from sources.rss import content_hash
 
@@ -70,12 +78,7 @@ class BlueskySource(SourceConfig):
             raise ValueError("give exactly one of `query`, `mentions_of` or `accounts`")
         return self
 
-    @field_validator("service", "appview")
-    @classmethod
-    def _https(cls, value: str) -> str:
-        if not value.startswith(("https://", "http://")):
-            raise ValueError("an http(s) address")
-        return value.rstrip("/")
+    _base = field_validator("service", "appview")(api_base)
 
     def searches(self) -> bool:
         return not self.accounts

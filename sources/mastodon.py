@@ -19,7 +19,15 @@ from listener import secrets
 from listener.textnorm import html_to_text
 from listener.timeutil import time_or_none
 from sources import register
-from sources.base import Entry, FetchError, FetchResult, SourceConfig, SourceState, normalise_each
+from sources.base import (
+    Entry,
+    FetchError,
+    FetchResult,
+    SourceConfig,
+    SourceState,
+    api_base,
+    normalise_each,
+)
 from sources.http import get_json
 from sources.rss import content_hash
 
@@ -41,12 +49,7 @@ class MastodonSource(SourceConfig):
     )
     max_pages: int = Field(default=5, ge=1, le=50, description="pages of 40 per fetch")
 
-    @field_validator("instance")
-    @classmethod
-    def _https(cls, value: str) -> str:
-        if not value.startswith(("https://", "http://")):
-            raise ValueError("an http(s) address, e.g. https://mastodon.social")
-        return value.rstrip("/")
+    _base = field_validator("instance")(api_base)
 
     @field_validator("hashtags")
     @classmethod

@@ -25,6 +25,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.background import BackgroundTask
 
+from alerts.causes import KINDS as CAUSE_KINDS
 from alerts.explain import explain, facts
 from alerts.inbox import MarkRefused, draft, response_metrics
 from alerts.render import human
@@ -551,9 +552,8 @@ def create_app(
         refused: Annotated[str | None, Query(max_length=400, pattern=r"^[0-9,]*$")] = None,
     ) -> HTMLResponse:
         offset = (page_no - 1) * PAGE_SIZE
-        who = None if assignee is None else ("" if assignee == NO_ONE else assignee)
         items, total = inbox_items(
-            db, brand or None, status, kind or None, overdue, PAGE_SIZE, offset, who
+            db, brand or None, status, kind or None, overdue, PAGE_SIZE, offset, _who(assignee)
         )
         filters = {
             "brand": brand or "",
@@ -596,10 +596,10 @@ def create_app(
     ) -> Response:
         if len(ids) > BULK_MAX:
             raise HTTPException(422, f"at most {BULK_MAX} items at a time")
-        if action == "assign" and not clean_name(assignee):
+        if action == "assign" and not _assignee(assignee):
             raise HTTPException(422, "assign to whom? give a name (up to 60 characters)")
         status = None if action.startswith(("assign", "unassign")) else action
-        to = {"assign": clean_name(assignee), "assign_me": write.session.name}.get(action)
+        to = {"assign": _assignee(assignee), "assign_me": write.session.name}.get(action)
         result = changes.bulk(
             db,
             ids,
@@ -665,11 +665,11 @@ def create_app(
         assignee: Annotated[str, Form(max_length=200)] = "",
     ) -> Response:
         """An empty name: assigned to no one."""
-        api_item(db, mention_id)  # 404 for no such item
-        if assignee.strip() and clean_name(assignee) is None:
-            raise HTTPException(422, "a name of up to 60 characters, without < > \" ' &")
-        to = clean_name(assignee)
-        changes.assign_item(db, mention_id, to, write.session.actor)
+        to = _assignee(assignee)
+        try:
+            changes.assign_item(db, mention_id, to, write.session.actor)
+        except KeyError as exc:
+            raise HTTPException(404, str(exc.args[0])) from None
         return RedirectResponse(
             f"/inbox/{mention_id}?" + urlencode({"assigned": to or NO_ONE}), status_code=303
         )
@@ -822,8 +822,7 @@ def create_app(
     ) -> list[dict[str, Any]]:
         """Inbox items, oldest due first, a page at a time: the X-Total-Count header says
         how many match. `assignee`: a name, or `-` for items assigned to no one."""
-        who = None if assignee is None else ("" if assignee == NO_ONE else assignee)
-        items, total = inbox_items(db, brand, status, kind, overdue, limit, offset, who)
+        items, total = inbox_items(db, brand, status, kind, overdue, limit, offset, _who(assignee))
         response.headers["X-Total-Count"] = str(total)
         return items
 
@@ -869,11 +868,8 @@ def create_app(
     ) -> dict[str, Any]:
         """Give an item to someone (an empty `assignee`: to no one). Needs the token."""
         require_token(_token(credentials))
-        to = clean_name(assignee)
-        if assignee.strip() and to is None:
-            raise HTTPException(422, "a name of up to 60 characters, without < > \" ' &")
         try:
-            changes.assign_item(db, mention_id, to, API_ACTOR)
+            changes.assign_item(db, mention_id, _assignee(assignee), API_ACTOR)
         except KeyError as exc:
             raise HTTPException(404, str(exc.args[0])) from None
         return api_item(db, mention_id)
@@ -935,12 +931,23 @@ def _refusal(token: str | None = None) -> str:
     return "that token is wrong: nothing was changed"
 
 
+def _assignee(value: str) -> str | None:
+    """Who an item is given to, as typed: a name, or None for no one (empty); 422 for a name
+    that cannot be one."""
+    name = clean_name(value)
+    if value.strip() and name is None:
+        raise HTTPException(422, "a name of up to 60 characters, without < > \" ' &")
+    return name
+
+
+def _who(assignee: str | None) -> str | None:
+    """The inbox filter's assignee: None for anyone, "" for no one (NO_ONE), else a name."""
+    return None if assignee is None else ("" if assignee == NO_ONE else assignee)
+
+
 def _token(credentials: HTTPAuthorizationCredentials | None) -> str | None:
     # HTTPBearer reads the scheme case-insensitively (RFC 9110): "bearer x" works too.
     return credentials.credentials if credentials else None
-
-
-_CAUSE_KINDS = {"terms": "word", "aspects": "aspect", "sources": "source", "authors": "author"}
 
 
 def _causes(alert: dict[str, Any]) -> list[dict[str, Any]]:
@@ -956,7 +963,7 @@ def _causes(alert: dict[str, Any]) -> list[dict[str, Any]]:
     except ValueError:
         since = until = ""
     out = []
-    for kind, what in _CAUSE_KINDS.items():
+    for kind, what in CAUSE_KINDS.items():
         for r in found.get(kind) or []:
             if not isinstance(r, dict) or not r.get("baseline_total") or not r.get("window_total"):
                 continue
