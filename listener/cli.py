@@ -205,7 +205,10 @@ def collect(ctx: Context, once: bool) -> None:
         f"{len(report.sources)} sources fetched ({report.failed} failed), {report.new} new "
         f"mentions, {report.scored} scored, {len(report.alerts)} alerts, "
         f"{report.delivered} notifications sent"
+        + (f", {report.replies.sent} replies posted" if report.replies.sent else "")
     )
+    for error in report.replies.errors:
+        click.echo(error, err=True)
     if report.model_error:
         click.echo(
             "mentions wait unscored until the sentiment model loads (see the error above)", err=True
@@ -530,14 +533,18 @@ def inbox(
 def inbox_show(ctx: Context, mention_id: int) -> None:
     """One item: the mention, its draft reply in its language, and where to answer."""
     from alerts.inbox import draft
+    from sources import reply_path
 
     store = ctx.store()
     try:
         item = store.inbox_item(mention_id)
+        reply = store.reply(mention_id)
     finally:
         store.close()
     if item is None:
         raise click.ClickException(f"no inbox item for mention {mention_id}")
+    source = next((s for s in ctx.config.sources if s.name == item["source_id"]), None)
+    path = reply_path(source.type) if source is not None else None
     lang, text = draft(
         item["kind"],
         item["language"],
@@ -560,10 +567,68 @@ def inbox_show(ctx: Context, mention_id: int) -> None:
         if part:
             click.echo(part)
     click.echo("")
-    click.echo(f"Draft ({lang}), not sent — copy it or edit it:")
-    click.echo(f"  {text}")
+    if reply is not None:
+        click.echo(_reply_line(reply))
+        click.echo(f"  {reply['text']}")
+    elif path is not None:
+        click.echo(f"Draft ({lang}); post it with `listener inbox reply {mention_id} --draft`:")
+        click.echo(f"  {text}")
+    else:
+        click.echo(f"Draft ({lang}), not sent — copy it or edit it:")
+        click.echo(f"  {text}")
     if item["url"]:
-        click.echo(f"Answer here: {item['url']}")
+        click.echo(f"Answer here: {item['url']}" if path is None else f"Post: {item['url']}")
+
+
+def _reply_line(reply: dict[str, Any]) -> str:
+    status = reply["status"]
+    if status == "sent":
+        where = reply["platform_url"] or reply["platform_id"] or ""
+        return f"Reply posted {reply['posted_at']} (approved by {reply['approved_by']}): {where}"
+    if status == "approved":
+        retry = f", retried at {reply['next_attempt_at']}" if reply["next_attempt_at"] else ""
+        return (
+            f"Reply approved by {reply['approved_by']}, goes out after {reply['send_after']}"
+            f"{retry}" + (f" (last try: {reply['last_error']})" if reply["last_error"] else "")
+        )
+    if status == "unknown":
+        return (
+            "Reply interrupted while sending: it may or may not be posted. Check, then approve "
+            "it again if it is not there"
+        )
+    why = f": {reply['last_error']}" if reply["last_error"] else ""
+    return f"Reply {status}{why}"
+
+
+@inbox.command("reply")
+@click.argument("mention_id", type=int)
+@click.option("--text", help="The reply to post.")
+@click.option("--draft", "use_draft", is_flag=True, help="Post the item's draft as it is.")
+@click.option("--cancel", is_flag=True, help="Stop an approved reply that has not gone out.")
+@pass_ctx
+def inbox_reply(
+    ctx: Context, mention_id: int, text: str | None, use_draft: bool, cancel: bool
+) -> None:
+    """Approve a reply to post where the mention was written (Mastodon, Bluesky, Google
+    Play): it goes out once, with the next pass of `listener run` or `collect`.
+
+    Items of other sources are answered where they were posted (`listener inbox show`)."""
+    from alerts import replies
+    from listener.storage import NotFound, ReplyBusy
+
+    if sum([text is not None, use_draft, cancel]) != 1:
+        raise click.UsageError("give one of --text, --draft or --cancel")
+    store = ctx.store()
+    try:
+        if cancel:
+            message = replies.cancel(store, mention_id, changes.cli_actor())
+        else:
+            message = replies.approve(ctx.config, store, mention_id, text, changes.cli_actor())
+    except (replies.ReplyRefused, ReplyBusy, NotFound) as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        store.close()
+    click.echo(message)
 
 
 @inbox.command("mark")

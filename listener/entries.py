@@ -1,6 +1,7 @@
 """What the pipeline does to a collector's entries before they are matched and stored:
 checked (text, links, times made storable) and tagged with their language. Pure functions of
-the entries and the settings, so a large pass runs them in worker processes (sources.offload).
+the entries and the settings, so a large pass runs them in worker processes (sources.offload),
+together with the parsing a collector left undone.
 """
 
 from __future__ import annotations
@@ -10,14 +11,16 @@ from functools import lru_cache
 
 from listener.config import LanguageSettings
 from sentiment.language import LanguageDetector
-from sources.base import Entry, FetchResult, check_all
+from sources.base import Entry, FetchResult, check_all, parsed
 
 DETECT_CHARS = 2000  # enough to tell a language; keeps detection cheap on long posts
 
 
 def prepare(result: FetchResult, settings: LanguageSettings) -> FetchResult:
-    """Whatever a collector hands over is made storable here; an entry that cannot be is
-    dropped with its reason, and the rest of the fetch is kept. Then languages are filled."""
+    """Whatever a collector hands over is read (a body it left unparsed) and made storable
+    here; an entry that cannot be is dropped with its reason, and the rest of the fetch is
+    kept. Then languages are filled."""
+    result = parsed(result)
     entries, unusable = check_all(result.entries)
     fill_languages(entries, settings)
     return dataclasses.replace(result, entries=entries, rejected=result.rejected + unusable)

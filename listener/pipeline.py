@@ -19,10 +19,11 @@ from typing import Any
 import httpx
 
 import sources as collectors
-from alerts import engine
+from alerts import engine, replies
 from alerts.delivery import build_notifiers, deliver_pending, digest_times
 from alerts.inbox import sync_inbox
 from alerts.notifiers import Notifier
+from alerts.replies import ReplyPassReport
 from alerts.rules import Alert
 from listener.config import Config
 from listener.entries import prepare
@@ -67,6 +68,7 @@ class PassReport:
     alerts: list[Alert] = field(default_factory=list)
     delivered: int = 0
     delivery_errors: list[str] = field(default_factory=list)
+    replies: ReplyPassReport = field(default_factory=ReplyPassReport)
 
     @property
     def new(self) -> int:
@@ -554,9 +556,26 @@ def alert_pass(
         report.delivered, report.delivery_errors = deliver_pending(
             store, channels, digest_times(config), worker=worker
         )
+        report.replies = reply_pass(config, store, worker)
     finally:
         store.release_task(ALERT_PASS, worker.id)
     return True
+
+
+def reply_pass(config: Config, store: Storage, worker: Worker) -> ReplyPassReport:
+    """Replies: interrupted sends settled, auto_reply drafts queued, due replies posted."""
+    again, unknown = replies.recover(config, store)
+    if again or unknown:
+        log.warning(
+            "%d replies were interrupted mid-send: %d will be sent again (the platform cannot "
+            "take them twice), %d marked 'unknown' for a person to check",
+            again + unknown,
+            again,
+            unknown,
+        )
+    if n := replies.auto_approve(config, store):
+        log.info("%d automatic replies queued (auto_reply)", n)
+    return replies.send_due(config, store, worker)
 
 
 def recover_interrupted_sends(store: Storage) -> None:

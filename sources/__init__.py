@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from sources.base import Collector, Entry, FetchError, FetchResult, SourceConfig, SourceState
+from sources.base import (
+    Collector,
+    Entry,
+    FetchError,
+    FetchResult,
+    ReplyPath,
+    SourceConfig,
+    SourceState,
+)
 
 COLLECTORS: dict[str, type[Collector]] = {}
 
@@ -25,7 +33,14 @@ def get_collector(type_name: str) -> Collector:
     return COLLECTORS[type_name]()
 
 
-from sources import appstore, bluesky, hackernews, mastodon, reddit, rss, x  # noqa: E402,F401  (each registers itself)
+def reply_path(type_name: str) -> ReplyPath | None:
+    """The source type's way to post replies, or None: answered where it was posted."""
+    cls = COLLECTORS.get(type_name)
+    collector = cls() if cls is not None else None
+    return collector if isinstance(collector, ReplyPath) else None
+
+
+from sources import appstore, bluesky, googleplay, hackernews, mastodon, reddit, rss, x  # noqa: E402,F401  (each registers itself)
 
 __all__ = [
     "COLLECTORS",
@@ -33,8 +48,10 @@ __all__ = [
     "Entry",
     "FetchError",
     "FetchResult",
+    "ReplyPath",
     "SourceConfig",
     "SourceState",
     "get_collector",
     "register",
+    "reply_path",
 ]

@@ -8,10 +8,10 @@ import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar, Literal, Protocol, TypeVar
+from typing import Any, ClassVar, Literal, Protocol, TypeVar, runtime_checkable
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from listener import secrets
 from listener.textnorm import clean
@@ -32,6 +32,21 @@ def api_base(value: str) -> str:
     return value.strip().rstrip("/")
 
 
+class AutoReply(BaseModel):
+    """Replies a source posts without a person approving each one: the inbox's draft, after a
+    delay in which anyone can still stop it, for the kinds of item chosen (e.g. thanking
+    happy reviewers). Never for an item whose words and stars disagree."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kinds: list[Literal["reply", "thank"]] = Field(
+        default=["thank"], min_length=1, description="inbox kinds answered"
+    )
+    delay: Duration = Field(
+        default=timedelta(hours=2), description="how long after the item appears it is sent"
+    )
+
+
 class SourceConfig(BaseModel):
     """Keys every source has. A collector subclasses it with its own keys and a `type` literal."""
 
@@ -50,6 +65,22 @@ class SourceConfig(BaseModel):
         description="news, social or reviews; default by source type. News is "
         "never an inbox item and streak/spike rules skip it unless they ask for it",
     )
+    auto_reply: AutoReply | None = Field(
+        default=None,
+        description="post the inbox's drafts without approval, after a delay, for chosen "
+        "kinds (sources with a reply path only)",
+    )
+
+    @model_validator(mode="after")
+    def _auto_reply_needs_a_path(self) -> SourceConfig:
+        from sources import reply_path  # the registry imports this module
+
+        if self.auto_reply is not None and reply_path(self.type) is None:
+            raise ValueError(
+                f"auto_reply: {self.type} sources cannot post replies (no reply API); "
+                "remove auto_reply"
+            )
+        return self
 
     def endpoint(self) -> str:
         """Where this source reads from, for messages and the sources table."""
@@ -95,6 +126,17 @@ class Entry:
     aliases: tuple[str, ...] = ()  # ids this entry was stored under by earlier versions
 
 
+@dataclass(frozen=True)
+class Unparsed:
+    """A response whose parsing is left to the pipeline: `parse(*args)` gives (entries,
+    rejected). A module-level function of plain data, so a large pass runs it in a worker
+    process together with its own work on the entries, and the entries cross between
+    processes once instead of twice."""
+
+    parse: Callable[..., tuple[list[Entry], list[str]]]
+    args: tuple[Any, ...]
+
+
 @dataclass
 class FetchResult:
     """A successful fetch: entries plus the state to store with them, in one transaction."""
@@ -108,6 +150,20 @@ class FetchResult:
     # Stored, but something may be missing (a coverage gap): shown on the source.
     warnings: list[str] = field(default_factory=list)
     retry_after: timedelta | None = None  # a floor on the next fetch (a rate limit hit midway)
+    unparsed: Unparsed | None = None  # entries still to be read from a body (see parsed())
+
+
+def parsed(result: FetchResult) -> FetchResult:
+    """The result with its unparsed body read into entries (FetchError: not parseable)."""
+    if result.unparsed is None:
+        return result
+    entries, rejected = result.unparsed.parse(*result.unparsed.args)
+    return dataclasses.replace(
+        result,
+        entries=result.entries + entries,
+        rejected=result.rejected + rejected,
+        unparsed=None,
+    )
 
 
 class FetchError(Exception):
@@ -156,6 +212,76 @@ def normalise_each(
         except Exception as exc:
             rejected.append(rejection(describe(i, item), exc))
     return entries, rejected
+
+
+@dataclass(frozen=True)
+class ReplyTarget:
+    """The mention a reply answers, as its source stored it."""
+
+    external_id: str
+    url: str | None
+    author: str | None
+    language: str | None
+    raw: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ReplyAttempt:
+    """One approved reply: `key` and `approved_at` are the same for every try at sending it,
+    so a platform can recognise a second try as the same reply."""
+
+    key: str
+    approved_at: datetime
+
+
+@dataclass(frozen=True)
+class Posted:
+    """A reply the platform took: its id and link there, and the platform's own time of it."""
+
+    platform_id: str
+    url: str | None
+    at: datetime | None
+    response: dict[str, Any] = field(default_factory=dict)  # the essentials of its answer
+
+
+class ReplyError(Exception):
+    """A reply the platform did not take. `final`: sending it again would fail the same way
+    (refused, too long, the post deleted); otherwise it is tried again later."""
+
+    def __init__(self, message: str, *, final: bool = False, http_status: int | None = None):
+        super().__init__(message)
+        self.final = final
+        self.http_status = http_status
+
+
+@runtime_checkable
+class ReplyPath(Protocol):
+    """A collector that can also post a reply where the mention was written.
+
+    A send interrupted mid-way (a crash, a kill) is tried again with the same attempt only if
+    the platform cannot take it twice (`resend_safe`: for how long after the first try that
+    holds); otherwise it is left for a person. `max_chars`: the longest text it takes."""
+
+    max_chars: ClassVar[int]
+    resend_safe: ClassVar[timedelta]
+
+    def reply(
+        self,
+        source: Any,
+        target: ReplyTarget,
+        text: str,
+        attempt: ReplyAttempt,
+        client: httpx.Client,
+    ) -> Posted: ...
+
+
+def reply_error(exc: FetchError, where: str) -> ReplyError:
+    """A failed HTTP call of a reply path as a ReplyError: a refusal (4xx but 408/429) is
+    final, anything else (5xx, a timeout, a rate limit) worth another try."""
+    status = exc.http_status
+    final = status is not None and 400 <= status < 500 and status not in (408, 425, 429)
+    message = str(exc) if str(exc).startswith(where) else f"{where}: {exc}"
+    return ReplyError(message, final=final, http_status=status)
 
 
 def rejection(where: str, problem: Exception | str) -> str:

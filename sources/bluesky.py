@@ -5,11 +5,16 @@ chosen accounts post, without any key). Bluesky's public AppView refuses unauthe
 search (HTTP 403), so search signs in with an app password (never the account's password)
 from the environment and asks the account's PDS, which forwards to the AppView. The session
 is kept in memory for the process and refreshed when it expires; nothing about it is stored.
+
+Replies are posts in the mention's thread, written to the signed-in account's repository
+(com.atproto.repo.createRecord) under a record key fixed by the approved reply: a second try
+of the same reply finds its record already there instead of posting it again.
 """
 
 from __future__ import annotations
 
 import builtins
+import hashlib
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal
@@ -25,12 +30,17 @@ from sources.base import (
     Entry,
     FetchError,
     FetchResult,
+    Posted,
+    ReplyAttempt,
+    ReplyError,
+    ReplyTarget,
     SourceConfig,
     SourceState,
     api_base,
     normalise_each,
+    reply_error,
 )
-from sources.http import get_json, post_json
+from sources.http import call_api, get_json, post_json
 from sources.rss import content_hash
 
 PROFILES_PER_CALL = 25  # app.bsky.actor.getProfiles takes at most 25 actors
@@ -190,17 +200,138 @@ class _Sessions:
         self._tokens[key] = {
             "accessJwt": session["accessJwt"],
             "refreshJwt": str(session.get("refreshJwt") or ""),
+            "did": str(session.get("did") or ""),
+            "handle": str(session.get("handle") or ""),
         }
         return str(session["accessJwt"])
 
+    def account(self, client: httpx.Client, source: BlueskySource) -> tuple[str, str]:
+        """(DID, handle) of the signed-in account."""
+        self.token(client, source)
+        handle = secrets.register_env(source.handle_env) or ""
+        with self._lock:
+            held = self._tokens.get((source.service, handle)) or {}
+        if not held.get("did"):
+            raise FetchError(f"{source.service}: signing in named no account (no did)")
+        return held["did"], held.get("handle") or handle
+
 
 SESSIONS = _Sessions()
+
+
+_TID_CHARS = "234567abcdefghijklmnopqrstuvwxyz"  # base32-sortable, as the AT Protocol spells it
+
+
+def record_key(attempt: ReplyAttempt) -> str:
+    """A TID (the record key posts use) fixed by the approved reply: its approval time in
+    microseconds, and a clock id from its key. Every try at one reply writes the same record."""
+    micros = int(attempt.approved_at.timestamp() * 1_000_000) & ((1 << 53) - 1)
+    clock = int.from_bytes(hashlib.sha256(attempt.key.encode()).digest()[:2], "big") & 0x3FF
+    value = (micros << 10) | clock
+    return "".join(_TID_CHARS[(value >> (5 * i)) & 31] for i in reversed(range(13)))
+
+
+def reply_record(target: ReplyTarget, text: str, attempt: ReplyAttempt) -> dict[str, Any]:
+    """An app.bsky.feed.post answering `target` in its thread (root: the thread's first post)."""
+    parent = {"uri": target.raw.get("uri"), "cid": target.raw.get("cid")}
+    if not all(isinstance(v, str) and v for v in parent.values()):
+        raise ReplyError(f"{target.external_id}: no uri and cid to answer", final=True)
+    record = target.raw.get("record")
+    thread = record.get("reply") if isinstance(record, dict) else None
+    root = thread.get("root") if isinstance(thread, dict) else None
+    if not (isinstance(root, dict) and root.get("uri") and root.get("cid")):
+        root = parent
+    post: dict[str, Any] = {
+        "$type": POST_TYPE,
+        "text": text,
+        "createdAt": iso(attempt.approved_at),
+        "reply": {"root": {"uri": root["uri"], "cid": root["cid"]}, "parent": parent},
+    }
+    if target.language:
+        post["langs"] = [target.language]
+    return post
 
 
 @register
 class BlueskyCollector:
     type: ClassVar[str] = "bluesky"
     config_model: ClassVar[builtins.type[SourceConfig]] = BlueskySource
+    max_chars: ClassVar[int] = 300  # graphemes; a character count is never fewer
+    resend_safe: ClassVar[timedelta] = timedelta.max  # the record key makes a retry harmless
+
+    def reply(
+        self,
+        source: BlueskySource,
+        target: ReplyTarget,
+        text: str,
+        attempt: ReplyAttempt,
+        client: httpx.Client,
+    ) -> Posted:
+        if not (
+            secrets.register_env(source.handle_env)
+            and secrets.register_env(source.app_password_env)
+        ):
+            raise ReplyError(
+                f"{source.service}: replies are posted by a signed-in account: set "
+                f"{source.handle_env} and {source.app_password_env}",
+                final=True,
+            )
+        try:
+            did, handle = SESSIONS.account(client, source)
+        except FetchError as exc:  # a refused password is final; a service down is not
+            raise ReplyError(str(exc), final=exc.http_status == 401) from None
+        rkey = record_key(attempt)
+        payload = {
+            "repo": did,
+            "collection": POST_TYPE,
+            "rkey": rkey,
+            "record": reply_record(target, text, attempt),
+        }
+        url = f"{source.service}/xrpc/com.atproto.repo.createRecord"
+        try:
+            doc = self._signed(client, source, "POST", url, payload)
+        except FetchError as exc:
+            # A second try of a reply that did go out: its record is there already (the
+            # reference PDS answers a taken record key with a 500, newer ones with a 4xx).
+            if exc.http_status is not None:
+                doc = self._existing(client, source, did, rkey)
+                if doc is None:
+                    raise reply_error(exc, url) from None
+            else:
+                raise reply_error(exc, url) from None
+        uri = doc.get("uri") if isinstance(doc, dict) else None
+        if not isinstance(uri, str):
+            raise ReplyError(f"{url}: the answer names no record")
+        return Posted(
+            platform_id=uri,
+            url=post_url({"uri": uri, "author": {"handle": handle}}),
+            at=attempt.approved_at,  # the post's createdAt: what Bluesky shows as its time
+            response={k: doc.get(k) for k in ("uri", "cid", "validationStatus")},
+        )
+
+    def _existing(
+        self, client: httpx.Client, source: BlueskySource, did: str, rkey: str
+    ) -> dict[str, Any] | None:
+        query = urlencode({"repo": did, "collection": POST_TYPE, "rkey": rkey})
+        url = f"{source.service}/xrpc/com.atproto.repo.getRecord?{query}"
+        try:
+            doc = self._signed(client, source, "GET", url, None)
+        except FetchError:
+            return None
+        return doc if isinstance(doc, dict) and doc.get("uri") else None
+
+    def _signed(
+        self, client: httpx.Client, source: BlueskySource, method: str, url: str, payload: Any
+    ) -> Any:
+        """A signed call; an expired token is refreshed once."""
+        for renew in (False, True):
+            headers = {"Authorization": f"Bearer {SESSIONS.token(client, source, renew=renew)}"}
+            try:
+                return call_api(client, method, url, headers=headers, json_body=payload)
+            except FetchError as exc:
+                if renew or not _expired(exc):
+                    raise
+        raise AssertionError("unreachable")
 
     def fetch(self, source: BlueskySource, state: SourceState, client: httpx.Client) -> FetchResult:
         cursor = dict(state.cursor)
@@ -362,3 +493,8 @@ def _newest(posts: list[dict[str, Any]], before: str | None) -> str | None:
         t for p in posts if isinstance(t := p.get("indexedAt"), str) and time_or_none(t) is not None
     ]
     return max([*times, *([before] if before else [])], default=None)
+
+
+def _expired(exc: FetchError) -> bool:
+    """A refusal that a fresh token may cure (ExpiredToken is a 400, InvalidToken a 401)."""
+    return exc.http_status == 401 or (exc.http_status == 400 and "xpired" in str(exc))

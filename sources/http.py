@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 
 from listener import USER_AGENT
+from listener.textnorm import clean
 from listener.timeutil import utcnow
 from sources.base import FetchError
 from sources.net import (
@@ -212,12 +213,15 @@ def request(
     *,
     headers: dict[str, str] | None = None,
     json_body: Any = None,
+    form: dict[str, str] | None = None,
     max_bytes: int | None = None,
     timeout_s: float | None = None,
+    api: bool = False,
 ) -> HttpResponse:
     """One request under the limits of every fetch: a bounded body, one deadline for
     connecting, TLS, headers and body, and FetchError naming the URL for anything but
-    200/304."""
+    200/304. `api`: any 2xx is an answer, and a refusal's message quotes the start of the
+    API's own explanation ("Validation failed: ...")."""
     max_bytes = max_bytes or MAX_BODY_BYTES
     total_timeout_s = timeout_s or TOTAL_TIMEOUT_S
     backend = getattr(client, "backend", None)
@@ -225,9 +229,14 @@ def request(
     try:
         with (
             deadline(total_timeout_s),
-            client.stream(method, url, headers=headers, json=json_body) as response,
+            client.stream(method, url, headers=headers, json=json_body, data=form) as response,
         ):
-            _raise_for_status(response, url)
+            if api and 200 <= response.status_code < 300:
+                pass
+            elif api and response.status_code >= 400:
+                _raise_for_status(response, url, _explanation(response, url))
+            else:
+                _raise_for_status(response, url)
             body = _read_body(response, url, max_bytes)
     except AddressRefused as exc:
         raise FetchError(f"{url}: {exc}") from None
@@ -257,11 +266,39 @@ def request(
     return HttpResponse(response.status_code, str(response.url), permanent, response.headers, body)
 
 
-def _raise_for_status(response: httpx.Response, url: str) -> None:
+ERROR_DETAIL_BYTES = 16 * 1024  # of an API's error body read for its message
+ERROR_DETAIL_CHARS = 300
+
+
+def _explanation(response: httpx.Response, url: str) -> str:
+    """The API's own words for a refusal, from its (JSON) error body, cleaned and short."""
+    try:
+        body = _read_body(response, url, ERROR_DETAIL_BYTES)
+        doc = json.loads(body)
+    except (FetchError, ValueError, RecursionError):
+        return ""
+    parts: list[str] = []
+    if isinstance(doc, dict):
+        for key in ("error", "message", "error_description", "detail", "title"):
+            if isinstance(doc.get(key), str):
+                parts.append(doc[key])
+        errors = doc.get("errors")  # JSON:API (App Store Connect)
+        for err in errors if isinstance(errors, list) else []:
+            if isinstance(err, dict):
+                parts += [str(err[k]) for k in ("title", "detail", "message") if err.get(k)]
+        if isinstance(doc.get("error"), dict):  # Google's {"error": {"message": ...}}
+            parts.append(str(doc["error"].get("message") or ""))
+    text = " ".join(" ".join(p for p in parts if p).split())
+    return clean(text)[:ERROR_DETAIL_CHARS]
+
+
+def _raise_for_status(response: httpx.Response, url: str, detail: str = "") -> None:
     status = response.status_code
     if status in (200, 304):
         return
     reason = response.reason_phrase or ""
+    if detail:
+        reason = f"{reason}: {detail}" if reason else detail
     if status in (429, 503):
         raise FetchError(
             f"{url}: HTTP {status} {reason}; backing off",
@@ -288,6 +325,23 @@ def post_json(
 ) -> Any:
     """POST JSON to an API and read its JSON answer, under the same limits."""
     return _json(request(client, "POST", url, headers=headers, json_body=payload), url)
+
+
+def call_api(
+    client: httpx.Client,
+    method: str,
+    url: str,
+    *,
+    headers: dict[str, str] | None = None,
+    json_body: Any = None,
+    form: dict[str, str] | None = None,
+) -> Any:
+    """A write to an API (any 2xx is an answer): its JSON, or None for an empty body. A
+    refusal's FetchError quotes the API's explanation."""
+    response = request(
+        client, method, url, headers=headers, json_body=json_body, form=form, api=True
+    )
+    return _json(response, url) if response.body.strip() else None
 
 
 def _json(response: HttpResponse, url: str) -> Any:

@@ -4,11 +4,16 @@ account (an access token from the environment).
 
 Read with the same HTTP client as feeds (address checks, size and time limits), not with a
 client library: the two endpoints are plain JSON lists paged by `min_id`.
+
+Replies are posted on the same instance with the same token (scope write:statuses too), as
+answers to the status's id there. Mastodon keeps an `Idempotency-Key` for an hour, so a send
+cut off mid-way is sent again with its key within that hour and never makes two replies.
 """
 
 from __future__ import annotations
 
 import builtins
+from datetime import timedelta
 from typing import Any, ClassVar, Literal
 from urllib.parse import quote, urlencode
 
@@ -23,12 +28,17 @@ from sources.base import (
     Entry,
     FetchError,
     FetchResult,
+    Posted,
+    ReplyAttempt,
+    ReplyError,
+    ReplyTarget,
     SourceConfig,
     SourceState,
     api_base,
     normalise_each,
+    reply_error,
 )
-from sources.http import get_json
+from sources.http import call_api, get_json
 from sources.rss import content_hash
 
 PAGE = 40  # the most Mastodon returns per page
@@ -99,6 +109,7 @@ def status_entry(status: dict[str, Any]) -> Entry:
                 "created_at",
                 "edited_at",
                 "language",
+                "visibility",
                 "in_reply_to_id",
                 "replies_count",
                 "reblogs_count",
@@ -120,10 +131,67 @@ def _newer(items: list[Any], key: str, after: str | None) -> list[dict[str, Any]
     return out
 
 
+# A reply is never more public than what it answers: a followers-only or direct status is
+# answered directly (to the people it names), never in public.
+REPLY_VISIBILITY = {"public": "public", "unlisted": "unlisted", "private": "direct"}
+
+
+def reply_form(target: ReplyTarget, text: str) -> dict[str, str]:
+    """The POST /api/v1/statuses form answering `target`: the writer is named first (so they
+    are notified), unless the text already names them."""
+    raw = target.raw
+    status_id = str(raw.get("id") or "")
+    if not status_id.isdigit():
+        raise ReplyError(f"{target.external_id}: no status id to answer", final=True)
+    acct = str((raw.get("account") or {}).get("acct") or target.author or "")
+    if acct and f"@{acct}".lower() not in text.lower():
+        text = f"@{acct} {text}"
+    form = {
+        "status": text,
+        "in_reply_to_id": status_id,
+        "visibility": REPLY_VISIBILITY.get(str(raw.get("visibility")), "direct"),
+    }
+    if target.language and len(target.language) == 2:
+        form["language"] = target.language
+    return form
+
+
 @register
 class MastodonCollector:
     type: ClassVar[str] = "mastodon"
     config_model: ClassVar[builtins.type[SourceConfig]] = MastodonSource
+    max_chars: ClassVar[int] = 450  # 500 on most instances, less the @name put in front
+    resend_safe: ClassVar[timedelta] = timedelta(minutes=50)  # Idempotency-Key lives an hour
+
+    def reply(
+        self,
+        source: MastodonSource,
+        target: ReplyTarget,
+        text: str,
+        attempt: ReplyAttempt,
+        client: httpx.Client,
+    ) -> Posted:
+        token = secrets.register_env(source.access_token_env)
+        if not token:
+            raise ReplyError(
+                f"{source.instance}: set {source.access_token_env} to an access token with "
+                "scope write:statuses to post replies",
+                final=True,
+            )
+        url = f"{source.instance}/api/v1/statuses"
+        headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": attempt.key}
+        try:
+            doc = call_api(client, "POST", url, headers=headers, form=reply_form(target, text))
+        except FetchError as exc:
+            raise reply_error(exc, url) from None
+        if not isinstance(doc, dict) or not doc.get("id"):
+            raise ReplyError(f"{url}: the answer names no status")
+        return Posted(
+            platform_id=str(doc["id"]),
+            url=doc.get("url") if isinstance(doc.get("url"), str) else None,
+            at=time_or_none(doc.get("created_at")),
+            response={k: doc.get(k) for k in ("id", "uri", "url", "created_at", "visibility")},
+        )
 
     def fetch(
         self, source: MastodonSource, state: SourceState, client: httpx.Client

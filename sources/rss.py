@@ -27,11 +27,11 @@ from sources.base import (
     Kind,
     SourceConfig,
     SourceState,
+    Unparsed,
     normalise_each,
 )
 from sources.http import conditional_get
 from sources.jsonfeed import looks_like_json, parse_json_feed
-from sources.offload import offload
 
 
 class RssSource(SourceConfig):
@@ -268,6 +268,19 @@ def parse_feed(body: bytes, url: str, content_type: str | None = None) -> list[E
     return parse_feed_entries(body, url, content_type)[0]
 
 
+def parse_body(
+    body: bytes, url: str, content_type: str | None = None
+) -> tuple[list[Entry], list[str]]:
+    """A fetched body, RSS/Atom/RDF or JSON Feed, as entries and rejections."""
+    if looks_like_json(body, content_type):
+        entries, rejected = parse_json_feed(body, url)
+    else:
+        entries, rejected = parse_feed_entries(body, url, content_type)
+    if googlenews.is_google_news(url):
+        entries = [t for e in entries if (t := googlenews.tidy(e)) is not None]
+    return entries, rejected
+
+
 @register
 class RssCollector:
     type: ClassVar[str] = "rss"
@@ -284,17 +297,13 @@ class RssCollector:
         )
         if response.status == 304:
             return FetchResult([], new_state, http_status=304, not_modified=True)
+        # Parsed by the pipeline: in a worker process during a large pass, since feedparser
+        # holds the GIL.
         content_type = response.headers.get("Content-Type")
-        if looks_like_json(response.body, content_type):
-            entries, rejected = parse_json_feed(response.body, url)
-        else:  # in a worker process during a large pass: feedparser holds the GIL
-            entries, rejected = offload(parse_feed_entries, response.body, url, content_type)
-        if googlenews.is_google_news(url):
-            entries = [t for e in entries if (t := googlenews.tidy(e)) is not None]
         return FetchResult(
-            entries,
+            [],
             new_state,
             http_status=response.status,
             url_changed_to=response.permanent_url if response.permanent_url != url else None,
-            rejected=rejected,
+            unparsed=Unparsed(parse_body, (response.body, url, content_type)),
         )

@@ -22,6 +22,7 @@ from listener.storage.errors import (
     InvalidSearchQuery,
     LeaseLost,
     NotFound,
+    ReplyBusy,
     StorageError,
     UnknownBackend,
 )
@@ -64,6 +65,7 @@ __all__ = [
     "Model",
     "NotFound",
     "PendingMention",
+    "ReplyBusy",
     "RunLock",
     "Storage",
     "StorageError",

@@ -31,3 +31,8 @@ class UnknownBackend(StorageError, ValueError):
 class LeaseLost(StorageError):
     """This worker's lease on a piece of work expired and another worker took the work over:
     what this worker produced for it is not stored (the other worker's result will be)."""
+
+
+class ReplyBusy(StorageError):
+    """A reply that is being sent, or was sent, cannot be changed, approved again or
+    cancelled."""

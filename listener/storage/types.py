@@ -333,6 +333,44 @@ class InboxRepository(Protocol):
     def inbox_all(self, brand: str | None = None, since: datetime | None = None) -> list[Row]: ...
 
 
+class ReplyRepository(Protocol):
+    """Replies posted where a mention was written: approved, claimed, sent, recorded."""
+
+    def reply(self, mention_id: int) -> Row | None: ...
+    def approve_reply(
+        self,
+        mention_id: int,
+        source_id: str,
+        text: str,
+        by: str,
+        send_after: datetime,
+        now: datetime | None = None,
+    ) -> str: ...  # the attempt's idempotency key; ReplyBusy
+    def cancel_reply(self, mention_id: int, now: datetime | None = None) -> None: ...
+    def due_replies(self, now: datetime | None = None) -> list[Row]: ...
+    def claim_reply(
+        self, mention_id: int, key: str, worker: str, until: datetime, now: datetime | None = None
+    ) -> bool: ...
+    def finish_reply(
+        self,
+        mention_id: int,
+        status: str,
+        *,
+        error: str | None = None,
+        retry_at: datetime | None = None,
+        platform_id: str | None = None,
+        platform_url: str | None = None,
+        posted_at: datetime | None = None,
+        response: dict[str, Any] | None = None,
+        close_as: str | None = None,
+        now: datetime | None = None,
+    ) -> None: ...
+    def interrupted_replies(self, now: datetime | None = None) -> list[Row]: ...
+    def resume_reply(self, mention_id: int, status: str, now: datetime | None = None) -> bool: ...
+    def replies(self, status: str | None = None, limit: int = 100) -> list[Row]: ...
+    def auto_reply_candidates(self, source_id: str, kinds: list[str]) -> list[Row]: ...
+
+
 class AlertRepository(Protocol):
     """Fired alerts (once per dedupe key) and their deliveries per channel."""
 
@@ -472,6 +510,7 @@ class Storage(
     ScoreRepository,
     AlertFactRepository,
     InboxRepository,
+    ReplyRepository,
     AlertRepository,
     WorkRepository,
     CopyRepository,

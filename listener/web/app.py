@@ -25,6 +25,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.background import BackgroundTask
 
+from alerts import replies
 from alerts.causes import KINDS as CAUSE_KINDS
 from alerts.explain import explain, facts
 from alerts.inbox import MarkRefused, draft, response_metrics
@@ -42,7 +43,7 @@ from listener.metrics import (
     share_of_voice,
 )
 from listener.query import QuerySyntaxError
-from listener.storage import ExportFilter, FeedFilter, Storage, open_store
+from listener.storage import ExportFilter, FeedFilter, NotFound, ReplyBusy, Storage, open_store
 from listener.storage.pool import StorePool
 from listener.timeutil import parse_iso, utcnow
 from listener.urls import http_url
@@ -157,7 +158,11 @@ def create_app(
     # security headers on every response.
     # Innermost: what it keeps has passed the host check, and gets security headers on the way
     # out like any response.
-    app.add_middleware(ResponseCache, ttl=CACHE_S)
+    # One inbox item is one cheap lookup, and what a person acts on (a reply posted by the
+    # last pass, a mark by a colleague): always read fresh.
+    app.add_middleware(
+        ResponseCache, ttl=CACHE_S, skip=("/export", "/static", "/inbox/", "/api/inbox/")
+    )
     add_security(app, allowed_hosts)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     docs_static = _docs_static()
@@ -623,6 +628,7 @@ def create_app(
         done: Status | None = None,
         was: Status | None = None,
         assigned: Annotated[str | None, Query(max_length=200)] = None,
+        reply: Literal["approved", "cancelled"] | None = None,
     ) -> HTMLResponse:
         return page(
             request,
@@ -631,6 +637,7 @@ def create_app(
             done=done,
             was=was,
             assigned=assigned,
+            reply_done=reply,
         )
 
     @app.post("/inbox/{mention_id}/mark", include_in_schema=False, response_model=None)
@@ -656,6 +663,36 @@ def create_app(
         return RedirectResponse(
             f"/inbox/{mention_id}?done={status}&was={before['status']}", status_code=303
         )
+
+    @app.post("/inbox/{mention_id}/reply", include_in_schema=False, response_model=None)
+    def reply_form(
+        request: Request,
+        db: Db,
+        mention_id: IdParam,
+        write: Writer,
+        text: Annotated[str, Form(max_length=10_000)] = "",
+        action: Annotated[Literal["approve", "cancel"], Form()] = "approve",
+    ) -> Response:
+        try:
+            _approve(db, mention_id, text, write.session.actor, action == "cancel")
+        except HTTPException as exc:
+            if exc.status_code != 409:
+                raise
+            item = api_item(db, mention_id)
+            response = page(
+                request,
+                "item.html",
+                item=item,
+                done=None,
+                was=None,
+                assigned=None,
+                error=exc.detail,
+                typed=text,
+            )
+            response.status_code = 409
+            return response
+        done = "cancelled" if action == "cancel" else "approved"
+        return RedirectResponse(f"/inbox/{mention_id}?reply={done}", status_code=303)
 
     @app.post("/inbox/{mention_id}/assign", include_in_schema=False, response_model=None)
     def assign_form(
@@ -839,7 +876,49 @@ def create_app(
             item["brand"],
             config.inbox.all_templates(),
         )
+        reply = db.reply(mention_id)
+        try:
+            _, path = replies.path_for(config, item["source_id"])
+            item["reply_max_chars"] = path.max_chars
+        except replies.ReplyRefused:
+            item["reply_max_chars"] = None  # answered where it was posted
+        item["reply"] = (
+            {k: v for k, v in reply.items() if k not in ("lease_owner", "lease_expires")}
+            if reply
+            else None
+        )
         return item
+
+    def _approve(
+        db: Storage, mention_id: int, text: str | None, actor: str, cancel: bool = False
+    ) -> str:
+        """Approve (or cancel) a reply: 404 no such item, 409 what cannot be done."""
+        if db.inbox_item(mention_id) is None:
+            raise HTTPException(404, f"no inbox item for mention {mention_id}")
+        try:
+            if cancel:
+                return replies.cancel(db, mention_id, actor)
+            return replies.approve(config, db, mention_id, text, actor)
+        except (replies.ReplyRefused, ReplyBusy, NotFound) as exc:
+            raise HTTPException(409, str(exc)) from None
+
+    @app.post("/api/inbox/{mention_id}/reply")
+    def api_reply(
+        db: Db,
+        mention_id: IdParam,
+        credentials: Credentials,
+        text: Annotated[str | None, Query(max_length=10_000)] = None,
+        use_draft: Annotated[bool, Query(alias="draft")] = False,
+        cancel: bool = False,
+    ) -> dict[str, Any]:
+        """Approve a reply to post where the mention was written (`text`, or `draft=true` for
+        the item's draft), or `cancel=true` one not yet posted. It goes out once, with the next
+        pass. Needs the token; 409 when the source cannot post replies or one was sent."""
+        require_token(_token(credentials))
+        if sum([text is not None, use_draft, cancel]) != 1:
+            raise HTTPException(422, "give one of text, draft=true or cancel=true")
+        _approve(db, mention_id, text, API_ACTOR, cancel)
+        return api_item(db, mention_id)
 
     @app.post("/api/inbox/{mention_id}/mark")
     def api_mark(

@@ -30,6 +30,7 @@ PKS: dict[str, tuple[str, ...]] = {
     "corrections": ("mention_id",),
     "inbox": ("mention_id",),
     "audit_log": ("id",),
+    "replies": ("mention_id",),
 }
 
 

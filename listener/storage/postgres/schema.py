@@ -113,10 +113,23 @@ CREATE TABLE audit_log (
 CREATE INDEX audit_log_at ON audit_log (at);
 """
 
+# Replies posted where the mention was written (alerts.replies): one per inbox item.
+M005 = f"""
+CREATE TABLE replies (
+    mention_id bigint PRIMARY KEY REFERENCES mentions (id), source_id {_T}, text {_T} NOT NULL,
+    status {_T} NOT NULL, generation integer, idempotency_key {_T} NOT NULL, approved_by {_T},
+    approved_at {_T}, send_after {_T}, attempts integer DEFAULT 0, next_attempt_at {_T},
+    first_tried_at {_T}, last_error {_T}, platform_id {_T}, platform_url {_T}, posted_at {_T},
+    response {_T}, updated_at {_T}, lease_owner {_T}, lease_expires {_T}
+);
+CREATE INDEX replies_status_send_after ON replies (status, send_after);
+"""
+
 MIGRATIONS: list[tuple[str, str]] = [
     ("m001_initial", M001),
     ("m003_workers_and_leases", M003),
     ("m004_audit_log", M004),
+    ("m005_replies", M005),
 ]
 _LOCK = 7_310_017  # pg_advisory_xact_lock key: listener's migrations
 

@@ -11,6 +11,7 @@ from listener.storage.sql.facts import AlertFactsMixin
 from listener.storage.sql.inbox import InboxMixin
 from listener.storage.sql.mentions import MentionsMixin
 from listener.storage.sql.metrics import MetricsMixin
+from listener.storage.sql.replies import RepliesMixin
 from listener.storage.sql.scores import ScoresMixin
 from listener.storage.sql.search import SearchMixin
 from listener.storage.sql.sources import SourcesMixin
@@ -23,6 +24,7 @@ class SQLStorage(
     ScoresMixin,
     AlertFactsMixin,
     InboxMixin,
+    RepliesMixin,
     AlertsMixin,
     WorkMixin,
     CopyMixin,

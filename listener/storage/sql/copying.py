@@ -26,6 +26,7 @@ COPIED: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("deliveries", ("alert_id", "channel")),
     ("inbox", ("mention_id",)),
     ("audit_log", ("id",)),
+    ("replies", ("mention_id",)),
 )
 KEYS = dict(COPIED)
 NOT_COPIED = {"lease_owner", "lease_expires"}

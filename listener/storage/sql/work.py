@@ -51,6 +51,10 @@ class WorkMixin(SQLBase):
                 "AND status = 'sending'",
                 params,
             )
+            self.db.execute(
+                "UPDATE replies SET lease_expires = ? WHERE lease_owner = ? AND status = 'sending'",
+                params,
+            )
             self.db.execute("UPDATE workers SET seen_at = ? WHERE id = ?", [iso(now), worker])
             # Claims that lapsed long ago only slow the next claim down.
             self.db.execute(
@@ -79,6 +83,8 @@ class WorkMixin(SQLBase):
                 "UNION SELECT owner FROM score_claims "
                 "UNION SELECT owner FROM leases "
                 "UNION SELECT lease_owner FROM deliveries "
+                "WHERE status = 'sending' AND lease_owner IS NOT NULL "
+                "UNION SELECT lease_owner FROM replies "
                 "WHERE status = 'sending' AND lease_owner IS NOT NULL"
             )
         ]
@@ -93,6 +99,13 @@ class WorkMixin(SQLBase):
             n += self._rowcount(
                 "UPDATE deliveries SET status = 'unknown', "
                 "last_error = 'interrupted while sending', lease_expires = NULL "
+                "WHERE status = 'sending' AND lease_owner IN ({})",
+                holders,
+            )
+            # A reply they were sending: its lease lapses now, and the reply pass decides
+            # whether the platform lets it be sent again (alerts.replies.recover).
+            n += self._rowcount(
+                "UPDATE replies SET lease_expires = NULL "
                 "WHERE status = 'sending' AND lease_owner IN ({})",
                 holders,
             )

@@ -338,3 +338,36 @@ def m016_audit_log(db: Database) -> None:
         not_null={"at", "actor", "action"},
     )
     _t(db, "audit_log").create_index(["at"])
+
+
+@migrations()
+def m017_replies(db: Database) -> None:
+    # Replies posted where the mention was written (alerts.replies): one per inbox item.
+    _t(db, "replies").create(
+        {
+            "mention_id": int,
+            "source_id": str,
+            "text": str,
+            "status": str,
+            "generation": int,
+            "idempotency_key": str,
+            "approved_by": str,
+            "approved_at": str,
+            "send_after": str,
+            "attempts": int,
+            "next_attempt_at": str,
+            "first_tried_at": str,
+            "last_error": str,
+            "platform_id": str,
+            "platform_url": str,
+            "posted_at": str,
+            "response": str,
+            "updated_at": str,
+            "lease_owner": str,
+            "lease_expires": str,
+        },
+        pk="mention_id",
+        not_null={"status", "text", "idempotency_key"},
+        foreign_keys=[("mention_id", "mentions", "id")],
+    )
+    _t(db, "replies").create_index(["status", "send_after"])
