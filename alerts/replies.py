@@ -23,7 +23,7 @@ import httpx
 
 from alerts.delivery import after_failure
 from alerts.inbox import draft
-from listener.storage import Storage
+from listener.storage import ReplyBusy, Storage
 from listener.timeutil import parse_iso, utcnow
 from listener.workers import Worker
 from sources import reply_path
@@ -130,7 +130,7 @@ def auto_approve(config: Any, store: Storage, now: datetime | None = None) -> in
     queued = 0
     for source in config.sources:
         rule = source.auto_reply
-        if rule is None or not source.enabled or reply_path(source.type) is None:
+        if rule is None or not source.enabled:  # config allows auto_reply only with a path
             continue
         for item in store.auto_reply_candidates(source.name, list(rule.kinds)):
             appeared = parse_iso(item["created_at"]) or now
@@ -146,7 +146,7 @@ def auto_approve(config: Any, store: Storage, now: datetime | None = None) -> in
                     send_after=appeared + rule.delay,
                     now=now,
                 )
-            except (ReplyRefused, KeyError) as exc:  # too long a draft, say: a person answers
+            except (ReplyRefused, ReplyBusy) as exc:  # too long a draft, say: a person answers
                 log.warning(
                     "%s: no automatic reply to #%s: %s", source.name, item["mention_id"], exc
                 )
@@ -322,6 +322,3 @@ def recover(config: Any, store: Storage, now: datetime | None = None) -> tuple[i
 
 class _Unchanged(Exception):
     pass
-
-
-RESEND_FOREVER = timedelta.max  # a platform where a second send cannot make a second reply

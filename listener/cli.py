@@ -533,7 +533,7 @@ def inbox(
 def inbox_show(ctx: Context, mention_id: int) -> None:
     """One item: the mention, its draft reply in its language, and where to answer."""
     from alerts.inbox import draft
-    from sources import reply_path
+    from alerts.replies import ReplyRefused, path_for
 
     store = ctx.store()
     try:
@@ -543,8 +543,10 @@ def inbox_show(ctx: Context, mention_id: int) -> None:
         store.close()
     if item is None:
         raise click.ClickException(f"no inbox item for mention {mention_id}")
-    source = next((s for s in ctx.config.sources if s.name == item["source_id"]), None)
-    path = reply_path(source.type) if source is not None else None
+    try:
+        path = path_for(ctx.config, item["source_id"])[1]
+    except ReplyRefused:  # answered where it was posted
+        path = None
     lang, text = draft(
         item["kind"],
         item["language"],
