@@ -27,7 +27,15 @@ from listener.storage import ReplyBusy, Storage
 from listener.timeutil import parse_iso, utcnow
 from listener.workers import Worker
 from sources import reply_path
-from sources.base import Posted, ReplyAttempt, ReplyError, ReplyPath, ReplyTarget
+from sources.base import (
+    FetchError,
+    Posted,
+    ReplyAttempt,
+    ReplyCheck,
+    ReplyError,
+    ReplyPath,
+    ReplyTarget,
+)
 from sources.http import make_client
 
 log = logging.getLogger("listener")
@@ -39,6 +47,14 @@ AUTO = "auto"  # the audit actor of replies approved by a source's auto_reply
 # or auto_reply was just switched on over a backlog) is left to people: a thank-you days late
 # reads as a bot.
 AUTO_REPLY_LATE = timedelta(hours=6)
+
+
+# Open items are looked up on their platform for an answer the team wrote there (the store's
+# console, the brand's account in an app): each at most this often, while this young, and this
+# many per source and pass, so a large inbox costs a bounded number of calls.
+CHECK_EVERY = timedelta(hours=1)
+CHECK_WINDOW = timedelta(days=14)
+CHECKS_PER_PASS = 50
 
 
 class ReplyRefused(ValueError):
@@ -160,6 +176,7 @@ class ReplyPassReport:
     sent: int = 0
     failed: int = 0
     errors: list[str] = field(default_factory=list)
+    answered_elsewhere: int = 0  # items closed because the team answered on the platform
 
 
 def _target(row: dict[str, Any]) -> ReplyTarget:
@@ -322,3 +339,83 @@ def recover(config: Any, store: Storage, now: datetime | None = None) -> tuple[i
 
 class _Unchanged(Exception):
     pass
+
+
+def check_elsewhere(
+    config: Any,
+    store: Storage,
+    client: httpx.Client | None = None,
+    clock: Callable[[], datetime] = utcnow,
+) -> int:
+    """Close the open items the team answered on the platform itself, at the platform's time
+    of that answer (so time to reply stays true), cancelling any reply of ours still queued
+    for them. Returns how many were closed."""
+    checkable: list[tuple[Any, ReplyCheck]] = []
+    for s in config.sources:
+        path = reply_path(s.type)
+        if s.enabled and isinstance(path, ReplyCheck):
+            checkable.append((s, path))
+    if not checkable:
+        return 0
+    own = client is None
+    client = client or make_client(allow_private=config.network.allow_private_addresses)
+    closed = 0
+    try:
+        for source, check in checkable:
+            closed += _check_source(store, source, check, client, clock)
+    finally:
+        if own:
+            client.close()
+    return closed
+
+
+def _check_source(
+    store: Storage,
+    source: Any,
+    path: ReplyCheck,
+    client: httpx.Client,
+    clock: Callable[[], datetime],
+) -> int:
+    now = clock()
+    # A platform's read quota is shared with collecting: at most `checks_per_hour` lookups.
+    room = path.checks_per_hour - store.platform_checks_since(source.name, now - CHECK_EVERY)
+    if room <= 0:
+        return 0
+    rows = store.reply_check_candidates(
+        source.name, now - CHECK_EVERY, now - CHECK_WINDOW, min(room, CHECKS_PER_PASS)
+    )
+    checked: list[int] = []
+    closed = 0
+    for row in rows:
+        mention_id = row["mention_id"]
+        try:
+            found = path.find_reply(source, _target(row), client)
+        except FetchError as exc:
+            log.warning("could not look up #%s on its platform: %s", mention_id, exc)
+            if exc.disable or exc.http_status in (401, 403, 429) or exc.http_status is None:
+                break  # the source's key or the platform itself: the next pass tries again
+            checked.append(mention_id)  # this one item (deleted, say): not every pass
+            continue
+        except Exception:  # a bug in one platform's check never stops the rest
+            log.exception("looking up #%s on its platform crashed", mention_id)
+            checked.append(mention_id)
+            continue
+        if found is None:
+            checked.append(mention_id)
+            continue
+        at = clock()
+        detail = {"platform_id": found.platform_id, "url": found.url, "response": found.response}
+        status = CLOSES_AS.get(row["kind"], "replied")
+        try:
+            with store.audited(
+                "platform", "reply-elsewhere", f"inbox {mention_id}", detail, now=at
+            ):
+                if not store.close_answered_elsewhere(mention_id, status, found.at or at, now=at):
+                    raise _Unchanged  # closed by a person meanwhile: no audit row
+        except _Unchanged:
+            continue
+        closed += 1
+        log.info("#%s was answered on the platform: closed as %s", mention_id, status)
+    if checked:
+        store.mark_platform_checked(checked, now)
+    return closed

@@ -22,6 +22,7 @@ from listener.storage import ExportFilter, Storage, open_store
 from listener.storage.types import Dimension, Period
 from listener.tables import format_table
 from listener.timeutil import parse_iso, utcnow
+from sources.youtube import quota_day
 
 
 class Context:
@@ -206,6 +207,11 @@ def collect(ctx: Context, once: bool) -> None:
         f"mentions, {report.scored} scored, {len(report.alerts)} alerts, "
         f"{report.delivered} notifications sent"
         + (f", {report.replies.sent} replies posted" if report.replies.sent else "")
+        + (
+            f", {n} inbox items answered on the platform itself"
+            if (n := report.replies.answered_elsewhere)
+            else ""
+        )
     )
     for error in report.replies.errors:
         click.echo(error, err=True)
@@ -343,7 +349,10 @@ def sources_cmd(click_ctx: click.Context, as_json: bool) -> None:
             r["state"] = "ok, with a gap"  # the last fetch may have missed posts
             r["last_error"] = r["last_warning"]
         # X bills per post read: show this month's reads (kept in the source's cursor)
-        r["reads"] = json.loads(r["cursor"] or "{}").get("reads", {}).get(month)
+        cursor = json.loads(r["cursor"] or "{}")
+        r["reads"] = cursor.get("reads", {}).get(month)
+        # YouTube counts quota units per Pacific day: show today's
+        r["units"] = cursor.get("units", {}).get(quota_day(utcnow())) if "units" in cursor else None
     if as_json:
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
@@ -357,6 +366,7 @@ def sources_cmd(click_ctx: click.Context, as_json: bool) -> None:
             "state",
             "items",
             "reads",
+            "units",
             "last_run_at",
             "next_due_at",
             "consecutive_failures",

@@ -563,7 +563,8 @@ def alert_pass(
 
 
 def reply_pass(config: Config, store: Storage, worker: Worker) -> ReplyPassReport:
-    """Replies: interrupted sends settled, auto_reply drafts queued, due replies posted."""
+    """Replies: interrupted sends settled, items the team answered on the platform closed,
+    auto_reply drafts queued, due replies posted."""
     again, unknown = replies.recover(config, store)
     if again or unknown:
         log.warning(
@@ -573,9 +574,12 @@ def reply_pass(config: Config, store: Storage, worker: Worker) -> ReplyPassRepor
             again,
             unknown,
         )
+    elsewhere = replies.check_elsewhere(config, store)
     if n := replies.auto_approve(config, store):
         log.info("%d automatic replies queued (auto_reply)", n)
-    return replies.send_due(config, store, worker)
+    report = replies.send_due(config, store, worker)
+    report.answered_elsewhere = elsewhere
+    return report
 
 
 def recover_interrupted_sends(store: Storage) -> None:

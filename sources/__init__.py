@@ -40,7 +40,18 @@ def reply_path(type_name: str) -> ReplyPath | None:
     return collector if isinstance(collector, ReplyPath) else None
 
 
-from sources import appstore, bluesky, googleplay, hackernews, mastodon, reddit, rss, x  # noqa: E402,F401  (each registers itself)
+from sources import (  # noqa: E402,F401  (each registers itself)
+    appstore,
+    appstoreconnect,
+    bluesky,
+    googleplay,
+    hackernews,
+    mastodon,
+    reddit,
+    rss,
+    x,
+    youtube,
+)
 
 __all__ = [
     "COLLECTORS",

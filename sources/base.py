@@ -275,6 +275,20 @@ class ReplyPath(Protocol):
     ) -> Posted: ...
 
 
+@runtime_checkable
+class ReplyCheck(Protocol):
+    """A reply path that can also tell whether the mention was answered on the platform
+    itself (in the store's console, from the brand's account in an app): the answer as
+    Posted, or None. FetchError when it cannot tell. `checks_per_hour`: lookups it may spend
+    an hour, leaving the platform's read quota to collecting."""
+
+    checks_per_hour: ClassVar[int]
+
+    def find_reply(
+        self, source: Any, target: ReplyTarget, client: httpx.Client
+    ) -> Posted | None: ...
+
+
 def reply_error(exc: FetchError, where: str) -> ReplyError:
     """A failed HTTP call of a reply path as a ReplyError: a refusal (4xx but 408/429) is
     final, anything else (5xx, a timeout, a rate limit) worth another try."""

@@ -258,6 +258,7 @@ class BlueskyCollector:
     config_model: ClassVar[builtins.type[SourceConfig]] = BlueskySource
     max_chars: ClassVar[int] = 300  # graphemes; a character count is never fewer
     resend_safe: ClassVar[timedelta] = timedelta.max  # the record key makes a retry harmless
+    checks_per_hour: ClassVar[int] = 300  # of the 3,000 reads per 5 minutes an address has
 
     def reply(
         self,
@@ -308,6 +309,39 @@ class BlueskyCollector:
             at=attempt.approved_at,  # the post's createdAt: what Bluesky shows as its time
             response={k: doc.get(k) for k in ("uri", "cid", "validationStatus")},
         )
+
+    def find_reply(
+        self, source: BlueskySource, target: ReplyTarget, client: httpx.Client
+    ) -> Posted | None:
+        """A reply from the signed-in account to the post, written in any app."""
+        uri = target.raw.get("uri")
+        if not isinstance(uri, str) or not (
+            secrets.register_env(source.handle_env)
+            and secrets.register_env(source.app_password_env)
+        ):
+            return None  # no account to answer from
+        did, _ = SESSIONS.account(client, source)
+        query = urlencode({"uri": uri, "depth": "1", "parentHeight": "0"})
+        url = f"{source.service}/xrpc/app.bsky.feed.getPostThread?{query}"
+        doc = self._signed(client, source, "GET", url, None)
+        thread = doc.get("thread") if isinstance(doc, dict) else None
+        replies = thread.get("replies") if isinstance(thread, dict) else None
+        for view in replies if isinstance(replies, list) else []:
+            post = view.get("post") if isinstance(view, dict) else None
+            if not isinstance(post, dict) or (post.get("author") or {}).get("did") != did:
+                continue
+            found = post.get("record")
+            record: dict[str, Any] = found if isinstance(found, dict) else {}
+            reply = record.get("reply") if isinstance(record.get("reply"), dict) else {}
+            parent = (reply.get("parent") or {}).get("uri") if isinstance(reply, dict) else None
+            if parent == uri and isinstance(post.get("uri"), str):
+                return Posted(
+                    platform_id=post["uri"],
+                    url=post_url(post),
+                    at=time_or_none(record.get("createdAt")) or time_or_none(post.get("indexedAt")),
+                    response={k: post.get(k) for k in ("uri", "cid", "indexedAt")},
+                )
+        return None
 
     def _existing(
         self, client: httpx.Client, source: BlueskySource, did: str, rkey: str

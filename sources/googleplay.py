@@ -15,7 +15,6 @@ import json
 import threading
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, ClassVar, Literal
 from urllib.parse import quote, urlencode
 
@@ -40,12 +39,12 @@ from sources.base import (
     normalise_each,
     reply_error,
 )
+from sources.credentials import KeyProblem, key_from_env
 from sources.http import call_api, get_json
 from sources.rss import content_hash
 
 SCOPE = "https://www.googleapis.com/auth/androidpublisher"
 GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
-MAX_KEY_FILE_BYTES = 64 * 1024
 PAGE = 100  # the most reviews.list returns per page
 PACKAGE = r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)+$"
 
@@ -205,33 +204,19 @@ class _Tokens:
 TOKENS = _Tokens()
 
 
-class KeyProblem(FetchError):
-    """The key file is not set, not readable or not a service account key: a setting to fix,
-    not something a retry cures."""
-
-
 def _key_file(source: GooglePlaySource) -> dict[str, Any]:
     """The service account's key, from the file the environment names."""
-    where = secrets.register_env(source.credentials_env)
-    if not where:
-        raise KeyProblem(
-            f"{source.endpoint()}: set {source.credentials_env} to the path of a service "
-            "account's JSON key file (Google Cloud console > IAM > Service accounts > Keys), "
-            "invited in Play Console with the permission to view app information and reply "
-            "to reviews"
-        )
-    path = Path(where).expanduser()
+    text = key_from_env(
+        source.endpoint(),
+        source.credentials_env,
+        "the path of a service account's JSON key file (Google Cloud console > IAM > "
+        "Service accounts > Keys), invited in Play Console with the permission to view app "
+        "information and reply to reviews",
+    )
     try:
-        with path.open("rb") as f:
-            raw = f.read(MAX_KEY_FILE_BYTES + 1)
-        if len(raw) > MAX_KEY_FILE_BYTES:
-            raise ValueError("larger than any key file")
-        key = json.loads(raw)
-    except (OSError, ValueError) as exc:
-        raise KeyProblem(
-            f"{source.endpoint()}: cannot read the key file named by {source.credentials_env} "
-            f"({type(exc).__name__})"
-        ) from None
+        key = json.loads(text)
+    except ValueError:
+        key = None
     if not isinstance(key, dict) or not all(
         isinstance(key.get(k), str) for k in ("client_email", "private_key")
     ):
@@ -250,6 +235,8 @@ class GooglePlayCollector:
     config_model: ClassVar[builtins.type[SourceConfig]] = GooglePlaySource
     max_chars: ClassVar[int] = 350  # what Google Play takes
     resend_safe: ClassVar[timedelta] = timedelta.max  # a second reply replaces the first
+    # Google allows about 200 review reads an hour per app: most are left to reviews.list.
+    checks_per_hour: ClassVar[int] = 60
 
     def fetch(
         self, source: GooglePlaySource, state: SourceState, client: httpx.Client
@@ -323,6 +310,35 @@ class GooglePlayCollector:
             url=review_link(source.package, review_id),
             at=_time(result.get("lastEdited")),
             response={"result": result},
+        )
+
+    def find_reply(
+        self, source: GooglePlaySource, target: ReplyTarget, client: httpx.Client
+    ) -> Posted | None:
+        """The developer's reply to the review, as reviews.get shows it now."""
+        review_id = str(target.raw.get("review_id") or target.external_id)
+        url = (
+            f"{source.api}/androidpublisher/v3/applications/{quote(source.package)}/reviews/"
+            f"{quote(review_id, safe='')}"
+        )
+        headers = {"Authorization": f"Bearer {TOKENS.token(client, source)}"}
+        doc = call_api(client, "GET", url, headers=headers)
+        comments = doc.get("comments") if isinstance(doc, dict) else None
+        reply = next(
+            (
+                c["developerComment"]
+                for c in (comments if isinstance(comments, list) else [])
+                if isinstance(c, dict) and isinstance(c.get("developerComment"), dict)
+            ),
+            None,
+        )
+        if reply is None:
+            return None
+        return Posted(
+            platform_id=review_id,
+            url=review_link(source.package, review_id),
+            at=_time(reply.get("lastModified")),
+            response={"developerComment": reply},
         )
 
 

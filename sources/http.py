@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from listener import USER_AGENT
-from listener.textnorm import clean
+from listener.textnorm import clean, html_to_text
 from listener.timeutil import utcnow
 from sources.base import FetchError
 from sources.net import (
@@ -289,6 +289,8 @@ def _explanation(response: httpx.Response, url: str) -> str:
         if isinstance(doc.get("error"), dict):  # Google's {"error": {"message": ...}}
             parts.append(str(doc["error"].get("message") or ""))
     text = " ".join(" ".join(p for p in parts if p).split())
+    if "<" in text:  # Google writes markup into its messages ("your <a href=...>quota</a>")
+        text = html_to_text(text)
     return clean(text)[:ERROR_DETAIL_CHARS]
 
 

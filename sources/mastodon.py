@@ -13,6 +13,8 @@ cut off mid-way is sent again with its key within that hour and never makes two 
 from __future__ import annotations
 
 import builtins
+import hashlib
+import threading
 from datetime import timedelta
 from typing import Any, ClassVar, Literal
 from urllib.parse import quote, urlencode
@@ -156,12 +158,37 @@ def reply_form(target: ReplyTarget, text: str) -> dict[str, str]:
     return form
 
 
+class _Accounts:
+    """The account id behind each access token, asked once per process."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ids: dict[tuple[str, str], str] = {}
+
+    def own_id(self, client: httpx.Client, source: MastodonSource, token: str) -> str:
+        key = (source.instance, hashlib.sha256(token.encode()).hexdigest())
+        with self._lock:
+            if key in self._ids:
+                return self._ids[key]
+        url = f"{source.instance}/api/v1/accounts/verify_credentials"
+        doc = get_json(client, url, {"Authorization": f"Bearer {token}"})
+        if not isinstance(doc, dict) or not doc.get("id"):
+            raise FetchError(f"{url}: the answer names no account")
+        with self._lock:
+            self._ids[key] = str(doc["id"])
+        return self._ids[key]
+
+
+ACCOUNTS = _Accounts()
+
+
 @register
 class MastodonCollector:
     type: ClassVar[str] = "mastodon"
     config_model: ClassVar[builtins.type[SourceConfig]] = MastodonSource
     max_chars: ClassVar[int] = 450  # 500 on most instances, less the @name put in front
     resend_safe: ClassVar[timedelta] = timedelta(minutes=50)  # Idempotency-Key lives an hour
+    checks_per_hour: ClassVar[int] = 150  # of the 300 requests per 5 minutes an account has
 
     def reply(
         self,
@@ -192,6 +219,32 @@ class MastodonCollector:
             at=time_or_none(doc.get("created_at")),
             response={k: doc.get(k) for k in ("id", "uri", "url", "created_at", "visibility")},
         )
+
+    def find_reply(
+        self, source: MastodonSource, target: ReplyTarget, client: httpx.Client
+    ) -> Posted | None:
+        """A reply from your account (the token's) to the mention, posted from any app."""
+        token = secrets.register_env(source.access_token_env)
+        status_id = str(target.raw.get("id") or "")
+        if not token or not status_id.isdigit():
+            return None  # no account to answer from, or nothing to answer on this instance
+        headers = {"Authorization": f"Bearer {token}"}
+        me = ACCOUNTS.own_id(client, source, token)
+        doc = get_json(client, f"{source.instance}/api/v1/statuses/{status_id}/context", headers)
+        later = doc.get("descendants") if isinstance(doc, dict) else None
+        for status in later if isinstance(later, list) else []:
+            if (
+                isinstance(status, dict)
+                and str(status.get("in_reply_to_id")) == status_id
+                and str((status.get("account") or {}).get("id")) == me
+            ):
+                return Posted(
+                    platform_id=str(status.get("id")),
+                    url=status.get("url") if isinstance(status.get("url"), str) else None,
+                    at=time_or_none(status.get("created_at")),
+                    response={k: status.get(k) for k in ("id", "uri", "url", "created_at")},
+                )
+        return None
 
     def fetch(
         self, source: MastodonSource, state: SourceState, client: httpx.Client

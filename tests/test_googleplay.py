@@ -32,6 +32,7 @@ class Play:
     def __init__(self, public_key: object, token_uri: str) -> None:
         self.public_key, self.token_uri = public_key, token_uri
         self.tokens = 0
+        self.gets = 0
         self.replies: list[dict] = []
         self.refuse_key = False
 
@@ -57,6 +58,15 @@ class Play:
             return Response('{"error": {"code": 401, "message": "no"}}', status=401)
         if request.path == APP:
             return Response(FIXTURE.read_text(), content_type="application/json")
+        if request.path.startswith(APP + "/") and request.method == "GET":  # reviews.get
+            self.gets += 1
+            wanted = request.path.rsplit("/", 1)[1]
+            found = [
+                r for r in json.loads(FIXTURE.read_text())["reviews"] if r["reviewId"] == wanted
+            ]
+            if not found:
+                return Response('{"error": {"code": 404, "message": "Not Found"}}', status=404)
+            return Response(json.dumps(found[0]), content_type="application/json")
         if request.path.startswith(APP + "/") and request.path.endswith(":reply"):
             self.replies.append({"path": request.path, **request.get_json()})
             text = request.get_json()["replyText"]
@@ -175,3 +185,38 @@ def test_credential_problems_are_named_and_never_shown(play, make_config, store,
     assert "PRIVATE KEY" not in refused.error
     [state] = [s for s in store.sources() if s["id"] == "play"]
     assert not state["enabled"]  # switched off until `listener sources enable`
+
+
+def test_an_item_answered_in_play_console_is_closed_at_googles_time(play, make_config, store):
+    base, server = play
+    config = play_config(make_config, base)
+    store.sync_sources(config.sources)
+    collect_due(config, store, now=LATER)
+    ids = {
+        r["external_id"]: r["id"] for r in store.db.query("SELECT id, external_id FROM mentions")
+    }
+    now = utcnow()
+    store.add_inbox_items(
+        [
+            {
+                "mention_id": ids[e],
+                "brand": "Acme",
+                "kind": "thank",
+                "posted_at": now,
+                "due_at": now,
+            }
+            for e in ("12345678", "11223344")
+        ],
+        now,
+    )
+    report = reply_pass(config, store, Worker.here())
+    assert report.answered_elsewhere == 1
+    john = store.inbox_item(ids["11223344"])  # answered in Play Console: "That's great to hear!"
+    assert john["status"] == "thanked" and john["closed_by"] == "platform"
+    assert john["closed_at"].startswith("2015-02-05T01:57:47")  # the developer comment's time
+    [audit] = [a for a in store.audit_log() if a["action"] == "reply-elsewhere"]
+    assert audit["target"] == f"inbox {ids['11223344']}"
+    assert store.inbox_item(ids["12345678"])["status"] == "open"  # not answered anywhere
+    assert server.gets == 2
+    reply_pass(config, store, Worker.here())
+    assert server.gets == 2  # each open item looked up at most once an hour

@@ -31,7 +31,7 @@ from listener.storage import FeedFilter, ReplyBusy
 from listener.timeutil import utcnow
 from listener.workers import Worker
 from sources.base import ReplyAttempt, ReplyTarget
-from sources.bluesky import BlueskyCollector, BlueskySource, record_key
+from sources.bluesky import BlueskyCollector, BlueskySource, record_key, reply_record
 
 CASSETTES = Path(__file__).parent / "cassettes" / "mastodon"
 FIXTURES = Path(__file__).parent / "fixtures" / "bluesky"
@@ -62,6 +62,7 @@ class Instance:
         self.hold = threading.Event()
         self.arrived = threading.Event()
         self.release = threading.Event()
+        self.elsewhere: list[dict] = []  # replies made outside listener
 
     def handle(self, request: Request) -> Response:
         if request.headers.get("Authorization") != "Bearer token-1":
@@ -85,6 +86,16 @@ class Instance:
                 self.arrived.set()
                 self.release.wait(60)  # the sender is killed meanwhile
             return Response(json.dumps(status), content_type="application/json")
+        if request.path == "/api/v1/accounts/verify_credentials":
+            body = recorded("test_status_reply", "GET", "/api/v1/accounts/verify_credentials")
+            return Response(body, content_type="application/json")
+        if request.path.endswith("/context"):
+            # The shape of the recorded context answer (test_status_context), holding the
+            # recorded reply when the team answered from its own app.
+            status_id = request.path.split("/")[-2]
+            later = [dict(r, in_reply_to_id=status_id) for r in self.elsewhere]
+            doc = {"ancestors": [], "descendants": later}
+            return Response(json.dumps(doc), content_type="application/json")
         return Response("[]", content_type="application/json")
 
 
@@ -360,6 +371,25 @@ class Pds:
             self.records[rkey] = {"uri": uri, "cid": f"bafy{rkey}", "value": doc["record"]}
             answer = {"uri": uri, "cid": f"bafy{rkey}", "validationStatus": "valid"}
             return Response(json.dumps(answer), content_type="application/json")
+        if request.path.endswith("app.bsky.feed.getPostThread"):
+            # app.bsky.feed.defs#threadViewPost, replies as postViews of the records held.
+            uri = request.args["uri"]
+            replies = [
+                {
+                    "$type": "app.bsky.feed.defs#threadViewPost",
+                    "post": {
+                        "uri": r["uri"],
+                        "cid": r["cid"],
+                        "author": {"did": r["uri"].split("/")[2], "handle": "someone.bsky.social"},
+                        "record": r["value"],
+                        "indexedAt": r["value"]["createdAt"],
+                    },
+                }
+                for r in self.records.values()
+                if r["value"]["reply"]["parent"]["uri"] == uri
+            ]
+            thread = {"$type": "app.bsky.feed.defs#threadViewPost", "post": {"uri": uri}}
+            return Response(json.dumps({"thread": {**thread, "replies": replies}}))
         if request.path.endswith("com.atproto.repo.getRecord"):
             record = self.records.get(request.args["rkey"])
             if record is None:
@@ -394,6 +424,36 @@ def test_a_bluesky_reply_is_one_record_in_the_thread_however_often_tried(httpser
     assert TID.match(record_key(attempt))
     other = ReplyAttempt("listener-7-2", attempt.approved_at)
     assert record_key(other) != record_key(attempt)
+
+
+def test_a_bluesky_post_answered_from_the_brands_account_is_found(httpserver, monkeypatch):
+    """The thread is read for a reply by the signed-in account; replies by others are not the
+    team's answer."""
+    from sources.http import make_client
+
+    pds = Pds()
+    httpserver.expect_request("").respond_with_handler(pds.handle)
+    monkeypatch.setenv("BLUESKY_HANDLE", "acme.bsky.social")
+    monkeypatch.setenv("BLUESKY_APP_PASSWORD", "app-pass")
+    base = httpserver.url_for("").rstrip("/")
+    source = BlueskySource(name="b", type="bluesky", query="acme", service=base)
+    post = json.loads((FIXTURES / "searchPosts.json").read_text())["posts"][0]  # real
+    target = ReplyTarget(post["uri"], None, post["author"]["handle"], "en", post)
+    stranger = reply_record(
+        target, "Same here!", ReplyAttempt("x", datetime(2026, 11, 24, tzinfo=UTC))
+    )
+    pds.records["other"] = {
+        "uri": "at://did:plc:stranger/app.bsky.feed.post/3kother",
+        "cid": "bafyother",
+        "value": stranger,
+    }
+    with make_client() as client:
+        assert BlueskyCollector().find_reply(source, target, client) is None
+        attempt = ReplyAttempt("listener-8-1", datetime(2026, 11, 24, 10, 0, tzinfo=UTC))
+        posted = BlueskyCollector().reply(source, target, "Thanks!", attempt, client)
+        found = BlueskyCollector().find_reply(source, target, client)
+    assert found is not None and found.platform_id == posted.platform_id
+    assert found.at == datetime(2026, 11, 24, 10, 0, tzinfo=UTC)  # the post's createdAt
 
 
 def test_approve_a_reply_in_the_browser_and_see_it_posted(
@@ -491,3 +551,23 @@ def test_auto_reply_leaves_an_old_backlog_to_people(instance, make_config, store
     mid = collected_item(config, store, kind="thank")
     assert replies.auto_approve(config, store, now=utcnow() + timedelta(hours=8)) == 0
     assert store.reply(mid) is None  # switched on over old items: no thank-you days late
+
+
+def test_a_mention_answered_from_the_brands_own_app_is_closed(instance, make_config, store):
+    """The team answered the mention in a Mastodon app: the item closes at the instance's time
+    of that reply, and a reply from anyone else in the thread closes nothing."""
+    base, server = instance
+    config = mastodon_config(make_config, base)
+    mention = collected_item(config, store)
+    stranger = json.loads(recorded("test_status_reply", "POST", "/api/v1/statuses", nth=0))
+    server.elsewhere = [stranger]  # someone else's reply in the thread
+    assert reply_pass(config, store, Worker.here()).answered_elsewhere == 0
+    assert store.inbox_item(mention)["status"] == "open"
+
+    store.db.execute("UPDATE inbox SET platform_checked_at = NULL")  # as an hour later
+    server.elsewhere = [stranger, REPLY_ANSWER]  # the recorded reply by the token's account
+    assert reply_pass(config, store, Worker.here()).answered_elsewhere == 1
+    item = store.inbox_item(mention)
+    assert item["status"] == "replied" and item["closed_by"] == "platform"
+    assert item["closed_at"].startswith("2026-08-01T13:53:15")  # the reply's created_at
+    assert server.posts == []  # listener posted nothing itself

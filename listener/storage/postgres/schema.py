@@ -125,11 +125,15 @@ CREATE TABLE replies (
 CREATE INDEX replies_status_send_after ON replies (status, send_after);
 """
 
+# When an open inbox item was last looked up on its platform for a reply made there.
+M006 = f"ALTER TABLE inbox ADD COLUMN platform_checked_at {_T};"
+
 MIGRATIONS: list[tuple[str, str]] = [
     ("m001_initial", M001),
     ("m003_workers_and_leases", M003),
     ("m004_audit_log", M004),
     ("m005_replies", M005),
+    ("m006_platform_checks", M006),
 ]
 _LOCK = 7_310_017  # pg_advisory_xact_lock key: listener's migrations
 

@@ -224,3 +224,60 @@ class RepliesMixin(SQLBase):
                 [source_id, *kinds],
             )
         )
+
+    def reply_check_candidates(
+        self, source_id: str, checked_before: datetime, posted_since: datetime, limit: int
+    ) -> list[dict[str, Any]]:
+        """Open inbox items of a source, posted since `posted_since`, not looked up on the
+        platform since `checked_before`, with no reply of ours on its way or in doubt: those
+        never looked up first, then the longest unchecked."""
+        return list(
+            self.db.query(
+                "SELECT i.mention_id, i.kind, m.source_id, m.external_id, m.url, m.author, "
+                "m.language, m.raw FROM inbox i JOIN mentions m ON m.id = i.mention_id "
+                "LEFT JOIN replies r ON r.mention_id = i.mention_id "
+                "WHERE i.status = 'open' AND m.source_id = ? AND i.posted_at >= ? "
+                "AND (i.platform_checked_at IS NULL OR i.platform_checked_at < ?) "
+                "AND (r.status IS NULL OR r.status IN ('approved', 'failed', 'cancelled')) "
+                "ORDER BY coalesce(i.platform_checked_at, ''), i.mention_id LIMIT ?",
+                [source_id, iso(posted_since), iso(checked_before), limit],
+            )
+        )
+
+    def mark_platform_checked(self, mention_ids: list[int], at: datetime) -> None:
+        with self._write():
+            self.db.conn.executemany(
+                "UPDATE inbox SET platform_checked_at = ? WHERE mention_id = ?",
+                [(iso(at), m) for m in mention_ids],
+            )
+
+    def close_answered_elsewhere(
+        self, mention_id: int, status: str, answered_at: datetime, now: datetime | None = None
+    ) -> bool:
+        """Close an open item that the team answered on the platform itself, at the
+        platform's time of that answer; a reply of ours still queued for it is cancelled.
+        False if the item was no longer open."""
+        now = now or utcnow()
+        with self._write():
+            cur = self.db.execute(
+                "UPDATE inbox SET status = ?, closed_at = ?, closed_by = 'platform', "
+                "platform_checked_at = ? WHERE mention_id = ? AND status = 'open'",
+                [status, iso(answered_at), iso(now), mention_id],
+            )
+            if cur.rowcount != 1:
+                return False
+            self.db.execute(
+                "UPDATE replies SET status = 'cancelled', last_error = ?, updated_at = ? "
+                "WHERE mention_id = ? AND status IN ('approved', 'failed')",
+                ["answered on the platform meanwhile", iso(now), mention_id],
+            )
+            return True
+
+    def platform_checks_since(self, source_id: str, since: datetime) -> int:
+        """Items of a source looked up on its platform since `since`."""
+        row = self._one(
+            "SELECT count(*) AS n FROM inbox i JOIN mentions m ON m.id = i.mention_id "
+            "WHERE m.source_id = ? AND i.platform_checked_at >= ?",
+            [source_id, iso(since)],
+        )
+        return int(row["n"]) if row else 0

@@ -371,3 +371,10 @@ def m017_replies(db: Database) -> None:
         foreign_keys=[("mention_id", "mentions", "id")],
     )
     _t(db, "replies").create_index(["status", "send_after"])
+
+
+@migrations()
+def m018_platform_checks(db: Database) -> None:
+    # When an open inbox item was last looked up on its platform for a reply the team made
+    # there (alerts.replies.check_elsewhere).
+    _t(db, "inbox").add_column("platform_checked_at", str)
