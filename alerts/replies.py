@@ -55,6 +55,8 @@ AUTO_REPLY_LATE = timedelta(hours=6)
 CHECK_EVERY = timedelta(hours=1)
 CHECK_WINDOW = timedelta(days=14)
 CHECKS_PER_PASS = 50
+CHECK_PAUSE = timedelta(minutes=15)  # after a platform or key failure, per source
+_paused: dict[str, datetime] = {}  # in memory: a restart merely checks once more
 
 
 class ReplyRefused(ValueError):
@@ -377,6 +379,8 @@ def _check_source(
     clock: Callable[[], datetime],
 ) -> int:
     now = clock()
+    if _paused.get(source.name, now) > now:
+        return 0
     # A platform's read quota is shared with collecting: at most `checks_per_hour` lookups.
     room = path.checks_per_hour - store.platform_checks_since(source.name, now - CHECK_EVERY)
     if room <= 0:
@@ -393,7 +397,8 @@ def _check_source(
         except FetchError as exc:
             log.warning("could not look up #%s on its platform: %s", mention_id, exc)
             if exc.disable or exc.http_status in (401, 403, 429) or exc.http_status is None:
-                break  # the source's key or the platform itself: the next pass tries again
+                _paused[source.name] = now + CHECK_PAUSE  # the key or the platform itself
+                break
             checked.append(mention_id)  # this one item (deleted, say): not every pass
             continue
         except Exception:  # a bug in one platform's check never stops the rest

@@ -35,6 +35,15 @@ def feed_bytes(name: str) -> bytes:
     return (FIXTURES / "feeds" / name).read_bytes()
 
 
+@pytest.fixture(autouse=True)
+def _no_paused_checks() -> Iterator[None]:
+    """A platform check paused by one test's failing server never carries into the next."""
+    from alerts import replies
+
+    yield
+    replies._paused.clear()
+
+
 @pytest.fixture
 def make_config(tmp_path: Path, database: str) -> Callable[[str], Config]:
     """Config from a YAML snippet; the database is the test's (a file in tmp_path, or a

@@ -1,6 +1,6 @@
-"""Mastodon, replayed from real recordings: `tests/cassettes/mastodon/` holds two vcrpy
-cassettes of Mastodon.py's test suite (halcy/Mastodon.py, MIT, commit b9f2eff), recorded
-against a real Mastodon server: a hashtag timeline and an account's mention notifications.
+"""Mastodon, replayed from real recordings: `tests/cassettes/mastodon/` holds vcrpy cassettes
+of Mastodon.py's test suite (halcy/Mastodon.py, MIT, commit b9f2eff), recorded against a real
+Mastodon server: a hashtag timeline, an account's mention notifications, a search.
 A local server answers each recorded GET with its recorded body."""
 
 from __future__ import annotations
@@ -120,3 +120,53 @@ def test_config_mistakes_are_named(make_config, keys, says):
     with pytest.raises(ConfigError) as caught:
         make_config(f"brands: [{{name: Acme}}]\nsources: [{{name: m, type: mastodon, {keys}}}]\n")
     assert says in str(caught.value)
+
+
+def test_a_search_as_far_as_the_instance_allows(
+    instance, make_config, store, httpserver, monkeypatch
+):
+    """Mastodon's v2 search: the recorded answer of an instance without full-text search
+    (test_search.yaml: no statuses) stores nothing and is no error; where the instance finds
+    posts (here the recorded hashtag post, in the search answer's recorded shape) they are
+    stored once, and the next search asks only for newer ones."""
+    base, asked = instance
+    monkeypatch.setenv("MASTODON_ACCESS_TOKEN", "token-1")
+    empty = recorded("test_search", "/api/v2/search")
+    post = json.loads(recorded("test_hashtag_tl", "/api/v1/timelines/tag/hoot"))[0]
+    answers = [empty, json.dumps({**json.loads(empty), "statuses": [post]})]
+
+    def search(request: Request) -> Response:
+        asked.append(request)
+        assert request.headers.get("Authorization") == "Bearer token-1"
+        assert request.args["type"] == "statuses" and request.args["q"] == "hoot"
+        doc = json.loads(answers[0] if len(answers) == 1 else answers.pop(0))
+        after = request.args.get("min_id")
+        doc["statuses"] = [s for s in doc["statuses"] if after is None or int(s["id"]) > int(after)]
+        return Response(json.dumps(doc), content_type="application/json")
+
+    httpserver.clear()
+    httpserver.expect_request("/api/v2/search").respond_with_handler(search)
+    config = make_config(
+        "brands: [{name: Hoot, query: hoot}]\n"
+        f"sources: [{{name: masto, type: mastodon, instance: '{base}', query: hoot}}]\n"
+    )
+    store.sync_sources(config.sources)
+    [nothing] = collect_due(config, store, now=LATER)
+    assert nothing.error is None and nothing.counts.new == 0
+    [found] = collect_due(config, store, now=LATER + timedelta(hours=1))
+    assert found.error is None and found.counts.new == 1
+    [again] = collect_due(config, store, now=LATER + timedelta(hours=2))
+    assert again.error is None and again.counts.new == 0
+    assert asked[-1].args["min_id"] == post["id"]  # only newer posts are asked for
+
+
+def test_a_search_needs_a_token(make_config, store, monkeypatch):
+    monkeypatch.delenv("MASTODON_ACCESS_TOKEN", raising=False)
+    config = make_config(
+        "brands: [{name: Hoot, query: hoot}]\n"
+        "sources: [{name: masto, type: mastodon, instance: 'https://m.example', query: hoot}]\n"
+    )
+    store.sync_sources(config.sources)
+    [outcome] = collect_due(config, store, now=LATER)
+    assert "set MASTODON_ACCESS_TOKEN to an access token" in outcome.error
+    assert "read:search" in outcome.error
