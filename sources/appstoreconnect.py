@@ -61,8 +61,8 @@ REVIEW_FIELDS = {
 
 class AppStoreConnectSource(SourceConfig):
     type: Literal["appstoreconnect"]
-    app_id: str = Field(
-        pattern=r"^[0-9]{1,20}$",
+    app_id: int = Field(
+        ge=1,
         description="the app's Apple ID (App Store Connect > App Information), e.g. 682658836",
     )
     key_id: str = Field(
@@ -83,6 +83,11 @@ class AppStoreConnectSource(SourceConfig):
 
     _base = field_validator("api")(api_base)
 
+    @field_validator("key_id", mode="before")
+    @classmethod
+    def _as_text(cls, value: object) -> object:
+        return str(value) if isinstance(value, int) else value  # YAML reads 2938475610 as a number
+
     def endpoint(self) -> str:
         return f"appstoreconnect:{self.app_id}"
 
@@ -90,9 +95,9 @@ class AppStoreConnectSource(SourceConfig):
         return "reviews"
 
 
-def console_link(app_id: str) -> str:
+def console_link(app_id: int | str) -> str:
     """Where the team reads and answers the app's reviews in App Store Connect."""
-    return f"https://appstoreconnect.apple.com/apps/{quote(app_id)}/distribution/activity/ios/ratingsResponses"
+    return f"https://appstoreconnect.apple.com/apps/{quote(str(app_id))}/distribution/activity/ios/ratingsResponses"
 
 
 def _responses(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -112,7 +117,7 @@ def _response_of(review: dict[str, Any], responses: dict[str, dict[str, Any]]) -
 
 
 def review_entry(
-    review: dict[str, Any], app_id: str, response: dict[str, Any] | None = None
+    review: dict[str, Any], app_id: int, response: dict[str, Any] | None = None
 ) -> Entry:
     """One review: title, body, stars, the reviewer's nickname and territory, and the team's
     response where the review has one."""
@@ -259,10 +264,7 @@ class AppStoreConnectCollector:
         cursor = dict(state.cursor)
         seen = float(cursor.get("created", 0))
         backfills: list[dict[str, Any]] = list(cursor.get("backfill") or [])
-        first = (
-            f"{source.api}/v1/apps/{quote(source.app_id)}/customerReviews?"
-            f"{urlencode(REVIEW_FIELDS)}"
-        )
+        first = f"{source.api}/v1/apps/{source.app_id}/customerReviews?{urlencode(REVIEW_FIELDS)}"
         budget = source.max_pages
         got: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
         warnings: list[str] = []

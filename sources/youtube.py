@@ -10,6 +10,7 @@ stop at their read budget.
 from __future__ import annotations
 
 import builtins
+import re
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Any, ClassVar, Literal
 from urllib.parse import quote, urlencode
@@ -84,12 +85,15 @@ class YouTubeSource(SourceConfig):
 
     _base = field_validator("api")(api_base)
 
-    @field_validator("videos")
+    @field_validator("videos", mode="before")
     @classmethod
-    def _video_ids(cls, value: list[str] | None) -> list[str] | None:
-        import re
-
-        for v in value or []:
+    def _video_ids(cls, value: object) -> object:
+        if not isinstance(value, list):
+            return value
+        value = [str(v) if isinstance(v, int) else v for v in value]  # YAML numbers
+        for v in value:
+            if not isinstance(v, str):
+                continue
             if not re.fullmatch(VIDEO_ID, v):
                 raise ValueError(f"{v[:40]!r} is not a video id (11 characters after watch?v=)")
         return value

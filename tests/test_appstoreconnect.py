@@ -153,7 +153,7 @@ def asc_config(make_config, base: str, **extra: object):
     keys = "".join(f", {k}: {v}" for k, v in extra.items())
     return make_config(
         "brands: [{name: Acme}]\n"
-        f"sources: [{{name: asc, type: appstoreconnect, app_id: '{APP}', key_id: {KEY_ID}, "
+        f"sources: [{{name: asc, type: appstoreconnect, app_id: {APP}, key_id: {KEY_ID}, "
         f"issuer_id: {ISSUER}, brand: Acme, api: '{base}'{keys}}}]\n"
     )
 
@@ -305,7 +305,7 @@ def test_config_checks_the_ids(make_config):
     with pytest.raises(ConfigError, match="issuer_id"):
         make_config(
             "brands: [{name: Acme}]\n"
-            "sources: [{name: asc, type: appstoreconnect, app_id: '1', key_id: 2X9R4HXF34, "
+            "sources: [{name: asc, type: appstoreconnect, app_id: 1, key_id: 2X9R4HXF34, "
             "issuer_id: nope, brand: Acme}]\n"
         )
 

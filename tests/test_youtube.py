@@ -206,4 +206,8 @@ def test_config_wants_exactly_one_target(make_config):
         make_config(
             "brands: [{name: Acme}]\nsources: [{name: yt, type: youtube, videos: [nope]}]\n"
         )
+    numeric = make_config(  # an id YAML reads as a number is still the id
+        "brands: [{name: Acme}]\nsources: [{name: yt, type: youtube, videos: [12345678901]}]\n"
+    )
+    assert numeric.sources[0].videos == ["12345678901"]
     assert youtube.quota_day(LATER)  # the Pacific quota day is known
