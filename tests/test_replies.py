@@ -571,3 +571,5 @@ def test_a_mention_answered_from_the_brands_own_app_is_closed(instance, make_con
     assert item["status"] == "replied" and item["closed_by"] == "platform"
     assert item["closed_at"].startswith("2026-08-01T13:53:15")  # the reply's created_at
     assert server.posts == []  # listener posted nothing itself
+    [audit] = [a for a in store.audit_log() if a["action"] == "reply-elsewhere"]
+    assert audit["actor"] == "platform" and audit["target"] == f"inbox {mention}"
