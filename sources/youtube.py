@@ -35,6 +35,7 @@ from sources.http import call_api
 from sources.rss import content_hash
 
 PAGE = 100  # the most commentThreads.list returns per page
+CHANNELS_PER_CALL = 50  # the most channels.list takes at once
 THREAD_PAGE_UNITS = 1
 SEARCH_UNITS = 100
 VIDEO_ID = r"^[A-Za-z0-9_-]{11}$"
@@ -82,6 +83,10 @@ class YouTubeSource(SourceConfig):
     daily_units: int | None = Field(
         default=None, ge=1, description="quota units this source spends per Pacific day at most"
     )
+    subscribers: bool = Field(
+        default=True,
+        description="reach = the commenter's subscribers (1 unit per 50 commenters per fetch)",
+    )
 
     _base = field_validator("api")(api_base)
 
@@ -122,7 +127,7 @@ def next_quota_day(now: datetime) -> datetime:
     return midnight.astimezone(UTC)
 
 
-def comment_entry(thread: dict[str, Any]) -> Entry:
+def comment_entry(thread: dict[str, Any], subscribers: dict[str, int] | None = None) -> Entry:
     """A thread's top-level comment: its text as written (textOriginal), else the HTML
     YouTube shows made plain; author, likes and the number of replies."""
     snippet = thread.get("snippet")
@@ -142,7 +147,7 @@ def comment_entry(thread: dict[str, Any]) -> Entry:
         url = f"https://www.youtube.com/watch?v={quote(video)}&lc={quote(comment_id)}"
     else:  # a comment on the channel itself
         url = f"https://www.youtube.com/channel/{quote(str(channel or ''))}"
-    author_channel = c.get("authorChannelId")
+    author_id = _author_channel(thread)
     return Entry(
         external_id=comment_id,
         url=url,
@@ -153,12 +158,11 @@ def comment_entry(thread: dict[str, Any]) -> Entry:
         language=None,  # the API gives none per comment
         published_at=time_or_none(c.get("publishedAt")),
         content_hash=content_hash(text),
+        reach=(subscribers or {}).get(str(author_id)),
         raw={
             "video_id": video,
             "channel_id": channel,
-            "author_channel_id": author_channel.get("value")
-            if isinstance(author_channel, dict)
-            else None,
+            "author_channel_id": author_id,
             "likes": c.get("likeCount"),
             "replies": snippet.get("totalReplyCount"),
             "updated_at": c.get("updatedAt"),
@@ -240,10 +244,13 @@ class YouTubeCollector:
             if not threads:
                 raise quota.exhausted(f"YouTube's quota is used up ({exc})", 403) from None
             warnings.append(f"YouTube's quota ran out midway ({exc}): the rest is read later")
+        subscribers = self._subscribers(source, client, key, quota, threads, warnings)
         cursor["units"] = {quota.day: quota.used}  # every unit counted, a failed run's too
         cursor["seen"] = seen
         entries, rejected = normalise_each(
-            threads, comment_entry, lambda i, t: f"comment thread {str(t.get('id'))[:60]!r}"
+            threads,
+            lambda t: comment_entry(t, subscribers),
+            lambda i, t: f"comment thread {str(t.get('id'))[:60]!r}",
         )
         return FetchResult(
             entries,
@@ -279,6 +286,44 @@ class YouTubeCollector:
             raise FetchError(
                 message, http_status=exc.http_status, retry_after=exc.retry_after
             ) from None
+
+    def _subscribers(
+        self,
+        source: YouTubeSource,
+        client: httpx.Client,
+        key: str,
+        quota: _Quota,
+        threads: list[dict[str, Any]],
+        warnings: list[str],
+    ) -> dict[str, int]:
+        """Subscribers per commenter's channel (channels.list, 1 unit per 50); a failed call
+        or a spent quota costs reach, never the comments. Hidden counts stay unknown."""
+        if not source.subscribers:
+            return {}
+        ids = sorted({a for t in threads if (a := _author_channel(t))})
+        out: dict[str, int] = {}
+        for start in range(0, len(ids), CHANNELS_PER_CALL):
+            if not quota.allows(THREAD_PAGE_UNITS):
+                warnings.append("subscribers not read (reach left empty): daily quota limit")
+                break
+            quota.spend(THREAD_PAGE_UNITS)
+            batch = ids[start : start + CHANNELS_PER_CALL]
+            try:
+                doc = self._call(
+                    client, source, key, "channels", {"part": "statistics", "id": ",".join(batch)}
+                )
+            except (FetchError, QuotaExceeded) as exc:
+                warnings.append(f"subscribers not read (reach left empty): {exc}")
+                break
+            items = doc.get("items") if isinstance(doc, dict) else None
+            for channel in items if isinstance(items, list) else []:
+                stats = channel.get("statistics") if isinstance(channel, dict) else None
+                if not isinstance(stats, dict) or stats.get("hiddenSubscriberCount"):
+                    continue
+                count = str(stats.get("subscriberCount", ""))
+                if count.isdigit():
+                    out[str(channel.get("id"))] = int(count)
+        return out
 
     def _targets(
         self,
@@ -373,9 +418,21 @@ class YouTubeCollector:
         return got, newest
 
 
-def _published(thread: dict[str, Any]) -> float | None:
+def _top_comment(thread: dict[str, Any]) -> dict[str, Any] | None:
     snippet = thread.get("snippet")
     top = snippet.get("topLevelComment") if isinstance(snippet, dict) else None
     c = top.get("snippet") if isinstance(top, dict) else None
-    when = time_or_none(c.get("publishedAt")) if isinstance(c, dict) else None
+    return c if isinstance(c, dict) else None
+
+
+def _author_channel(thread: dict[str, Any]) -> str | None:
+    c = _top_comment(thread)
+    author = c.get("authorChannelId") if c else None
+    value = author.get("value") if isinstance(author, dict) else None
+    return value if isinstance(value, str) and value else None
+
+
+def _published(thread: dict[str, Any]) -> float | None:
+    c = _top_comment(thread)
+    when = time_or_none(c.get("publishedAt")) if c else None
     return when.timestamp() if when else None

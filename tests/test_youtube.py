@@ -44,6 +44,7 @@ class YouTube:
     def __init__(self) -> None:
         self.calls: list[dict[str, str]] = []
         self.quota_left = True
+        self.channel_asks: list[list[str]] = []
 
     def handle(self, request: Request) -> Response:
         self.calls.append({"path": request.path, **request.args})
@@ -64,6 +65,14 @@ class YouTube:
             assert request.args["type"] == "video" and request.args["order"] == "date"
             assert request.args["publishedAfter"]
             return Response(recorded("search_by_keywords_p1"), content_type="application/json")
+        if request.path == "/youtube/v3/channels":
+            # The recorded channels.list answer, its two channels renamed to the first two
+            # asked for (built from the recording, so the statistics are real ones).
+            self.channel_asks.append(request.args["id"].split(","))
+            doc = json.loads(recorded("channels_info_multiple"))
+            wanted = request.args["id"].split(",")
+            doc["items"] = [dict(c, id=i) for c, i in zip(doc["items"], wanted, strict=False)]
+            return Response(json.dumps(doc), content_type="application/json")
         if request.path != "/youtube/v3/commentThreads":
             return google_error(404, "Not Found", "notFound", "global")
         assert request.args["order"] == "time"
@@ -108,7 +117,7 @@ def source_row(store) -> dict:
 
 
 def test_comments_on_a_channels_videos(yt, make_config, store):
-    base, _server = yt
+    base, server = yt
     config = yt_config(make_config, base, channel_id=CHANNEL)
     store.sync_sources(config.sources)
     [outcome] = collect_due(config, store, now=LATER)
@@ -124,11 +133,15 @@ def test_comments_on_a_channels_videos(yt, make_config, store):
     assert json.loads(hope["raw"])["author_channel_id"] == "UCNvMBmCASzTNNX8lW3JRMbw"
     assert rows["大满贯"]["url"] == f"https://www.youtube.com/channel/{CHANNEL}"  # on the channel
     assert source_row(store)["kind"] == "social"
+    [asked] = server.channel_asks  # the commenters' channels, once each, in one call
+    assert sorted(asked) == asked and "UCNvMBmCASzTNNX8lW3JRMbw" in asked
+    reach = {r["author"]: r["reach"] for r in rows.values()}
+    assert reach[hope["author"]] in (10700000, 2260000)  # a recorded subscriber count
 
     [again] = collect_due(config, store, now=LATER + timedelta(hours=1))
     assert again.error is None and again.counts.new == 0
     units = json.loads(source_row(store)["cursor"])["units"]
-    assert list(units.values()) == [2]  # one page per fetch, each counted
+    assert list(units.values()) == [3]  # a page per fetch and one subscriber lookup
 
 
 def test_chosen_videos_one_with_comments_off_does_not_stop_the_other(yt, make_config, store):
