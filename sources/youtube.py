@@ -127,14 +127,19 @@ def next_quota_day(now: datetime) -> datetime:
     return midnight.astimezone(UTC)
 
 
-def comment_entry(thread: dict[str, Any], subscribers: dict[str, int] | None = None) -> Entry:
-    """A thread's top-level comment: its text as written (textOriginal), else the HTML
-    YouTube shows made plain; author, likes and the number of replies."""
+def comment_entry(
+    thread: dict[str, Any],
+    subscribers: dict[str, int] | None = None,
+    reply: dict[str, Any] | None = None,
+) -> Entry:
+    """A thread's top-level comment, or one of the replies that came with it: its text as
+    written (textOriginal), else the HTML YouTube shows made plain; author, likes."""
     snippet = thread.get("snippet")
     top = snippet.get("topLevelComment") if isinstance(snippet, dict) else None
-    c = top.get("snippet") if isinstance(top, dict) else None
-    if not isinstance(c, dict) or not isinstance(top, dict) or not top.get("id"):
-        raise ValueError("a comment thread without its top-level comment")
+    comment = reply if reply is not None else top
+    c = comment.get("snippet") if isinstance(comment, dict) else None
+    if not isinstance(c, dict) or not isinstance(comment, dict) or not comment.get("id"):
+        raise ValueError("a comment thread without its comment")
     assert isinstance(snippet, dict)
     shown = c.get("textDisplay") if isinstance(c.get("textDisplay"), str) else None
     text = c.get("textOriginal") if isinstance(c.get("textOriginal"), str) else None
@@ -142,12 +147,12 @@ def comment_entry(thread: dict[str, Any], subscribers: dict[str, int] | None = N
         text = html_to_text(shown)
     video = snippet.get("videoId") or c.get("videoId")
     channel = snippet.get("channelId") or c.get("channelId")
-    comment_id = str(top["id"])
+    comment_id = str(comment["id"])
     if isinstance(video, str) and video:
         url = f"https://www.youtube.com/watch?v={quote(video)}&lc={quote(comment_id)}"
     else:  # a comment on the channel itself
         url = f"https://www.youtube.com/channel/{quote(str(channel or ''))}"
-    author_id = _author_channel(thread)
+    author_id = _author_of(c)
     return Entry(
         external_id=comment_id,
         url=url,
@@ -164,10 +169,26 @@ def comment_entry(thread: dict[str, Any], subscribers: dict[str, int] | None = N
             "channel_id": channel,
             "author_channel_id": author_id,
             "likes": c.get("likeCount"),
-            "replies": snippet.get("totalReplyCount"),
+            "replies": snippet.get("totalReplyCount") if reply is None else None,
+            "parent_id": c.get("parentId") if reply is not None else None,
             "updated_at": c.get("updatedAt"),
         },
     )
+
+
+def thread_comments(
+    threads: list[dict[str, Any]],
+) -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
+    """(thread, None) for each thread's own comment, and (thread, reply) for each reply that
+    came with it (YouTube sends up to five per thread)."""
+    out: list[tuple[dict[str, Any], dict[str, Any] | None]] = [(t, None) for t in threads]
+    for t in threads:
+        replies = t.get("replies")
+        comments = replies.get("comments") if isinstance(replies, dict) else None
+        out += (
+            [(t, r) for r in comments if isinstance(r, dict)] if isinstance(comments, list) else []
+        )
+    return out
 
 
 class _Quota:
@@ -244,13 +265,14 @@ class YouTubeCollector:
             if not threads:
                 raise quota.exhausted(f"YouTube's quota is used up ({exc})", 403) from None
             warnings.append(f"YouTube's quota ran out midway ({exc}): the rest is read later")
-        subscribers = self._subscribers(source, client, key, quota, threads, warnings)
+        comments = thread_comments(threads)
+        subscribers = self._subscribers(source, client, key, quota, comments, warnings)
         cursor["units"] = {quota.day: quota.used}  # every unit counted, a failed run's too
         cursor["seen"] = seen
         entries, rejected = normalise_each(
-            threads,
-            lambda t: comment_entry(t, subscribers),
-            lambda i, t: f"comment thread {str(t.get('id'))[:60]!r}",
+            comments,
+            lambda pair: comment_entry(pair[0], subscribers, pair[1]),
+            lambda i, pair: f"comment {str((pair[1] or pair[0]).get('id'))[:60]!r}",
         )
         return FetchResult(
             entries,
@@ -293,14 +315,14 @@ class YouTubeCollector:
         client: httpx.Client,
         key: str,
         quota: _Quota,
-        threads: list[dict[str, Any]],
+        comments: list[tuple[dict[str, Any], dict[str, Any] | None]],
         warnings: list[str],
     ) -> dict[str, int]:
         """Subscribers per commenter's channel (channels.list, 1 unit per 50); a failed call
         or a spent quota costs reach, never the comments. Hidden counts stay unknown."""
         if not source.subscribers:
             return {}
-        ids = sorted({a for t in threads if (a := _author_channel(t))})
+        ids = sorted({a for t, r in comments if (a := _author_of(_snippet_of(t, r)))})
         out: dict[str, int] = {}
         for start in range(0, len(ids), CHANNELS_PER_CALL):
             if not quota.allows(THREAD_PAGE_UNITS):
@@ -397,7 +419,12 @@ class YouTubeCollector:
             if not quota.allows(THREAD_PAGE_UNITS):
                 warnings.append(f"{target}: daily quota limit reached; the rest is read later")
                 break
-            query = {"part": "snippet", param: target, "order": "time", "maxResults": str(PAGE)}
+            query = {
+                "part": "snippet,replies",  # the same unit: up to five replies come along
+                param: target,
+                "order": "time",
+                "maxResults": str(PAGE),
+            }
             if token:
                 query["pageToken"] = token
             quota.spend(THREAD_PAGE_UNITS)
@@ -425,8 +452,14 @@ def _top_comment(thread: dict[str, Any]) -> dict[str, Any] | None:
     return c if isinstance(c, dict) else None
 
 
-def _author_channel(thread: dict[str, Any]) -> str | None:
-    c = _top_comment(thread)
+def _snippet_of(thread: dict[str, Any], reply: dict[str, Any] | None) -> dict[str, Any] | None:
+    if reply is None:
+        return _top_comment(thread)
+    c = reply.get("snippet")
+    return c if isinstance(c, dict) else None
+
+
+def _author_of(c: dict[str, Any] | None) -> str | None:
     author = c.get("authorChannelId") if c else None
     value = author.get("value") if isinstance(author, dict) else None
     return value if isinstance(value, str) and value else None

@@ -77,7 +77,16 @@ class YouTube:
             return google_error(404, "Not Found", "notFound", "global")
         assert request.args["order"] == "time"
         if request.args.get("allThreadsRelatedToChannelId") == CHANNEL:
-            return Response(recorded("comment_threads_all_to_me"), content_type="application/json")
+            doc = json.loads(recorded("comment_threads_all_to_me"))
+            if "replies" in request.args["part"]:
+                # The replies part, as the reference shapes it, holding the recorded replies
+                # to this thread (comments.list?parentId=, recorded a little later).
+                replies = json.loads(recorded("comments_by_parent_paged_1"))["items"]
+                for thread in doc["items"]:
+                    if thread["id"] == replies[0]["snippet"]["parentId"]:
+                        thread["replies"] = {"comments": replies}
+                        thread["snippet"]["totalReplyCount"] = len(replies)
+            return Response(json.dumps(doc), content_type="application/json")
         video = request.args.get("videoId")
         if video == VIDEO:
             page = "2" if request.args.get("pageToken") else "1"
@@ -122,8 +131,13 @@ def test_comments_on_a_channels_videos(yt, make_config, store):
     store.sync_sources(config.sources)
     [outcome] = collect_due(config, store, now=LATER)
     assert outcome.error is None, outcome.error
-    assert outcome.counts.new == 4
+    assert outcome.counts.new == 6  # four threads, and two replies that came with one
     rows = {r["text"]: dict(r) for r in store.db.query("SELECT * FROM mentions")}
+    third = rows["this is the third reply!"]
+    assert third["url"] == (
+        "https://www.youtube.com/watch?v=JE8xdDp5B8Q&lc=Ugw5zYU6n9pmIgAZWvN4AaABAg.91zT3cYb5B291za6voUoRh"
+    )
+    assert json.loads(third["raw"])["parent_id"] == "Ugw5zYU6n9pmIgAZWvN4AaABAg"
     hope = rows["Hope to go next time. yah!"]
     assert hope["author"] == "kun liu"
     assert hope["url"] == (
