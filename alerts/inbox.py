@@ -119,6 +119,18 @@ def draft(
     )
 
 
+def item_draft(config: Any, item: dict[str, Any]) -> tuple[str, str]:
+    """(language used, text): the draft answer to an inbox item, from the configured
+    templates."""
+    return draft(
+        item["kind"],
+        item["language"],
+        item["author"],
+        item["brand"],
+        config.inbox.all_templates(),
+    )
+
+
 def sync_inbox(
     config: Any, store: Any, model: tuple[str, str | None], now: datetime | None = None
 ) -> int:

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 
 from alerts.delivery import after_failure
-from alerts.inbox import draft
+from alerts.inbox import item_draft
 from listener.storage import ReplyBusy, Storage
 from listener.timeutil import parse_iso, utcnow
 from listener.workers import Worker
@@ -36,7 +36,7 @@ from sources.base import (
     ReplyPath,
     ReplyTarget,
 )
-from sources.http import make_client
+from sources.http import client_or_own
 
 log = logging.getLogger("listener")
 
@@ -78,6 +78,15 @@ def path_for(config: Any, source_id: str) -> tuple[Any, ReplyPath]:
     return source, path
 
 
+def path_or_none(config: Any, source_id: str) -> ReplyPath | None:
+    """The source's reply path, or None where its items are answered where they were
+    posted."""
+    try:
+        return path_for(config, source_id)[1]
+    except ReplyRefused:
+        return None
+
+
 def check_text(text: str, path: ReplyPath, where: str) -> str:
     text = text.strip()
     if not text:
@@ -88,17 +97,6 @@ def check_text(text: str, path: ReplyPath, where: str) -> str:
             f"{path.max_chars}"
         )
     return text
-
-
-def item_draft(config: Any, item: dict[str, Any]) -> str:
-    """The inbox's draft for an item, in its language."""
-    return draft(
-        item["kind"],
-        item["language"],
-        item["author"],
-        item["brand"],
-        config.inbox.all_templates(),
-    )[1]
 
 
 def approve(
@@ -124,7 +122,7 @@ def approve(
             f"{mention_id} open`) to reply"
         )
     _, path = path_for(config, item["source_id"])
-    body = check_text(item_draft(config, item) if text is None else text, path, f"#{mention_id}")
+    body = check_text(item_draft(config, item)[1] if text is None else text, path, f"#{mention_id}")
     detail = {"text": body, "send_after": (send_after or now).isoformat()}
     with store.audited(actor, "reply-approve", f"inbox {mention_id}", detail, now=now):
         store.approve_reply(mention_id, item["source_id"], body, actor, send_after or now, now)
@@ -198,14 +196,9 @@ def send_due(
     due = store.due_replies(clock())
     if not due:
         return report
-    own = client is None
-    client = client or make_client(allow_private=config.network.allow_private_addresses)
-    try:
+    with client_or_own(client, allow_private=config.network.allow_private_addresses) as http:
         for row in due:
-            _send_one(config, store, worker, client, clock, row, report)
-    finally:
-        if own:
-            client.close()
+            _send_one(config, store, worker, http, clock, row, report)
     return report
 
 
@@ -359,16 +352,8 @@ def check_elsewhere(
             checkable.append((s, path))
     if not checkable:
         return 0
-    own = client is None
-    client = client or make_client(allow_private=config.network.allow_private_addresses)
-    closed = 0
-    try:
-        for source, check in checkable:
-            closed += _check_source(store, source, check, client, clock)
-    finally:
-        if own:
-            client.close()
-    return closed
+    with client_or_own(client, allow_private=config.network.allow_private_addresses) as http:
+        return sum(_check_source(store, s, check, http, clock) for s, check in checkable)
 
 
 def _check_source(

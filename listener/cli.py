@@ -335,6 +335,7 @@ def sources_cmd(click_ctx: click.Context, as_json: bool) -> None:
     finally:
         store.close()
     month = utcnow().strftime("%Y-%m")
+    day = quota_day(utcnow())  # YouTube counts quota units per Pacific day
     for r in rows:
         r["state"] = (
             "ok"
@@ -351,8 +352,7 @@ def sources_cmd(click_ctx: click.Context, as_json: bool) -> None:
         # X bills per post read: show this month's reads (kept in the source's cursor)
         cursor = json.loads(r["cursor"] or "{}")
         r["reads"] = cursor.get("reads", {}).get(month)
-        # YouTube counts quota units per Pacific day: show today's
-        r["units"] = cursor.get("units", {}).get(quota_day(utcnow())) if "units" in cursor else None
+        r["units"] = cursor.get("units", {}).get(day)
     if as_json:
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
@@ -542,8 +542,8 @@ def inbox(
 @pass_ctx
 def inbox_show(ctx: Context, mention_id: int) -> None:
     """One item: the mention, its draft reply in its language, and where to answer."""
-    from alerts.inbox import draft
-    from alerts.replies import ReplyRefused, path_for
+    from alerts.inbox import item_draft
+    from alerts.replies import path_or_none
 
     store = ctx.store()
     try:
@@ -553,17 +553,8 @@ def inbox_show(ctx: Context, mention_id: int) -> None:
         store.close()
     if item is None:
         raise click.ClickException(f"no inbox item for mention {mention_id}")
-    try:
-        path = path_for(ctx.config, item["source_id"])[1]
-    except ReplyRefused:  # answered where it was posted
-        path = None
-    lang, text = draft(
-        item["kind"],
-        item["language"],
-        item["author"],
-        item["brand"],
-        ctx.config.inbox.all_templates(),
-    )
+    path = path_or_none(ctx.config, item["source_id"])
+    lang, text = item_draft(ctx.config, item)
     stars = f" {item['rating']:g}★" if item["rating"] is not None else ""
     mixed = " (mixed: the stars are happy, the words complain)" if item.get("mixed") else ""
     click.echo(
@@ -622,7 +613,7 @@ def inbox_reply(
     ctx: Context, mention_id: int, text: str | None, use_draft: bool, cancel: bool
 ) -> None:
     """Approve a reply to post where the mention was written (Mastodon, Bluesky, Google
-    Play): it goes out once, with the next pass of `listener run` or `collect`.
+    Play, App Store Connect): it goes out once, with the next pass of `listener run` or `collect`.
 
     Items of other sources are answered where they were posted (`listener inbox show`)."""
     from alerts import replies

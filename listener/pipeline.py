@@ -41,7 +41,7 @@ from sentiment import (
     load_classifier,
 )
 from sources.base import Entry, FetchError, FetchResult, SourceState
-from sources.http import make_client
+from sources.http import client_or_own
 from sources.offload import cores, offload, processes
 
 log = logging.getLogger("listener")
@@ -240,13 +240,8 @@ def collect_source(
 ) -> SourceOutcome:
     """Fetch and store one source (one `worker` holds, if given)."""
     state = store.source_state(name)
-    own = client is None
-    client = client or make_client(allow_private=config.network.allow_private_addresses)
-    try:
-        result, started, seconds = _timed_fetch(config, name, state, client)
-    finally:
-        if own:
-            client.close()
+    with client_or_own(client, allow_private=config.network.allow_private_addresses) as http:
+        result, started, seconds = _timed_fetch(config, name, state, http)
     return _store_safely(config, store, name, result, started, seconds, worker)
 
 
@@ -282,13 +277,12 @@ def collect_due(
     )
     if not due:
         return []
-    own = client is None
-    client = client or make_client(allow_private=config.network.allow_private_addresses)
     outcomes: list[SourceOutcome] = []
     waiting = iter(due)
     in_flight: dict[Future[Any], str] = {}
     try:
         with (
+            client_or_own(client, allow_private=config.network.allow_private_addresses) as http,
             processes(parse_processes(config, len(due))),
             ThreadPoolExecutor(max_workers=max(1, min(workers, len(due)))) as pool,
         ):
@@ -297,7 +291,7 @@ def collect_due(
                 name = next(waiting, None)
                 if name is not None:
                     state = store.source_state(name)
-                    in_flight[pool.submit(_timed_fetch, config, name, state, client)] = name
+                    in_flight[pool.submit(_timed_fetch, config, name, state, http)] = name
 
             for _ in range(2 * workers):
                 submit_next()
@@ -314,8 +308,6 @@ def collect_due(
         # Reached only if storing raised: what was not stored is given back, due as it was.
         for name in [*in_flight.values(), *waiting]:
             store.release_source(name, worker.id)
-        if own:
-            client.close()
     return outcomes
 
 

@@ -15,7 +15,6 @@ Each review comes with the team's published or pending response, if any.
 from __future__ import annotations
 
 import builtins
-import threading
 import time
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Literal
@@ -43,7 +42,7 @@ from sources.base import (
     normalise_each,
     reply_error,
 )
-from sources.credentials import KeyProblem, key_from_env
+from sources.credentials import KeyProblem, TokenCache, key_from_env
 from sources.http import call_api
 from sources.rss import content_hash
 
@@ -160,53 +159,33 @@ def review_entry(
     )
 
 
-class _Tokens:
-    """Signed tokens per key, in memory, renewed before their 15 minutes are up."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._held: dict[tuple[str, str], tuple[str, float]] = {}
-
-    def token(self, source: AppStoreConnectSource) -> str:
-        with self._lock:
-            held = self._held.get((source.issuer_id, source.key_id))
-            if held and held[1] > time.monotonic() + 120:
-                return held[0]
-            key = key_from_env(
-                source.endpoint(),
-                source.key_env,
-                "the path of the API key's .p8 file (App Store Connect > Users and Access > "
-                "Integrations > App Store Connect API; a team key with the Customer Support "
-                "role or above), or to the key itself",
-                inline_prefix="-----BEGIN",
-            )
-            now = int(time.time())
-            claims = {"iss": source.issuer_id, "iat": now, "exp": now + TOKEN_LIFETIME}
-            try:
-                token = jwt.encode(
-                    {**claims, "aud": AUDIENCE},
-                    key,
-                    algorithm="ES256",
-                    headers={"kid": source.key_id, "typ": "JWT"},
-                )
-            except (ValueError, TypeError, jwt.PyJWTError) as exc:
-                raise KeyProblem(
-                    f"{source.endpoint()}: {source.key_env} does not hold an App Store Connect "
-                    f"private key (.p8) that can sign ({type(exc).__name__})"
-                ) from None
-            secrets.register(f"{source.name} token", token, from_env=False)
-            self._held[(source.issuer_id, source.key_id)] = (
-                token,
-                time.monotonic() + TOKEN_LIFETIME,
-            )
-            return token
-
-    def forget(self, source: AppStoreConnectSource) -> None:
-        with self._lock:
-            self._held.pop((source.issuer_id, source.key_id), None)
+# Renewed two minutes before their 15 are up.
+TOKENS = TokenCache(margin_s=120)
 
 
-TOKENS = _Tokens()
+def _signed_token(source: AppStoreConnectSource) -> tuple[str, float]:
+    """(token, lifetime in seconds): a JWT signed with the team key, as Apple asks."""
+    key = key_from_env(
+        source.endpoint(),
+        source.key_env,
+        "the path of the API key's .p8 file (App Store Connect > Users and Access > "
+        "Integrations > App Store Connect API; a team key with the Customer Support "
+        "role or above), or to the key itself",
+        inline_prefix="-----BEGIN",
+    )
+    now = int(time.time())
+    claims = {"iss": source.issuer_id, "iat": now, "exp": now + TOKEN_LIFETIME, "aud": AUDIENCE}
+    try:
+        token = jwt.encode(
+            claims, key, algorithm="ES256", headers={"kid": source.key_id, "typ": "JWT"}
+        )
+    except (ValueError, TypeError, jwt.PyJWTError) as exc:
+        raise KeyProblem(
+            f"{source.endpoint()}: {source.key_env} does not hold an App Store Connect "
+            f"private key (.p8) that can sign ({type(exc).__name__})"
+        ) from None
+    secrets.register(f"{source.name} token", token, from_env=False)
+    return token, TOKEN_LIFETIME
 
 
 def _call(
@@ -216,12 +195,13 @@ def _call(
     url: str,
     body: Any = None,
 ) -> Any:
-    headers = {"Authorization": f"Bearer {TOKENS.token(source)}"}
+    key = (source.issuer_id, source.key_id)
+    headers = {"Authorization": f"Bearer {TOKENS.get(key, lambda: _signed_token(source))}"}
     try:
         return call_api(client, method, url, headers=headers, json_body=body)
     except FetchError as exc:
         if exc.http_status in (401, 403):
-            TOKENS.forget(source)
+            TOKENS.forget(key)
             raise FetchError(
                 f"{exc} (check {source.key_env}, key_id and issuer_id, and that the key is not "
                 "revoked and has the Customer Support role or above)",

@@ -93,6 +93,12 @@ class BlueskySource(SourceConfig):
     def searches(self) -> bool:
         return not self.accounts
 
+    def has_account(self) -> bool:
+        """Whether the environment names an account to sign in with (registered as secrets)."""
+        return bool(
+            secrets.register_env(self.handle_env) and secrets.register_env(self.app_password_env)
+        )
+
     def endpoint(self) -> str:
         if self.query:
             return f"bluesky:search:{self.query}"
@@ -268,10 +274,7 @@ class BlueskyCollector:
         attempt: ReplyAttempt,
         client: httpx.Client,
     ) -> Posted:
-        if not (
-            secrets.register_env(source.handle_env)
-            and secrets.register_env(source.app_password_env)
-        ):
+        if not source.has_account():
             raise ReplyError(
                 f"{source.service}: replies are posted by a signed-in account: set "
                 f"{source.handle_env} and {source.app_password_env}",
@@ -315,10 +318,7 @@ class BlueskyCollector:
     ) -> Posted | None:
         """A reply from the signed-in account to the post, written in any app."""
         uri = target.raw.get("uri")
-        if not isinstance(uri, str) or not (
-            secrets.register_env(source.handle_env)
-            and secrets.register_env(source.app_password_env)
-        ):
+        if not isinstance(uri, str) or not source.has_account():
             return None  # no account to answer from
         did, _ = SESSIONS.account(client, source)
         query = urlencode({"uri": uri, "depth": "1", "parentHeight": "0"})

@@ -4,6 +4,9 @@ one is missing or unreadable."""
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable, Hashable
 from pathlib import Path
 
 from listener import secrets
@@ -39,3 +42,31 @@ def key_from_env(endpoint: str, env: str, how_to_get: str, *, inline_prefix: str
         ) from None
     secrets.register(f"{env} key", text.strip(), from_env=False)
     return text
+
+
+class TokenCache:
+    """Access tokens in memory per key (an account, a key id), each kept until `margin_s`
+    before it expires. One is made at a time, so two threads never sign in twice."""
+
+    def __init__(self, margin_s: float) -> None:
+        self.margin_s = margin_s
+        self._lock = threading.Lock()
+        self._held: dict[Hashable, tuple[str, float]] = {}
+
+    def get(self, key: Hashable, make: Callable[[], tuple[str, float]]) -> str:
+        """The held token, or `make()`'s (token, lifetime in seconds), kept."""
+        with self._lock:
+            held = self._held.get(key)
+            if held and held[1] > time.monotonic() + self.margin_s:
+                return held[0]
+            token, lifetime_s = make()
+            self._held[key] = (token, time.monotonic() + lifetime_s)
+            return token
+
+    def forget(self, key: Hashable) -> None:
+        with self._lock:
+            self._held.pop(key, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._held.clear()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import builtins
 import json
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal
@@ -39,7 +38,7 @@ from sources.base import (
     normalise_each,
     reply_error,
 )
-from sources.credentials import KeyProblem, key_from_env
+from sources.credentials import KeyProblem, TokenCache, key_from_env
 from sources.http import call_api, get_json
 from sources.rss import content_hash
 
@@ -146,62 +145,49 @@ def review_entry(review: dict[str, Any], package: str) -> Entry:
     )
 
 
-class _Tokens:
-    """Access tokens per service account, in memory: each is good for an hour."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._held: dict[tuple[str, str], tuple[str, float]] = {}
-
-    def token(self, client: httpx.Client, source: GooglePlaySource) -> str:
-        key = _key_file(source)
-        account, token_uri = str(key["client_email"]), str(key["token_uri"])
-        with self._lock:
-            held = self._held.get((account, token_uri))
-            if held and held[1] > time.monotonic() + 60:
-                return held[0]
-            now = int(time.time())
-            claims = {
-                "iss": account,
-                "scope": SCOPE,
-                "aud": token_uri,
-                "iat": now,
-                "exp": now + 3600,
-            }
-            try:
-                assertion = jwt.encode(claims, key["private_key"], algorithm="RS256")
-            except (ValueError, TypeError, jwt.PyJWTError) as exc:
-                raise FetchError(
-                    f"{source.endpoint()}: the key file named by {source.credentials_env} has a "
-                    f"private key that cannot sign ({type(exc).__name__})",
-                    disable=True,
-                ) from None
-            form = {
-                "grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
-                "assertion": assertion,
-            }
-            try:
-                doc = call_api(client, "POST", token_uri, form=form)
-            except FetchError as exc:
-                if exc.http_status in (400, 401):  # invalid_grant: a deleted or disabled key
-                    raise FetchError(
-                        f"{source.endpoint()}: Google refused the service account {account} "
-                        f"({exc}); the source is switched off until `listener sources enable`",
-                        http_status=exc.http_status,
-                        disable=True,
-                    ) from None
-                raise
-            if not isinstance(doc, dict) or not isinstance(doc.get("access_token"), str):
-                raise FetchError(f"{token_uri}: no access token in the answer")
-            token = doc["access_token"]
-            secrets.register(f"{source.name} access token", token, from_env=False)
-            expires = doc.get("expires_in")
-            lifetime = expires if isinstance(expires, int) and expires > 0 else 3600
-            self._held[(account, token_uri)] = (token, time.monotonic() + lifetime)
-            return token
+TOKENS = TokenCache(margin_s=60)
 
 
-TOKENS = _Tokens()
+def access_token(client: httpx.Client, source: GooglePlaySource) -> str:
+    """An access token for the service account, from memory while it is good (an hour)."""
+    key = _key_file(source)
+    account, token_uri = str(key["client_email"]), str(key["token_uri"])
+    return TOKENS.get((account, token_uri), lambda: _grant(client, source, key))
+
+
+def _grant(
+    client: httpx.Client, source: GooglePlaySource, key: dict[str, Any]
+) -> tuple[str, float]:
+    """(access token, lifetime in seconds) for a JWT signed with the service account's key."""
+    account, token_uri = str(key["client_email"]), str(key["token_uri"])
+    now = int(time.time())
+    claims = {"iss": account, "scope": SCOPE, "aud": token_uri, "iat": now, "exp": now + 3600}
+    try:
+        assertion = jwt.encode(claims, key["private_key"], algorithm="RS256")
+    except (ValueError, TypeError, jwt.PyJWTError) as exc:
+        raise FetchError(
+            f"{source.endpoint()}: the key file named by {source.credentials_env} has a "
+            f"private key that cannot sign ({type(exc).__name__})",
+            disable=True,
+        ) from None
+    form = {"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": assertion}
+    try:
+        doc = call_api(client, "POST", token_uri, form=form)
+    except FetchError as exc:
+        if exc.http_status in (400, 401):  # invalid_grant: a deleted or disabled key
+            raise FetchError(
+                f"{source.endpoint()}: Google refused the service account {account} "
+                f"({exc}); the source is switched off until `listener sources enable`",
+                http_status=exc.http_status,
+                disable=True,
+            ) from None
+        raise
+    if not isinstance(doc, dict) or not isinstance(doc.get("access_token"), str):
+        raise FetchError(f"{token_uri}: no access token in the answer")
+    token = doc["access_token"]
+    secrets.register(f"{source.name} access token", token, from_env=False)
+    expires = doc.get("expires_in")
+    return token, expires if isinstance(expires, int) and expires > 0 else 3600
 
 
 def _key_file(source: GooglePlaySource) -> dict[str, Any]:
@@ -243,7 +229,7 @@ class GooglePlayCollector:
     ) -> FetchResult:
         cursor = dict(state.cursor)
         seen = float(cursor.get("modified", 0))
-        headers = {"Authorization": f"Bearer {TOKENS.token(client, source)}"}
+        headers = {"Authorization": f"Bearer {access_token(client, source)}"}
         base = f"{source.api}/androidpublisher/v3/applications/{quote(source.package)}/reviews"
         reviews: list[dict[str, Any]] = []
         warnings: list[str] = []
@@ -296,7 +282,7 @@ class GooglePlayCollector:
             f"{quote(review_id, safe='')}:reply"
         )
         try:
-            headers = {"Authorization": f"Bearer {TOKENS.token(client, source)}"}
+            headers = {"Authorization": f"Bearer {access_token(client, source)}"}
             doc = call_api(client, "POST", url, headers=headers, json_body={"replyText": text})
         except FetchError as exc:
             if isinstance(exc, KeyProblem) or exc.disable:  # settings to fix first
@@ -321,7 +307,7 @@ class GooglePlayCollector:
             f"{source.api}/androidpublisher/v3/applications/{quote(source.package)}/reviews/"
             f"{quote(review_id, safe='')}"
         )
-        headers = {"Authorization": f"Bearer {TOKENS.token(client, source)}"}
+        headers = {"Authorization": f"Bearer {access_token(client, source)}"}
         doc = call_api(client, "GET", url, headers=headers)
         comments = doc.get("comments") if isinstance(doc, dict) else None
         reply = next(

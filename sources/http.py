@@ -12,6 +12,7 @@ import json
 import time
 import zlib
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from email.utils import parsedate_to_datetime
@@ -74,6 +75,16 @@ def make_client(
                 raise RuntimeError("this httpcore version cannot take a network backend")
             pool._network_backend = client.backend
     return client
+
+
+@contextmanager
+def client_or_own(client: httpx.Client | None, *, allow_private: bool) -> Iterator[httpx.Client]:
+    """The caller's client, or one of our own for the duration of the block, closed after."""
+    if client is not None:
+        yield client
+        return
+    with make_client(allow_private=allow_private) as own:
+        yield own
 
 
 @dataclass
@@ -338,7 +349,7 @@ def call_api(
     json_body: Any = None,
     form: dict[str, str] | None = None,
 ) -> Any:
-    """A write to an API (any 2xx is an answer): its JSON, or None for an empty body. A
+    """A call to a JSON API (any 2xx is an answer): its JSON, or None for an empty body. A
     refusal's FetchError quotes the API's explanation."""
     response = request(
         client, method, url, headers=headers, json_body=json_body, form=form, api=True

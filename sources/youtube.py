@@ -134,13 +134,9 @@ def comment_entry(
 ) -> Entry:
     """A thread's top-level comment, or one of the replies that came with it: its text as
     written (textOriginal), else the HTML YouTube shows made plain; author, likes."""
-    snippet = thread.get("snippet")
-    top = snippet.get("topLevelComment") if isinstance(snippet, dict) else None
-    comment = reply if reply is not None else top
-    c = comment.get("snippet") if isinstance(comment, dict) else None
-    if not isinstance(c, dict) or not isinstance(comment, dict) or not comment.get("id"):
+    comment, c, snippet = _comment(thread, reply), _snippet_of(thread, reply), thread.get("snippet")
+    if c is None or comment is None or not comment.get("id") or not isinstance(snippet, dict):
         raise ValueError("a comment thread without its comment")
-    assert isinstance(snippet, dict)
     shown = c.get("textDisplay") if isinstance(c.get("textDisplay"), str) else None
     text = c.get("textOriginal") if isinstance(c.get("textOriginal"), str) else None
     if text is None:
@@ -445,17 +441,18 @@ class YouTubeCollector:
         return got, newest
 
 
-def _top_comment(thread: dict[str, Any]) -> dict[str, Any] | None:
+def _comment(thread: dict[str, Any], reply: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The comment resource: the reply given, else the thread's top-level comment."""
+    if reply is not None:
+        return reply
     snippet = thread.get("snippet")
     top = snippet.get("topLevelComment") if isinstance(snippet, dict) else None
-    c = top.get("snippet") if isinstance(top, dict) else None
-    return c if isinstance(c, dict) else None
+    return top if isinstance(top, dict) else None
 
 
 def _snippet_of(thread: dict[str, Any], reply: dict[str, Any] | None) -> dict[str, Any] | None:
-    if reply is None:
-        return _top_comment(thread)
-    c = reply.get("snippet")
+    comment = _comment(thread, reply)
+    c = comment.get("snippet") if comment else None
     return c if isinstance(c, dict) else None
 
 
@@ -466,6 +463,6 @@ def _author_of(c: dict[str, Any] | None) -> str | None:
 
 
 def _published(thread: dict[str, Any]) -> float | None:
-    c = _top_comment(thread)
+    c = _snippet_of(thread, None)
     when = time_or_none(c.get("publishedAt")) if c else None
     return when.timestamp() if when else None

@@ -139,7 +139,7 @@ def pem_of(key: ec.EllipticCurvePrivateKey) -> str:
 
 @pytest.fixture
 def apple(httpserver, tmp_path, monkeypatch):
-    appstoreconnect.TOKENS = appstoreconnect._Tokens()  # no token from another test
+    appstoreconnect.TOKENS.clear()  # no token from another test
     key = ec.generate_private_key(ec.SECP256R1())
     p8 = tmp_path / f"AuthKey_{KEY_ID}.p8"
     p8.write_text(pem_of(key))
@@ -289,7 +289,7 @@ def test_key_problems_are_named_and_the_key_never_shown(apple, make_config, stor
     [inline] = collect_due(config, store, now=LATER + timedelta(hours=2))
     assert inline.error is None and inline.counts.new == 2
 
-    appstoreconnect.TOKENS = appstoreconnect._Tokens()
+    appstoreconnect.TOKENS.clear()
     stranger = ec.generate_private_key(ec.SECP256R1())  # a revoked or wrong key
     monkeypatch.setenv("APP_STORE_CONNECT_KEY", pem_of(stranger))
     [refused] = collect_due(config, store, now=LATER + timedelta(hours=3))

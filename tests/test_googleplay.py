@@ -80,7 +80,7 @@ class Play:
 
 @pytest.fixture
 def play(httpserver, tmp_path, monkeypatch):
-    googleplay.TOKENS = googleplay._Tokens()  # no token from another test
+    googleplay.TOKENS.clear()  # no token from another test
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = key.private_bytes(
         serialization.Encoding.PEM,

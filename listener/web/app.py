@@ -28,7 +28,7 @@ from starlette.background import BackgroundTask
 from alerts import replies
 from alerts.causes import KINDS as CAUSE_KINDS
 from alerts.explain import explain, facts
-from alerts.inbox import MarkRefused, draft, response_metrics
+from alerts.inbox import MarkRefused, item_draft, response_metrics
 from alerts.render import human
 from listener import changes, dashboard
 from listener import report as reports
@@ -869,19 +869,10 @@ def create_app(
         item = db.inbox_item(mention_id)
         if item is None:
             raise HTTPException(404, f"no inbox item for mention {mention_id}")
-        item["draft_language"], item["draft"] = draft(
-            item["kind"],
-            item["language"],
-            item["author"],
-            item["brand"],
-            config.inbox.all_templates(),
-        )
+        item["draft_language"], item["draft"] = item_draft(config, item)
         reply = db.reply(mention_id)
-        try:
-            _, path = replies.path_for(config, item["source_id"])
-            item["reply_max_chars"] = path.max_chars
-        except replies.ReplyRefused:
-            item["reply_max_chars"] = None  # answered where it was posted
+        path = replies.path_or_none(config, item["source_id"])
+        item["reply_max_chars"] = path.max_chars if path else None
         item["reply"] = (
             {k: v for k, v in reply.items() if k not in ("lease_owner", "lease_expires")}
             if reply
