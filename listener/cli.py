@@ -1331,7 +1331,7 @@ def model_train(
     manifest of every training text. Needs `pip install 'listener[train]'` (peft)."""
     from sentiment import corpora
     from sentiment.corpora import Item, hash_split
-    from sentiment.labelled import customer_posts
+    from sentiment.labelled import held_out
     from sentiment.preprocess import mention_text
     from sentiment.training import DEFAULT_CORPORA, Settings, train_public
 
@@ -1376,7 +1376,7 @@ def model_train(
             out,
             items,
             Settings(epochs=epochs, threads=threads),
-            held_out=[e.text for e in customer_posts()],
+            held_out=held_out(),
             limit=limit,
             progress=bar.write,
             on_step=bar,

@@ -187,6 +187,39 @@ def read_sentirueval(c: Corpus, fetch: Fetch) -> Iterator[Item]:
                 yield Item(f"{c.name}-{domain}", "ru", label, LABELS, text, "test", c.source(path))
 
 
+def _decoded(data: bytes) -> str:
+    """UTF-8, or Windows-1252 where a mirror saved the file that way (the IMDb part)."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", errors="replace")
+
+
+def read_uci_sentences(c: Corpus, fetch: Fetch) -> Iterator[Item]:
+    """Sentences from product, restaurant and film reviews, each labelled 0 (negative) or 1
+    (positive): short first-person complaints and praise, the register of app-store and
+    review-site posts that the tweet corpora lack. Polar-only (partial-label loss)."""
+    for name in ("amazon_cells", "yelp", "imdb"):
+        path = f"{name}_labelled.txt"
+        for line in _decoded(fetch(c.repo, path)).splitlines():
+            text, _, label = line.rstrip().rpartition("\t")
+            # the mirror quotes some sentences as CSV does: "a ""quoted"" word"
+            text = text.strip()
+            if len(text) > 1 and text[0] == text[-1] == '"':
+                text = text[1:-1].replace('""', '"')
+            text = text.strip()
+            if text and label in ("0", "1"):
+                yield Item(
+                    f"{c.name}-{name.split('_')[0]}",
+                    "en",
+                    POLAR[int(label)],
+                    POLAR,
+                    text,
+                    hash_split(text),
+                    c.source(path),
+                )
+
+
 CORPORA: dict[str, Corpus] = {
     c.name: c
     for c in (
@@ -224,6 +257,16 @@ CORPORA: dict[str, Corpus] = {
             "XED (Öhman et al., COLING 2020): film subtitles annotated with emotions in fi and en "
             "(with neutral lines), projected to bg, ru, et, ar (polar lines only)",
             read_xed,
+        ),
+        Corpus(
+            "uci",
+            "Sudarshan-gurav/NLP",
+            "915886f7804d6fd224159805b915a14e510cf0cc",
+            "CC BY 4.0 (UCI Machine Learning Repository, data set 331)",
+            "Sentiment Labelled Sentences (Kotzias et al., KDD 2015): 3,000 English sentences "
+            "from Amazon phone, Yelp restaurant and IMDb film reviews, negative/positive; "
+            "from a mirror of the UCI files",
+            read_uci_sentences,
         ),
         Corpus(
             "sentirueval",

@@ -45,3 +45,10 @@ def customer_posts() -> list[Example]:
 def public() -> list[Example]:
     """The published data sets (news and political tweets), for training and evaluation."""
     return arsarcasm() + estonian_valence()
+
+
+def held_out() -> list[str]:
+    """Texts a fine-tuned model must never train on: the customer posts (our blind test) and
+    the shipped public samples (listener-1 was trained on them, and its figures, read out of
+    fold, are compared with every later model's; the benchmark drops them from its tests)."""
+    return [e.text for e in customer_posts() + public()]

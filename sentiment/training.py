@@ -371,7 +371,7 @@ __all__ = [
 ]
 
 
-DEFAULT_CORPORA = ("umsab", "arsarcasm", "et-valence", "xed", "sentirueval")
+DEFAULT_CORPORA = ("umsab", "arsarcasm", "et-valence", "xed", "uci", "sentirueval")
 
 
 def prepare(

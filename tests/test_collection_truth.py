@@ -293,6 +293,7 @@ def test_dates_in_the_feeds_language_are_read_and_the_future_is_clamped(
     assert json.loads(clamped["raw"])["published_as_sent"].startswith(
         (utcnow() + timedelta(days=1)).strftime("%Y-%m-%d")
     )
+    assert json.loads(clamped["raw"])["title"] == "Acme fecha loja"  # the rest kept beside it
 
 
 def serve_and_collect(

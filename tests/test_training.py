@@ -200,6 +200,22 @@ def test_no_training_text_occurs_in_a_test_split():
     assert training_set([own], held_out=["Our own post"])[0] == []
 
 
+def test_training_never_sees_the_shipped_samples_or_the_customer_posts():
+    """The Estonian Valence corpus also holds the shipped Estonian samples that listener-1 was
+    trained and measured on: `listener model train` keeps them out, like the customer posts."""
+    from sentiment.labelled import customer_posts, estonian_valence, held_out
+
+    sample, post = estonian_valence()[0], customer_posts()[0]
+    found = [
+        Item("et-valence", "et", sample.label, LABELS, sample.text, "train"),
+        Item("toy", post.language, post.label, LABELS, post.text.upper(), "dev"),
+        Item("toy", "en", "positive", LABELS, "a text nobody holds out", "train"),
+    ]
+    kept, dropped = training_set(found, held_out())
+    assert [i.text for i in kept] == ["a text nobody holds out"]
+    assert dropped["in a test split"] == 2
+
+
 def test_hash_splits_are_stable_and_roughly_70_10_20():
     texts = [f"text number {i}" for i in range(5000)]
     splits = [hash_split(t) for t in texts]
@@ -280,6 +296,25 @@ def test_sentirueval_takes_tweets_whose_companies_agree():
         ("MTS bad", "negative", "test"),
         ("neutral one", "neutral", "test"),
     ]
+
+
+def test_review_sentences_are_polar_only_whatever_quoting_or_encoding_the_mirror_used():
+    """Hand-made lines in the mirror's three shapes: plain, CSV-quoted, Windows-1252."""
+    files = {
+        "amazon_cells_labelled.txt": b"Terrible battery, died in a day.\t0\n"
+        b'"Good case, ""excellent"" value."\t1\n',
+        "yelp_labelled.txt": b"Service was slow.\t0\nnot a label\t7\n\t1\n",
+        "imdb_labelled.txt": "Caf\u00e9 scene was lovely.  \t1\r\n".encode("cp1252"),
+    }
+    got = list(corpora.read_uci_sentences(corpora.CORPORA["uci"], fake_fetch(files)))
+    assert [(i.corpus, i.text, i.label) for i in got] == [
+        ("uci-amazon", "Terrible battery, died in a day.", "negative"),
+        ("uci-amazon", 'Good case, "excellent" value.', "positive"),
+        ("uci-yelp", "Service was slow.", "negative"),
+        ("uci-imdb", "Caf\u00e9 scene was lovely.", "positive"),
+    ]
+    assert {(i.language, i.labels) for i in got} == {("en", POLAR)}
+    assert {i.split for i in got} <= {"train", "dev", "test"}
 
 
 def test_a_corpus_file_that_differs_from_its_pin_is_refused(tmp_path):
