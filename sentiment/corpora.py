@@ -201,13 +201,9 @@ def read_uci_sentences(c: Corpus, fetch: Fetch) -> Iterator[Item]:
     review-site posts that the tweet corpora lack. Polar-only (partial-label loss)."""
     for name in ("amazon_cells", "yelp", "imdb"):
         path = f"{name}_labelled.txt"
-        for line in _decoded(fetch(c.repo, path)).splitlines():
-            text, _, label = line.rstrip().rpartition("\t")
-            # the mirror quotes some sentences as CSV does: "a ""quoted"" word"
-            text = text.strip()
-            if len(text) > 1 and text[0] == text[-1] == '"':
-                text = text[1:-1].replace('""', '"')
-            text = text.strip()
+        # the mirror quotes some sentences as CSV does ("a ""quoted"" word"): csv reads both
+        for row in csv.reader(_decoded(fetch(c.repo, path)).splitlines(), delimiter="\t"):
+            text, label = (row[0].strip(), row[1].strip()) if len(row) == 2 else ("", "")
             if text and label in ("0", "1"):
                 yield Item(
                     f"{c.name}-{name.split('_')[0]}",
