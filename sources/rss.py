@@ -237,6 +237,19 @@ def _valid_charrefs(body: bytes) -> bytes:
     return re.sub(rb"&#(?:[xX][0-9A-Fa-f]{17,}|[0-9]{21,});", b"&#xFFFD;", body)
 
 
+_BASE = re.compile(rb"base", re.IGNORECASE)
+
+
+def _may_set_a_base(body: bytes) -> bool:
+    """Whether the document can carry an xml:base (or base) attribute. Without one, and with no
+    Content-Location, feedparser's base is empty and resolving relative URIs in HTML content
+    changes nothing, yet re-parses every entry's HTML (4 % of a pass). A body in UTF-16 or
+    UTF-32 is not searched as bytes: it is resolved as before."""
+    if body.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in body[:4]:
+        return True
+    return _BASE.search(body) is not None
+
+
 def parse_feed_entries(
     body: bytes, url: str, content_type: str | None = None
 ) -> tuple[list[Entry], list[str]]:
@@ -246,8 +259,11 @@ def parse_feed_entries(
     # No Content-Location: feedparser would resolve every relative URI in the document against
     # it (ids included, and at a cost); links are resolved here, one field each.
     headers = {"content-type": content_type or "application/xml"}
+    body = _valid_charrefs(body)
     try:
-        parsed = feedparser.parse(_valid_charrefs(body), response_headers=headers)
+        parsed = feedparser.parse(
+            body, response_headers=headers, resolve_relative_uris=_may_set_a_base(body)
+        )
     except Exception as exc:  # feedparser bugs on hostile input must not look like a crash
         raise FetchError(
             f"{url}: the feed could not be parsed ({type(exc).__name__}: {exc})"

@@ -373,3 +373,25 @@ def test_authors_text_and_scripts_without_spaces(make_config, store, httpserver)
     assert rows["2"]["author"] == "jane"
     assert rows["3"]["text"] == "Acme is slow"
     assert {"4", "5"} <= set(rows)  # アプリ and แอป found inside words run together
+
+
+def test_links_in_content_are_resolved_against_the_feeds_xml_base():
+    """Relative-URI resolution is skipped where the body sets no base (it would change
+    nothing); where it sets one, in UTF-8 or UTF-16, content links still resolve against it."""
+    from sources.rss import parse_feed
+
+    def atom(base: str) -> str:
+        return (
+            '<?xml version="1.0"?>'
+            f'<feed xmlns="http://www.w3.org/2005/Atom"{base}><entry><id>urn:1</id>'
+            '<content type="html">&lt;p&gt;Acme &lt;a href=/help&gt;help&lt;/a&gt;&lt;/p&gt;'
+            "</content></entry></feed>"
+        )
+
+    based = atom(' xml:base="https://ex.com/blog/"')
+    utf16 = based.replace('"1.0"?>', '"1.0" encoding="utf-16"?>').encode("utf-16")
+    for body in (based.encode(), utf16):
+        (entry,) = parse_feed(body, "https://ex.com/feed")
+        assert entry.html == '<p>Acme <a href="https://ex.com/help">help</a></p>'
+    (entry,) = parse_feed(atom("").encode(), "https://ex.com/feed")
+    assert entry.html == '<p>Acme <a href="/help">help</a></p>'
