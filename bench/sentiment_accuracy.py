@@ -1,6 +1,6 @@
 """Accuracy of the offline sentiment models on public test splits none of them trained on.
 
-    python bench/sentiment_accuracy.py --corpora DIR [--model listener-2] [--baseline listener-1]
+    python bench/sentiment_accuracy.py --corpora DIR [--model listener-3] [--baseline listener-1]
                                        [--limit N]
 
 DIR holds the pinned corpus files (`listener model corpora DIR` writes it; see
@@ -14,6 +14,9 @@ Reported, for the model and the baseline in the same run (same texts, same machi
 - sarcasm (ArSarcasm's sarcastic tweets apart);
 - confidence: with the model's review threshold, the share flagged and the accuracy of the
   rest, against all;
+- complaints: the share of gold-negative items labelled negative (argmax over all three labels,
+  as the product reads it) and the precision of "negative", on the customer posts, the
+  three-label public sets and the negative/positive ones;
 - per-brand labels on SentiRuEval tweets that name several companies with labels of their own;
 - speed: texts/s on the same texts, both models, best of 3 alternating rounds.
 """
@@ -81,6 +84,26 @@ def score_sets(items: list[corpora.Item], probs: np.ndarray) -> dict[str, dict[s
             )
         out[name] = row
     return out
+
+
+def complaints(items: list[corpora.Item], probs: np.ndarray) -> dict[str, tuple[int, int, int]]:
+    """Per kind of set, (negatives caught, negatives, mentions called negative), reading the
+    label as the product does (argmax over all three): a missed complaint is the costliest
+    error for the people who act on the labels."""
+    kinds: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for item, p in zip(items, probs, strict=True):
+        kind = (
+            "customer posts"
+            if item.corpus == "customer-posts"
+            else "public three-label sets"
+            if len(item.labels) == 3
+            else "public negative/positive sets"
+        )
+        said = LABELS[int(p.argmax())] == "negative"
+        kinds[kind][0] += said and item.label == "negative"
+        kinds[kind][1] += item.label == "negative"
+        kinds[kind][2] += said
+    return {k: (v[0], v[1], v[2]) for k, v in kinds.items()}
 
 
 def coverage(
@@ -165,7 +188,7 @@ def speed(models: dict[str, E5OfflineClassifier], texts: list[str]) -> dict[str,
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--corpora", type=Path, required=True, help="pinned corpus files")
-    parser.add_argument("--model", default="listener-2", help="built-in name or directory")
+    parser.add_argument("--model", default="listener-3", help="built-in name or directory")
     parser.add_argument("--baseline", default="listener-1", help="a head or model to compare")
     parser.add_argument("--limit", type=int, help="texts per test set at most (a quick look)")
     args = parser.parse_args()
@@ -263,6 +286,17 @@ def main() -> None:
             cut = float(np.quantile(probs[name].max(1), share))
             f, a, k = coverage(items, probs[name], cut)
             print(f"    flag {f:.0%}: unflagged accuracy {k:.3f} (+{k - a:.3f})")
+
+    for name in models:
+        found = complaints(items, probs[name])
+        print(
+            f"complaints, {name}: "
+            + "; ".join(
+                f"{kind} {caught:,} of {neg:,} caught (recall {caught / neg:.3f}, "
+                f"precision {caught / max(1, said):.3f})"
+                for kind, (caught, neg, said) in sorted(found.items())
+            )
+        )
 
     tweets = multi_company_tweets(fetch)
     for name, clf in models.items():

@@ -13,6 +13,8 @@ bg, et, fi, ar, ru), repeated to --texts. Each path scores them in alternating r
   (`pip install onnxruntime onnx`; skipped when they are missing);
 - naive: transformers, one text at a time, float32 (on --naive texts).
 
+Every path reads at most the default model's token limit (128 for the fine-tuned models).
+
 The peak is the best dense GEMM this process gets in each precision (square and the encoder's own
 shapes); a path's share of it counts the FLOPs of the real tokens only (linear layers and
 attention), so padding and overhead count against it.
@@ -32,6 +34,10 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+# The baselines put a head over the pooled embeddings to give probabilities (a 3 x 384 layer:
+# its cost is nil); they run the default model's encoder shape on the tokens it reads.
+BASELINE_HEAD = "listener-1"
 
 
 def real_texts(n: int) -> list[str]:
@@ -105,7 +111,9 @@ def build_onnx(directory: Path) -> Path:
     return fused
 
 
-def ort_seconds(fused: Path, texts: list[str], batch_size: int, max_tokens: int) -> float:
+def ort_seconds(
+    fused: Path, texts: list[str], batch_size: int, max_tokens: int, max_length: int
+) -> float:
     """One timed pass of the fused graph over `texts`, with the pipeline's tokens, batches,
     pooling and head. Runs in its own process: onnxruntime's threads in the same process
     as torch's halved torch's speed."""
@@ -115,16 +123,16 @@ def ort_seconds(fused: Path, texts: list[str], batch_size: int, max_tokens: int)
 
     from sentiment.batching import length_batches, padded, token_ids
     from sentiment.e5_offline import xlmr_tokenizer, xlmr_tokenizer_file
-    from sentiment.heads import DEFAULT_HEAD, load_head
+    from sentiment.heads import load_head
 
-    tokenizer, head = xlmr_tokenizer(xlmr_tokenizer_file()), load_head(DEFAULT_HEAD)
+    tokenizer, head = xlmr_tokenizer(xlmr_tokenizer_file()), load_head(BASELINE_HEAD)
     options = ort.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
     session = ort.InferenceSession(str(fused), options, providers=["CPUExecutionProvider"])
     hidden_size = session.get_outputs()[0].shape[-1]  # the one axis the export left fixed
 
     def probabilities(batch_texts: list[str]) -> Any:
-        rows = token_ids(tokenizer, [f"query: {t}" for t in batch_texts], 512)
+        rows = token_ids(tokenizer, [f"query: {t}" for t in batch_texts], max_length)
         lengths = [len(r) for r in rows]
         order = sorted(range(len(rows)), key=lambda k: lengths[k], reverse=True)
         pooled = np.empty((len(rows), hidden_size), dtype=np.float32)
@@ -153,9 +161,9 @@ def child(*args: str) -> str:
     return done.stdout.strip().splitlines()[-1]
 
 
-def naive_path(head: Any) -> Callable[[list[str]], Any]:
+def naive_path(head: Any, max_length: int) -> Callable[[list[str]], Any]:
     """One text at a time through transformers' BertModel and tokenizer, as a first script
-    would (same weights, float32)."""
+    would (same weights, float32, the same tokens read)."""
     import torch
 
     from sentiment.e5_offline import load_encoder
@@ -166,7 +174,9 @@ def naive_path(head: Any) -> Callable[[list[str]], Any]:
         out = []
         with torch.inference_mode():
             for text in texts:
-                enc = tokenizer(f"query: {text}", return_tensors="pt", truncation=True)
+                enc = tokenizer(
+                    f"query: {text}", return_tensors="pt", truncation=True, max_length=max_length
+                )
                 hidden = model(**enc).last_hidden_state
                 out.append(torch.nn.functional.normalize(hidden.mean(1), dim=-1))
         return head.probabilities(torch.cat(out).numpy())
@@ -197,6 +207,7 @@ def main() -> None:
 
     from sentiment.batching import token_ids
     from sentiment.e5_offline import E5OfflineClassifier
+    from sentiment.heads import load_head
 
     texts = real_texts(args.texts)
     if args.build_onnx:
@@ -204,11 +215,20 @@ def main() -> None:
         return
     default = E5OfflineClassifier()
     if args.run_onnx:
-        print(ort_seconds(Path(args.run_onnx), texts, default.batch_size, default.max_tokens))
+        print(
+            ort_seconds(
+                Path(args.run_onnx),
+                texts,
+                default.batch_size,
+                default.max_tokens,
+                default.max_length,
+            )
+        )
         return
     fp32 = E5OfflineClassifier(dtype="float32")
     chunk = score_chunk_size(default)
-    lengths = [len(r) for r in token_ids(default.tokenizer, [f"query: {t}" for t in texts], 512)]
+    queries = [f"query: {t}" for t in texts]
+    lengths = [len(r) for r in token_ids(default.tokenizer, queries, default.max_length)]
     per_text = flops_per_text(default.model.config, lengths)
     print(
         f"{len(texts)} texts ({len(set(texts))} distinct), {sum(lengths) / len(lengths):.0f} "
@@ -243,7 +263,7 @@ def main() -> None:
         ),
         "pipeline, float32": (timed(pipeline(fp32), texts), torch.float32, len(texts)),
         "naive transformers loop, float32": (
-            timed(naive_path(fp32.head), naive),
+            timed(naive_path(load_head(BASELINE_HEAD), default.max_length), naive),
             torch.float32,
             len(naive),
         ),

@@ -999,7 +999,7 @@ def drivers(ctx: Context, brand: str, since: str | None, until: str | None, fmt:
 @click.option(
     "--head",
     help="The offline model with this head or fine-tuned model: a "
-    "built-in name (listener-2, listener-1 ...) or a directory or file.",
+    "built-in name (listener-3, listener-2, listener-1 ...) or a directory or file.",
 )
 @click.option("--limit", type=int, help="Score at most this many mentions.")
 @click.option(

@@ -91,9 +91,9 @@ class Sentiment(Strict):
     model: str = Field(default=DEFAULT_MODEL, description="hub id or local directory")
     head: str = Field(
         default=DEFAULT_HEAD,
-        description="the offline e5 model: listener-2 (fine-tuned), or a head over the frozen "
-        "encoder (listener-1, mlp-2.0, mlp-1.0, logistic-2.0), or a directory written by "
-        "`listener model train` or a file written by `listener model tune-head`",
+        description="the offline e5 model: listener-3 or listener-2 (fine-tuned), or a head "
+        "over the frozen encoder (listener-1, mlp-2.0, mlp-1.0, logistic-2.0), or a directory "
+        "written by `listener model train` or a file written by `listener model tune-head`",
     )
     revision: str | None = Field(default=DEFAULT_REVISION, description="pinned hub revision")
     batch_size: int | None = Field(

