@@ -42,6 +42,17 @@ def test_too_short_to_tell_is_unknown_not_a_guess(detector):
     assert detector.detect(["ok", "😍😍", ""]) == [None, None, None]
 
 
+def test_a_few_words_are_read_by_lingua_not_by_the_fast_model(detector):
+    # fastText reads these as Swedish with 0.86-0.93 confidence; only longer texts are its.
+    assert detector.detect(["Tänan väga", "Väga hea"]) == ["et", "et"]
+
+
+def test_only_configured_languages_are_answered():
+    german = "Die Lieferung kam wieder zu spät und niemand vom Kundendienst hat geantwortet."
+    assert LanguageDetector(["de", "en"]).detect([german]) == ["de"]
+    assert LanguageDetector(["en", "fi"]).detect([german])[0] in ("en", "fi", None)
+
+
 @pytest.mark.parametrize(
     ("text_label", "rating", "final"),
     [
