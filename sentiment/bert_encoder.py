@@ -29,6 +29,35 @@ class EncoderConfig:
     layer_norm_eps: float
 
 
+@dataclass(frozen=True)
+class _Padding:
+    """Where a padded batch's real tokens are. The linear layers and norms (four fifths of the
+    time) run on the real tokens alone, attention on the padded layout: after length batching
+    padding is still ~7 % of the tokens, and skipping it measured +6 % in float32."""
+
+    shape: tuple[int, int]  # (texts, longest)
+    where: torch.Tensor | None  # flat positions of the real tokens; None: no padding
+
+    @classmethod
+    def of(cls, attention_mask: torch.Tensor) -> _Padding:
+        b, n = attention_mask.shape
+        if bool(attention_mask.all()):
+            return cls((b, n), None)
+        return cls((b, n), attention_mask.reshape(-1).nonzero().squeeze(1))
+
+    def unpad(self, t: torch.Tensor) -> torch.Tensor:
+        """(texts, longest, ...) -> (tokens, channels)."""
+        flat = t.reshape(self.shape[0] * self.shape[1], -1)
+        return flat if self.where is None else flat.index_select(0, self.where)
+
+    def pad(self, t: torch.Tensor) -> torch.Tensor:
+        """(tokens, channels) -> (texts, longest, channels), zeros where there was padding."""
+        if self.where is not None:
+            full = t.new_zeros(self.shape[0] * self.shape[1], t.shape[-1])
+            t = full.index_copy_(0, self.where, t)
+        return t.view(*self.shape, -1)
+
+
 class _Embeddings(nn.Module):
     def __init__(self, c: EncoderConfig) -> None:
         super().__init__()
@@ -76,17 +105,18 @@ class _Layer(nn.Module):
         self.intermediate = _Dense(c.hidden_size, c.intermediate_size, None)
         self.output = _Dense(c.intermediate_size, c.hidden_size, c.layer_norm_eps)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        b, n, h = x.shape
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, padding: _Padding) -> torch.Tensor:
+        """x: the batch's real tokens, (tokens, hidden); padding exists only inside attention."""
+        h = x.shape[-1]
         a = self.attention.self
 
         def heads(t: torch.Tensor) -> torch.Tensor:
-            return t.view(b, n, self.heads, h // self.heads).transpose(1, 2)
+            return padding.pad(t).view(*padding.shape, self.heads, h // self.heads).transpose(1, 2)
 
         context = F.scaled_dot_product_attention(
             heads(a.query(x)), heads(a.key(x)), heads(a.value(x)), attn_mask=mask
         )
-        context = context.transpose(1, 2).reshape(b, n, h)
+        context = padding.unpad(context.transpose(1, 2))
         out = self.attention.output
         x = out.LayerNorm(out.dense(context) + x)
         inner = F.gelu(self.intermediate.dense(x))
@@ -114,9 +144,11 @@ class BertEncoder(nn.Module):
         # with it than with a boolean one.
         keep = attention_mask[:, None, None, :].bool()
         mask = torch.zeros(keep.shape, dtype=x.dtype).masked_fill(~keep, torch.finfo(x.dtype).min)
+        padding = _Padding.of(attention_mask)
+        x = padding.unpad(x)
         for layer in self.encoder.layer:
-            x = layer(x, mask)
-        return x
+            x = layer(x, mask, padding)
+        return padding.pad(x)
 
 
 class RustTokenizer:
