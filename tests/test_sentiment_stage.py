@@ -47,6 +47,11 @@ def test_a_few_words_are_read_by_lingua_not_by_the_fast_model(detector):
     assert detector.detect(["Tänan väga", "Väga hea"]) == ["et", "et"]
 
 
+def test_a_broken_character_does_not_stop_detection(detector):
+    text = "\ud800 Toimitus myöhästyi taas eikä kukaan vastannut viesteihini."
+    assert detector.detect([text]) == ["fi"]
+
+
 def test_only_configured_languages_are_answered():
     german = "Die Lieferung kam wieder zu spät und niemand vom Kundendienst hat geantwortet."
     assert LanguageDetector(["de", "en"]).detect([german]) == ["de"]
