@@ -35,11 +35,12 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def per_language(gold: list[str], found: list[str | None]) -> tuple[float, dict[str, float]]:
-    right, total = Counter(), Counter(gold)
+def tally(gold: list[str], found: list[str | None]) -> tuple[Counter[str], Counter[str]]:
+    """(right answers, texts) per gold language."""
+    right, total = Counter[str](), Counter(gold)
     for g, f in zip(gold, found, strict=True):
         right[g] += g == f
-    return sum(right.values()) / len(gold), {c: right[c] / total[c] for c in sorted(total)}
+    return right, total
 
 
 def hand_written() -> None:
@@ -55,9 +56,7 @@ def hand_written() -> None:
         start = time.perf_counter()
         found = detector.detect(texts)
         seconds = time.perf_counter() - start
-        right, total = Counter(), Counter(gold)
-        for g, f in zip(gold, found, strict=True):
-            right[g] += g == f
+        right, total = tally(gold, found)
         per = "  ".join(f"{c} {right[c]}/{total[c]}" for c in total)
         misses = [(g, f, t[:40]) for g, f, t in zip(gold, found, texts, strict=True) if g != f]
         print(
@@ -90,7 +89,9 @@ def public_test_splits(directory: Path) -> None:
         results[name] = (cpu_seconds() - start, found)
     print(f"public test splits: {len(texts):,} texts in {len(by_language)} languages")
     for name, (seconds, found) in results.items():
-        overall, per = per_language(gold, found)
+        right, total = tally(gold, found)
+        overall = sum(right.values()) / len(gold)
+        per = {c: right[c] / total[c] for c in sorted(total)}
         undetected = sum(f is None for f in found) / len(found)
         print(
             f"  {name:<22} accuracy {overall:.3f} ({undetected:.1%} undetected), "

@@ -19,6 +19,8 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from listener.textnorm import clean
+
 # Low accuracy mode: trigram models only, ~60 MB for these languages and fast; high accuracy
 # loads up to 5-gram models (~850 MB for the same list) and is better on very short texts.
 DEFAULT_LANGUAGES = (
@@ -73,6 +75,7 @@ class LanguageDetector:
         fast: bool = True,
     ) -> None:
         self.codes = [c.lower() for c in languages]
+        self._answers = frozenset(self.codes)
         self.accuracy = accuracy
         self.min_distance = min_distance
         self._detector: Any = None
@@ -99,11 +102,11 @@ class LanguageDetector:
         fast.detect("warm", model="lite")  # loaded here, under the lock, not by two threads
         return fast
 
-    def _sure_guess(self, text: str, codes: frozenset[str]) -> str | None:
+    def _sure_guess(self, text: str) -> str | None:
         if not self.fast or len(text.strip()) < FAST_MIN_CHARS:
             return None
         best = self._fast.detect(text, model="lite", k=1)
-        if not best or best[0]["score"] < FAST_MIN_SCORE or best[0]["lang"] not in codes:
+        if not best or best[0]["score"] < FAST_MIN_SCORE or best[0]["lang"] not in self._answers:
             return None
         return str(best[0]["lang"])
 
@@ -113,25 +116,15 @@ class LanguageDetector:
             if self._detector is None:
                 self._detector = self._build()
                 self._fast = self._build_fast() if self.fast else None
-        codes = frozenset(self.codes)
-        texts = [_encodable(t) for t in texts]
-        found = [self._sure_guess(t, codes) for t in texts]
+        # A lone surrogate (broken JSON escapes) makes both models refuse the text.
+        texts = [clean(t) for t in texts]
+        found = [self._sure_guess(t) for t in texts]
         unsure = [i for i, code in enumerate(found) if code is None]
         if unsure:
             langs = self._detector.detect_languages_in_parallel_of([texts[i] for i in unsure])
             for i, lang in zip(unsure, langs, strict=True):
                 found[i] = lang.iso_code_639_1.name.lower() if lang else None
         return found
-
-
-def _encodable(text: str) -> str:
-    """A lone surrogate (broken JSON escapes) is no character, and both models refuse a text
-    holding one: it becomes U+FFFD, as storage makes it."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "replace").decode("utf-8")
-    return text
 
 
 def valid_code(code: str) -> bool:
